@@ -1,0 +1,1 @@
+//! Varde's benchmarks: criterion micro-benchmarks and the load generator (see BENCHMARKS.md).

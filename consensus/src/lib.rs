@@ -1,0 +1,1 @@
+//! Varde consensus (in progress).

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what Varde's build needs beyond the Rust toolchain, only where it is missing.
+# - libclang: rocksdb's build generates its bindings with bindgen, which loads libclang.so.
+# Protobuf needs nothing: the .proto files are compiled by protox, in Rust, at build time.
+set -euo pipefail
+
+need_sudo() { if [ "$(id -u)" -ne 0 ]; then echo sudo; fi; }
+
+if ! ldconfig -p 2>/dev/null | grep -q 'libclang\.so'; then
+    echo "setup: installing libclang (needed to build rocksdb's bindings)" >&2
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup: libclang is missing and apt-get is not available; install libclang-dev (or your system's libclang package) and run again" >&2
+        exit 1
+    fi
+    $(need_sudo) apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $(need_sudo) apt-get install -y -qq clang libclang-dev >/dev/null
+fi
