@@ -6,10 +6,13 @@ use std::sync::RwLock;
 
 use crate::{Column, Entry, StorageError, Store, WriteBatch, WriteOperation};
 
+/// Every column's entries in one ordered map, keyed by column first.
+type Entries = BTreeMap<(Column, Vec<u8>), Vec<u8>>;
+
 /// A [`Store`] held in memory: ordered like the disk store, atomic per batch, lost on drop.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    columns: RwLock<BTreeMap<(Column, Vec<u8>), Vec<u8>>>,
+    columns: RwLock<Entries>,
 }
 
 impl MemoryStore {
@@ -45,7 +48,9 @@ impl Store for MemoryStore {
         };
         Ok(columns
             .range((lower, Bound::Unbounded))
-            .take_while(|((entry_column, key), _)| *entry_column == column && key.starts_with(prefix))
+            .take_while(|((entry_column, key), _)| {
+                *entry_column == column && key.starts_with(prefix)
+            })
             .take(limit)
             .map(|((_, key), value)| (key.clone(), value.clone()))
             .collect())
@@ -82,10 +87,16 @@ mod tests {
         batch.put(Column::Grants, b"a0".to_vec(), b"other column".to_vec());
         store.write(batch).unwrap();
 
-        let keys = |entries: Vec<Entry>| entries.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
+        let keys =
+            |entries: Vec<Entry>| entries.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
         let all = store.scan_prefix(Column::Records, b"a", None, 10).unwrap();
-        assert_eq!(keys(all), vec![b"a1".to_vec(), b"a2".to_vec(), b"a3".to_vec()]);
-        let page = store.scan_prefix(Column::Records, b"a", Some(b"a1"), 1).unwrap();
+        assert_eq!(
+            keys(all),
+            vec![b"a1".to_vec(), b"a2".to_vec(), b"a3".to_vec()]
+        );
+        let page = store
+            .scan_prefix(Column::Records, b"a", Some(b"a1"), 1)
+            .unwrap();
         assert_eq!(keys(page), vec![b"a2".to_vec()]);
     }
 
@@ -101,6 +112,9 @@ mod tests {
         batch.delete(Column::Records, b"k".to_vec());
         store.write(batch).unwrap();
         assert_eq!(store.get(Column::Records, b"k").unwrap(), None);
-        assert_eq!(store.get(Column::Grants, b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            store.get(Column::Grants, b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
     }
 }

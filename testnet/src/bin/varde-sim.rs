@@ -1,1 +1,118 @@
-fn main() {}
+//! `varde-sim`: runs Varde's consensus engine through seeded, deterministic simulations.
+//!
+//! `varde-sim --seeds N` runs seeds 0..N over mixed scenarios; `varde-sim --seed S` replays one seed
+//! exactly and describes it. The last line is always `seeds: N, violations: V, seconds: T`.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use varde_testnet::sim::{BrokenRule, SeedReport, run_seed};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RuleToBreak {
+    /// Count 2f votes as a quorum instead of 2f+1.
+    QuorumTwoF,
+    /// Ignore the lock when prevoting.
+    IgnoreLock,
+}
+
+/// Deterministic simulation of Varde's BFT consensus engine.
+#[derive(Debug, Parser)]
+#[command(name = "varde-sim", version)]
+struct Arguments {
+    /// Run this many seeds, starting at --first-seed.
+    #[arg(long, default_value_t = 100, conflicts_with = "seed")]
+    seeds: u64,
+    /// The first seed of a --seeds run.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Replay exactly this one seed and describe it.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Switch off a safety rule in every honest validator, to show that the simulator notices.
+    #[arg(long, value_enum)]
+    break_rule: Option<RuleToBreak>,
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::parse();
+    let broken_rule = arguments.break_rule.map(|rule| match rule {
+        RuleToBreak::QuorumTwoF => BrokenRule::QuorumOfTwoF,
+        RuleToBreak::IgnoreLock => BrokenRule::IgnoreLock,
+    });
+    let started = Instant::now();
+    let (seeds, violations) = match arguments.seed {
+        Some(seed) => {
+            let report = run_seed(seed, broken_rule);
+            println!("seed {seed}: {}", report.scenario);
+            println!(
+                "  virtual time {} ms, {} events, highest committed height {}, {} rejected messages, {} evidence",
+                report.stats.virtual_ms,
+                report.stats.events,
+                report.stats.highest_committed,
+                report.stats.rejected_messages,
+                report.stats.evidence_reported,
+            );
+            print_failure(&report);
+            (1, report.violations.len())
+        }
+        None => run_many(&arguments, broken_rule),
+    };
+    println!(
+        "seeds: {seeds}, violations: {violations}, seconds: {:.1}",
+        started.elapsed().as_secs_f64()
+    );
+    if violations == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_failure(report: &SeedReport) {
+    for violation in &report.violations {
+        println!("SEED={} {violation}", report.seed);
+    }
+}
+
+/// Runs seeds on worker threads; each seed is independent, so the order of runs does not matter.
+fn run_many(arguments: &Arguments, broken_rule: Option<BrokenRule>) -> (u64, usize) {
+    let threads = arguments
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1);
+    let next = AtomicU64::new(arguments.first_seed);
+    let end = arguments.first_seed + arguments.seeds;
+    let failures: Mutex<Vec<SeedReport>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    let report = run_seed(seed, broken_rule);
+                    if !report.violations.is_empty() {
+                        print_failure(&report);
+                        failures
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push(report);
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let violations = failures.iter().map(|report| report.violations.len()).sum();
+    (arguments.seeds, violations)
+}

@@ -1,0 +1,374 @@
+//! Byzantine validators and the intruder. They hold real keys (the intruder's is outside the
+//! validator set) and see every message honest validators send, as an adversary that controls the
+//! network would.
+
+use varde_consensus::{
+    Block, BlockId, CommitCertificate, CommitSignature, Decision, Message, Proposal,
+    ProposalMessage, Signature, SignedProposal, SignedVote, Vote, VoteKind,
+};
+
+use super::CHAIN_ID;
+use super::app::build_block;
+use super::scenario::Strategy;
+use super::world::{Event, Packet, World};
+
+/// How often the intruder sends something, in virtual milliseconds.
+const INTRUDER_PERIOD_MS: u64 = 700;
+
+impl World {
+    /// What a Byzantine validator does with a message its own engine wants to send.
+    pub(super) fn byzantine_send(&mut self, node: usize, strategy: Strategy, message: Message) {
+        match strategy {
+            Strategy::Silent | Strategy::Mirror => {}
+            Strategy::Equivocate => self.equivocate(node, message),
+            Strategy::Garbage => {
+                self.broadcast_from(node, &message);
+                self.send_garbage(node, &message);
+            }
+        }
+    }
+
+    fn broadcast_from(&mut self, node: usize, message: &Message) {
+        for peer in 0..self.nodes.len() {
+            if peer != node {
+                self.transmit(node, peer, Packet::Consensus(message.clone()));
+            }
+        }
+    }
+
+    /// Splits the other validators in two halves at random; each half gets its own version.
+    fn split(&mut self, node: usize) -> (Vec<usize>, Vec<usize>) {
+        let (mut half_a, mut half_b) = (Vec::new(), Vec::new());
+        for peer in (0..self.nodes.len()).filter(|peer| *peer != node) {
+            if self.rng.chance(0.5) {
+                half_a.push(peer);
+            } else {
+                half_b.push(peer);
+            }
+        }
+        (half_a, half_b)
+    }
+
+    fn equivocate(&mut self, node: usize, message: Message) {
+        let conflicting = match &message {
+            Message::Proposal(own) => self.second_proposal(node, own.signed.proposal),
+            Message::Vote(signed) => {
+                let block_id = self.conflicting_choice(signed.vote);
+                self.sign_vote(
+                    node,
+                    Vote {
+                        block_id,
+                        ..signed.vote
+                    },
+                )
+            }
+        };
+        let (half_a, half_b) = self.split(node);
+        for peer in half_a {
+            self.transmit(node, peer, Packet::Consensus(message.clone()));
+        }
+        for peer in half_b {
+            self.transmit(node, peer, Packet::Consensus(conflicting.clone()));
+        }
+    }
+
+    /// Another block for the same height and round, signed as a second proposal.
+    fn second_proposal(&mut self, node: usize, proposal: Proposal) -> Message {
+        let block = build_block(
+            proposal.height,
+            node as u32,
+            proposal.round,
+            self.rng.next_u64(),
+        );
+        self.checker.record_proposed(block.id);
+        self.proposal_message(
+            node,
+            proposal.valid_round,
+            proposal.height,
+            proposal.round,
+            block,
+        )
+    }
+
+    fn proposal_message(
+        &mut self,
+        node: usize,
+        valid_round: Option<u32>,
+        height: u64,
+        round: u32,
+        block: Block,
+    ) -> Message {
+        let proposal = Proposal {
+            height,
+            round,
+            valid_round,
+            block_id: block.id,
+            proposer: node as u32,
+        };
+        let signed = SignedProposal::sign(CHAIN_ID, proposal, &self.keys[node]);
+        let seen = self.blocks_seen.entry(height).or_default();
+        if !seen.contains(&block.id) {
+            seen.push(block.id);
+        }
+        Message::Proposal(ProposalMessage {
+            signed,
+            block,
+            proof_of_lock: Vec::new(),
+        })
+    }
+
+    /// A different choice than `vote`'s: nil for a block, else some block of this height.
+    fn conflicting_choice(&mut self, vote: Vote) -> Option<BlockId> {
+        let others: Vec<BlockId> = self
+            .blocks_seen
+            .get(&vote.height)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|id| Some(*id) != vote.block_id)
+            .collect();
+        if vote.block_id.is_some() && (others.is_empty() || self.rng.chance(0.5)) {
+            None
+        } else if others.is_empty() {
+            Some(BlockId(self.rng.bytes32()))
+        } else {
+            Some(*self.rng.pick(&others))
+        }
+    }
+
+    fn sign_vote(&self, node: usize, vote: Vote) -> Message {
+        Message::Vote(SignedVote::sign(CHAIN_ID, vote, &self.keys[node]))
+    }
+
+    /// Mirror validators see an honest message go out and react at once.
+    pub(super) fn byzantine_observe(&mut self, sender: usize, message: &Message) {
+        let mirrors: Vec<usize> = (0..self.nodes.len())
+            .filter(|index| self.nodes[*index].strategy == Some(Strategy::Mirror))
+            .collect();
+        for mirror in mirrors {
+            match message {
+                // Echo the voter's own choice back to it, and to a few others at random.
+                Message::Vote(signed) if self.rng.chance(0.9) => {
+                    let echo = self.sign_vote(
+                        mirror,
+                        Vote {
+                            validator: mirror as u32,
+                            ..signed.vote
+                        },
+                    );
+                    self.transmit(mirror, sender, Packet::Consensus(echo.clone()));
+                    for peer in 0..self.nodes.len() {
+                        if peer != mirror && peer != sender && self.rng.chance(0.3) {
+                            self.transmit(mirror, peer, Packet::Consensus(echo.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            // When the round is the mirror's to propose, it proposes two blocks, one per half.
+            let (height, round) = (message.height(), message.round());
+            if self.validators.proposer(height, round) as usize == mirror
+                && self.byzantine_proposals.insert((mirror, height, round))
+            {
+                let first = build_block(height, mirror as u32, round, self.rng.next_u64());
+                self.checker.record_proposed(first.id);
+                let first = self.proposal_message(mirror, None, height, round, first);
+                let second = self.second_proposal(
+                    mirror,
+                    match &first {
+                        Message::Proposal(first) => first.signed.proposal,
+                        Message::Vote(_) => unreachable!("built as a proposal"),
+                    },
+                );
+                let (half_a, half_b) = self.split(mirror);
+                for peer in half_a {
+                    self.transmit(mirror, peer, Packet::Consensus(first.clone()));
+                }
+                for peer in half_b {
+                    self.transmit(mirror, peer, Packet::Consensus(second.clone()));
+                }
+            }
+        }
+    }
+
+    /// Malformed or misleading extras that a validating receiver must refuse or survive.
+    fn send_garbage(&mut self, node: usize, message: &Message) {
+        let peer = {
+            let count = self.nodes.len() as u64;
+            ((node as u64 + 1 + self.rng.below(count - 1)) % count) as usize
+        };
+        let garbage = match self.rng.below(6) {
+            // A correct message with a corrupted signature.
+            0 => corrupt_signature(message.clone()),
+            // A correctly signed vote for a block that does not exist.
+            1 => {
+                let vote = Vote {
+                    kind: VoteKind::Prevote,
+                    height: message.height(),
+                    round: message.round(),
+                    block_id: Some(BlockId(self.rng.bytes32())),
+                    validator: node as u32,
+                };
+                self.sign_vote(node, vote)
+            }
+            // A proposal out of turn, or whose block does not match its id.
+            2 => {
+                let round = message.round() + self.rng.below(3) as u32;
+                let block = build_block(message.height(), node as u32, round, self.rng.next_u64());
+                let mut proposal =
+                    self.proposal_message(node, None, message.height(), round, block);
+                if let Message::Proposal(message) = &mut proposal {
+                    message.block.id = BlockId(self.rng.bytes32());
+                }
+                proposal
+            }
+            // A vote far in the future, correctly signed.
+            3 => {
+                let vote = Vote {
+                    kind: VoteKind::Precommit,
+                    height: message.height(),
+                    round: message.round() + 1_000 + self.rng.below(1_000_000) as u32,
+                    block_id: None,
+                    validator: node as u32,
+                };
+                self.sign_vote(node, vote)
+            }
+            // A proposal whose valid round is not before its round.
+            4 => {
+                let block = build_block(message.height(), node as u32, message.round(), 0);
+                let round = message.round();
+                self.proposal_message(node, Some(round), message.height(), round, block)
+            }
+            // A message for a height far ahead, which must not trigger more than a sync.
+            _ => {
+                let vote = Vote {
+                    kind: VoteKind::Prevote,
+                    height: message.height() + 2 + self.rng.below(100),
+                    round: 0,
+                    block_id: None,
+                    validator: node as u32,
+                };
+                self.sign_vote(node, vote)
+            }
+        };
+        self.transmit(node, peer, Packet::Consensus(garbage));
+    }
+
+    /// A Byzantine answer to a sync request: a block with a certificate signed by too few or by
+    /// the wrong keys.
+    pub(super) fn answer_sync_with_forgery(&mut self, node: usize, asker: usize, height: u64) {
+        let block = build_block(height, node as u32, 0, self.rng.next_u64());
+        let signatures = (0..self.validators.len() as u32)
+            .map(|validator| CommitSignature {
+                validator,
+                signature: if validator as usize == node {
+                    self.keys[node].sign_precommit(height, block.id)
+                } else {
+                    Signature::from_bytes(&[validator as u8; 64])
+                },
+            })
+            .collect();
+        let certificate = CommitCertificate {
+            height,
+            round: 0,
+            block_id: block.id,
+            signatures,
+        };
+        let decisions = vec![Decision {
+            height,
+            block,
+            certificate,
+        }];
+        self.transmit(node, asker, Packet::SyncResponse { decisions });
+    }
+
+    /// The intruder holds a key outside the validator set and forges what it can.
+    pub(super) fn intruder_acts(&mut self) {
+        let intruder = self.nodes.len();
+        let target = self.rng.below(self.nodes.len() as u64) as usize;
+        let height = self
+            .nodes
+            .iter()
+            .map(|node| node.chain.len() as u64)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let claimed = self.rng.below(self.nodes.len() as u64 + 3) as u32;
+        let vote = Vote {
+            kind: if self.rng.chance(0.5) {
+                VoteKind::Prevote
+            } else {
+                VoteKind::Precommit
+            },
+            height,
+            round: self.rng.below(3) as u32,
+            block_id: Some(BlockId(self.rng.bytes32())),
+            validator: claimed,
+        };
+        let forged = Message::Vote(SignedVote::sign(CHAIN_ID, vote, &self.intruder_key));
+        self.transmit(intruder, target, Packet::Consensus(forged));
+        if self.rng.chance(0.2) {
+            self.answer_sync_with_forgery_from_intruder(target, height);
+        }
+        self.schedule_in(INTRUDER_PERIOD_MS, Event::IntruderActs);
+    }
+
+    fn answer_sync_with_forgery_from_intruder(&mut self, target: usize, height: u64) {
+        let intruder = self.nodes.len();
+        let block = build_block(height, 0, 0, self.rng.next_u64());
+        let signatures = (0..self.validators.quorum() as u32)
+            .map(|validator| CommitSignature {
+                validator,
+                signature: self.intruder_key.sign_precommit(height, block.id),
+            })
+            .collect();
+        let certificate = CommitCertificate {
+            height,
+            round: 0,
+            block_id: block.id,
+            signatures,
+        };
+        let decisions = vec![Decision {
+            height,
+            block,
+            certificate,
+        }];
+        self.transmit(intruder, target, Packet::SyncResponse { decisions });
+    }
+}
+
+fn corrupt_signature(message: Message) -> Message {
+    let flip = |signature: &Signature| {
+        let mut bytes = signature.to_bytes();
+        bytes[0] ^= 0x01;
+        Signature::from_bytes(&bytes)
+    };
+    match message {
+        Message::Proposal(mut message) => {
+            message.signed.signature = flip(&message.signed.signature);
+            Message::Proposal(message)
+        }
+        Message::Vote(mut signed) => {
+            signed.signature = flip(&signed.signature);
+            Message::Vote(signed)
+        }
+    }
+}
+
+/// Signs the round-0 precommit a forged certificate claims.
+trait SignPrecommit {
+    fn sign_precommit(&self, height: u64, block_id: BlockId) -> Signature;
+}
+
+impl SignPrecommit for varde_consensus::SigningKey {
+    fn sign_precommit(&self, height: u64, block_id: BlockId) -> Signature {
+        let vote = Vote {
+            kind: VoteKind::Precommit,
+            height,
+            round: 0,
+            block_id: Some(block_id),
+            validator: 0,
+        };
+        SignedVote::sign(CHAIN_ID, vote, self).signature
+    }
+}

@@ -1,0 +1,211 @@
+//! The invariants checked after every step of a run: agreement, validity, no honest equivocation,
+//! evidence only against Byzantine validators; and liveness once the network has stabilised.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use varde_consensus::{
+    BlockId, Decision, Ed25519Verifier, Evidence, Height, Message, Round, ValidatorIndex,
+    ValidatorSet,
+};
+
+use super::app::is_valid_block;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Two honest validators committed different blocks at one height.
+    Agreement {
+        height: Height,
+        node: usize,
+        committed: BlockId,
+        earlier: BlockId,
+    },
+    /// An honest validator committed a block nobody proposed, an invalid one, or one without a
+    /// valid certificate.
+    Validity {
+        height: Height,
+        node: usize,
+        reason: String,
+    },
+    /// An honest validator signed two different messages for one slot.
+    HonestEquivocation {
+        node: usize,
+        height: Height,
+        round: Round,
+        slot: &'static str,
+    },
+    /// Evidence that names an honest validator, or evidence that does not verify.
+    FalseEvidence {
+        reporter: usize,
+        accused: ValidatorIndex,
+    },
+    /// After stabilisation an honest validator did not commit enough heights in time.
+    Liveness {
+        node: usize,
+        height_at_stabilisation: Height,
+        height_reached: Height,
+        target: Height,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Agreement {
+                height,
+                node,
+                committed,
+                earlier,
+            } => write!(
+                formatter,
+                "agreement: node {node} committed {committed:?} at height {height}, another honest node committed {earlier:?}"
+            ),
+            Violation::Validity {
+                height,
+                node,
+                reason,
+            } => write!(
+                formatter,
+                "validity: node {node} at height {height}: {reason}"
+            ),
+            Violation::HonestEquivocation {
+                node,
+                height,
+                round,
+                slot,
+            } => write!(
+                formatter,
+                "equivocation: honest node {node} signed two {slot}s at height {height} round {round}"
+            ),
+            Violation::FalseEvidence { reporter, accused } => write!(
+                formatter,
+                "false evidence: node {reporter} produced evidence against honest or unproven validator {accused}"
+            ),
+            Violation::Liveness {
+                node,
+                height_at_stabilisation,
+                height_reached,
+                target,
+            } => write!(
+                formatter,
+                "liveness: node {node} was at height {height_at_stabilisation} at stabilisation and reached {height_reached}, not {target}, in time"
+            ),
+        }
+    }
+}
+
+pub struct Checker {
+    chain_id: String,
+    validators: ValidatorSet,
+    byzantine: BTreeSet<usize>,
+    committed: BTreeMap<Height, BlockId>,
+    proposed: BTreeSet<BlockId>,
+    /// What each honest validator signed per (node, height, round, slot).
+    signed: BTreeMap<(usize, Height, Round, u8), Message>,
+    pub violations: Vec<Violation>,
+}
+
+impl Checker {
+    pub fn new(chain_id: String, validators: ValidatorSet, byzantine: BTreeSet<usize>) -> Self {
+        Self {
+            chain_id,
+            validators,
+            byzantine,
+            committed: BTreeMap::new(),
+            proposed: BTreeSet::new(),
+            signed: BTreeMap::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    /// Any validator's application built this block (getValue).
+    pub fn record_proposed(&mut self, block_id: BlockId) {
+        self.proposed.insert(block_id);
+    }
+
+    /// An honest validator sent `message`: if it signed it (rather than relaying another's vote), it
+    /// must not conflict with anything it signed before.
+    pub fn record_sent(&mut self, node: usize, message: &Message) {
+        if message.sender() as usize != node {
+            return;
+        }
+        let (slot, slot_name) = match message {
+            Message::Proposal(_) => (0, "proposal"),
+            Message::Vote(signed) => match signed.vote.kind {
+                varde_consensus::VoteKind::Prevote => (1, "prevote"),
+                varde_consensus::VoteKind::Precommit => (2, "precommit"),
+            },
+        };
+        let key = (node, message.height(), message.round(), slot);
+        match self.signed.get(&key) {
+            Some(earlier) if earlier != message => {
+                self.violations.push(Violation::HonestEquivocation {
+                    node,
+                    height: message.height(),
+                    round: message.round(),
+                    slot: slot_name,
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.signed.insert(key, message.clone());
+            }
+        }
+    }
+
+    /// An honest validator committed `decision`.
+    pub fn record_commit(&mut self, node: usize, decision: &Decision) {
+        let height = decision.height;
+        let block_id = decision.block.id;
+        match self.committed.get(&height) {
+            Some(&earlier) if earlier != block_id => self.violations.push(Violation::Agreement {
+                height,
+                node,
+                committed: block_id,
+                earlier,
+            }),
+            Some(_) => {}
+            None => {
+                self.committed.insert(height, block_id);
+            }
+        }
+        let mut invalid = |reason: String| {
+            self.violations.push(Violation::Validity {
+                height,
+                node,
+                reason,
+            })
+        };
+        if !self.proposed.contains(&block_id) {
+            invalid(format!("block {block_id:?} was never proposed"));
+        }
+        if !is_valid_block(height, &decision.block) {
+            invalid(format!("block {block_id:?} is not valid"));
+        }
+        if decision.certificate.block_id != block_id || decision.certificate.height != height {
+            invalid("the certificate is for another block or height".to_owned());
+        } else if let Err(error) =
+            decision
+                .certificate
+                .verify(&self.chain_id, &self.validators, &Ed25519Verifier)
+        {
+            invalid(format!("the certificate does not verify: {error}"));
+        }
+    }
+
+    /// An honest validator reported `evidence`: it must verify and name a Byzantine validator.
+    pub fn record_evidence(&mut self, reporter: usize, evidence: &Evidence) {
+        let accused = evidence.validator();
+        let verifies = evidence
+            .verify(&self.chain_id, &self.validators, &Ed25519Verifier)
+            .is_ok();
+        if !verifies || !self.byzantine.contains(&(accused as usize)) {
+            self.violations
+                .push(Violation::FalseEvidence { reporter, accused });
+        }
+    }
+
+    pub fn record_liveness_failure(&mut self, violation: Violation) {
+        self.violations.push(violation);
+    }
+}
