@@ -60,7 +60,7 @@ fn main() -> ExitCode {
                 report.stats.evidence_reported,
             );
             print_failure(&report);
-            (1, report.violations.len())
+            (1, report.stats.violations)
         }
         None => run_many(&arguments, broken_rule),
     };
@@ -78,6 +78,10 @@ fn main() -> ExitCode {
 fn print_failure(report: &SeedReport) {
     for violation in &report.violations {
         println!("SEED={} {violation}", report.seed);
+    }
+    let unshown = report.stats.violations - report.violations.len();
+    if unshown > 0 {
+        println!("SEED={} and {unshown} more violations", report.seed);
     }
 }
 
@@ -113,6 +117,6 @@ fn run_many(arguments: &Arguments, broken_rule: Option<BrokenRule>) -> (u64, usi
     let failures = failures
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let violations = failures.iter().map(|report| report.violations.len()).sum();
+    let violations = failures.iter().map(|report| report.stats.violations).sum();
     (arguments.seeds, violations)
 }

@@ -4,8 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use std::sync::Arc;
+
 use varde_consensus::{
-    BlockId, Decision, Ed25519Verifier, Evidence, Height, Message, Round, ValidatorIndex,
+    BlockId, Decision, Evidence, Height, Message, Round, SignatureVerifier, ValidatorIndex,
     ValidatorSet,
 };
 
@@ -97,25 +99,53 @@ impl fmt::Display for Violation {
 pub struct Checker {
     chain_id: String,
     validators: ValidatorSet,
+    /// Real Ed25519 checks behind the run's cache: each distinct signature is verified once.
+    verifier: Arc<dyn SignatureVerifier>,
     byzantine: BTreeSet<usize>,
     committed: BTreeMap<Height, BlockId>,
     proposed: BTreeSet<BlockId>,
     /// What each honest validator signed per (node, height, round, slot).
     signed: BTreeMap<(usize, Height, Round, u8), Message>,
+    /// The first violations found (at most [`MAX_VIOLATIONS_KEPT`]); `violation_count` counts all.
     pub violations: Vec<Violation>,
+    pub violation_count: usize,
 }
 
+/// How many violations a run keeps for its report.
+pub const MAX_VIOLATIONS_KEPT: usize = 16;
+
 impl Checker {
-    pub fn new(chain_id: String, validators: ValidatorSet, byzantine: BTreeSet<usize>) -> Self {
+    pub fn new(
+        chain_id: String,
+        validators: ValidatorSet,
+        verifier: Arc<dyn SignatureVerifier>,
+        byzantine: BTreeSet<usize>,
+    ) -> Self {
         Self {
             chain_id,
             validators,
+            verifier,
             byzantine,
             committed: BTreeMap::new(),
             proposed: BTreeSet::new(),
             signed: BTreeMap::new(),
             violations: Vec::new(),
+            violation_count: 0,
         }
+    }
+
+    fn violate(&mut self, violation: Violation) {
+        self.violation_count += 1;
+        if self.violations.len() < MAX_VIOLATIONS_KEPT {
+            self.violations.push(violation);
+        }
+    }
+
+    /// Agreement is the one violation after which a run stops at once: nothing later can mend it.
+    pub fn agreement_broken(&self) -> bool {
+        self.violations
+            .iter()
+            .any(|violation| matches!(violation, Violation::Agreement { .. }))
     }
 
     /// Any validator's application built this block (getValue).
@@ -139,7 +169,7 @@ impl Checker {
         let key = (node, message.height(), message.round(), slot);
         match self.signed.get(&key) {
             Some(earlier) if earlier != message => {
-                self.violations.push(Violation::HonestEquivocation {
+                self.violate(Violation::HonestEquivocation {
                     node,
                     height: message.height(),
                     round: message.round(),
@@ -158,7 +188,7 @@ impl Checker {
         let height = decision.height;
         let block_id = decision.block.id;
         match self.committed.get(&height) {
-            Some(&earlier) if earlier != block_id => self.violations.push(Violation::Agreement {
+            Some(&earlier) if earlier != block_id => self.violate(Violation::Agreement {
                 height,
                 node,
                 committed: block_id,
@@ -169,43 +199,49 @@ impl Checker {
                 self.committed.insert(height, block_id);
             }
         }
-        let mut invalid = |reason: String| {
-            self.violations.push(Violation::Validity {
+        for reason in self.validity_problems(decision) {
+            self.violate(Violation::Validity {
                 height,
                 node,
                 reason,
-            })
-        };
+            });
+        }
+    }
+
+    /// What is wrong with a committed block: never proposed, invalid, or badly certified.
+    fn validity_problems(&self, decision: &Decision) -> Vec<String> {
+        let (height, block_id) = (decision.height, decision.block.id);
+        let mut problems = Vec::new();
         if !self.proposed.contains(&block_id) {
-            invalid(format!("block {block_id:?} was never proposed"));
+            problems.push(format!("block {block_id:?} was never proposed"));
         }
         if !is_valid_block(height, &decision.block) {
-            invalid(format!("block {block_id:?} is not valid"));
+            problems.push(format!("block {block_id:?} is not valid"));
         }
         if decision.certificate.block_id != block_id || decision.certificate.height != height {
-            invalid("the certificate is for another block or height".to_owned());
+            problems.push("the certificate is for another block or height".to_owned());
         } else if let Err(error) =
             decision
                 .certificate
-                .verify(&self.chain_id, &self.validators, &Ed25519Verifier)
+                .verify(&self.chain_id, &self.validators, &*self.verifier)
         {
-            invalid(format!("the certificate does not verify: {error}"));
+            problems.push(format!("the certificate does not verify: {error}"));
         }
+        problems
     }
 
     /// An honest validator reported `evidence`: it must verify and name a Byzantine validator.
     pub fn record_evidence(&mut self, reporter: usize, evidence: &Evidence) {
         let accused = evidence.validator();
         let verifies = evidence
-            .verify(&self.chain_id, &self.validators, &Ed25519Verifier)
+            .verify(&self.chain_id, &self.validators, &*self.verifier)
             .is_ok();
         if !verifies || !self.byzantine.contains(&(accused as usize)) {
-            self.violations
-                .push(Violation::FalseEvidence { reporter, accused });
+            self.violate(Violation::FalseEvidence { reporter, accused });
         }
     }
 
     pub fn record_liveness_failure(&mut self, violation: Violation) {
-        self.violations.push(violation);
+        self.violate(violation);
     }
 }

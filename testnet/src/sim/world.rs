@@ -97,6 +97,8 @@ pub struct RunStats {
     pub highest_committed: Height,
     pub evidence_reported: usize,
     pub rejected_messages: usize,
+    /// Every violation found, including those beyond the ones kept for the report.
+    pub violations: usize,
 }
 
 pub(super) struct World {
@@ -175,7 +177,13 @@ impl World {
             .iter()
             .map(|(index, _)| *index as usize)
             .collect();
-        let checker = Checker::new(CHAIN_ID.to_owned(), validators.clone(), byzantine);
+        let verifier = CachingVerifier::new();
+        let checker = Checker::new(
+            CHAIN_ID.to_owned(),
+            validators.clone(),
+            verifier.clone(),
+            byzantine,
+        );
         let nodes = (0..count)
             .map(|index| Node {
                 strategy: scenario.strategy_of(index),
@@ -199,7 +207,7 @@ impl World {
             validators,
             config,
             byzantine_config,
-            verifier: CachingVerifier::new(),
+            verifier,
             checker,
             blocks_seen: BTreeMap::new(),
             byzantine_proposals: BTreeSet::new(),
@@ -255,7 +263,7 @@ impl World {
             self.now_ms = at_ms;
             self.stats.events += 1;
             self.dispatch(event);
-            if !self.checker.violations.is_empty() || self.finished() {
+            if self.checker.agreement_broken() || self.finished() {
                 break;
             }
             if self.stats.events >= MAX_EVENTS {
@@ -270,6 +278,7 @@ impl World {
             .map(Node::committed_height)
             .max()
             .unwrap_or(0);
+        self.stats.violations = self.checker.violation_count;
         (self.checker.violations, self.stats)
     }
 
