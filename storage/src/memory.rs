@@ -45,7 +45,9 @@ impl Store for MemoryStore {
         };
         Ok(columns
             .range((lower, Bound::Unbounded))
-            .take_while(|((entry_column, key), _)| *entry_column == column && key.starts_with(prefix))
+            .take_while(|((entry_column, key), _)| {
+                *entry_column == column && key.starts_with(prefix)
+            })
             .take(limit)
             .map(|((_, key), value)| (key.clone(), value.clone()))
             .collect())
@@ -82,10 +84,16 @@ mod tests {
         batch.put(Column::Grants, b"a0".to_vec(), b"other column".to_vec());
         store.write(batch).unwrap();
 
-        let keys = |entries: Vec<Entry>| entries.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
+        let keys =
+            |entries: Vec<Entry>| entries.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
         let all = store.scan_prefix(Column::Records, b"a", None, 10).unwrap();
-        assert_eq!(keys(all), vec![b"a1".to_vec(), b"a2".to_vec(), b"a3".to_vec()]);
-        let page = store.scan_prefix(Column::Records, b"a", Some(b"a1"), 1).unwrap();
+        assert_eq!(
+            keys(all),
+            vec![b"a1".to_vec(), b"a2".to_vec(), b"a3".to_vec()]
+        );
+        let page = store
+            .scan_prefix(Column::Records, b"a", Some(b"a1"), 1)
+            .unwrap();
         assert_eq!(keys(page), vec![b"a2".to_vec()]);
     }
 
@@ -101,6 +109,9 @@ mod tests {
         batch.delete(Column::Records, b"k".to_vec());
         store.write(batch).unwrap();
         assert_eq!(store.get(Column::Records, b"k").unwrap(), None);
-        assert_eq!(store.get(Column::Grants, b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            store.get(Column::Grants, b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
     }
 }
