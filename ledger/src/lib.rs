@@ -3,7 +3,12 @@
 //! It validates and executes transactions deterministically over a [`varde_storage::Store`]; see
 //! DESIGN.md §2–3 for the rules it enforces and `README.md` beside this crate for the state layout.
 
+pub mod domain;
 pub mod hex;
 pub mod identifiers;
+pub mod membership;
 pub mod pseudonym;
+pub mod replay;
 pub mod signing;
+pub mod state;
+pub mod wire;
