@@ -3,6 +3,7 @@
 //! It validates and executes transactions deterministically over a [`varde_storage::Store`]; see
 //! DESIGN.md §2–3 for the rules it enforces and `README.md` beside this crate for the state layout.
 
+pub mod accumulator;
 pub mod domain;
 pub mod hex;
 pub mod identifiers;

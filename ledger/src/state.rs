@@ -24,10 +24,13 @@ pub enum StateError {
     Corrupt { column: Column, detail: String },
 }
 
+/// Changes not yet written: `None` deletes the key. Sorted by column, then key.
+pub type PendingChanges = BTreeMap<(Column, Vec<u8>), Option<Vec<u8>>>;
+
 /// Reads that see committed state plus pending changes.
 pub struct StateView<'a, S: Store + ?Sized> {
     store: &'a S,
-    pending: BTreeMap<(Column, Vec<u8>), Option<Vec<u8>>>,
+    pending: PendingChanges,
 }
 
 impl<'a, S: Store + ?Sized> StateView<'a, S> {
@@ -95,7 +98,7 @@ impl<'a, S: Store + ?Sized> StateView<'a, S> {
     }
 
     /// The pending changes, sorted by column and key.
-    pub fn pending(&self) -> &BTreeMap<(Column, Vec<u8>), Option<Vec<u8>>> {
+    pub fn pending(&self) -> &PendingChanges {
         &self.pending
     }
 
