@@ -32,8 +32,6 @@ impl From<StateError> for Failure {
     }
 }
 
-type Rejection = Failure;
-
 fn reject<T>(reason: RejectionReason, detail: impl Into<String>) -> Result<T, Failure> {
     Err(Failure::Rejected(reason, detail.into()))
 }
@@ -101,7 +99,7 @@ fn apply<S: Store + ?Sized>(
     membership: &Membership,
     context: ExecutionContext,
     transaction: &VerifiedTransaction,
-) -> Result<Option<AccessClassification>, Rejection> {
+) -> Result<Option<AccessClassification>, Failure> {
     let action = &transaction.body.action;
     let Some(signer) = membership.owner_of_key(&transaction.signer) else {
         return reject(
@@ -361,7 +359,7 @@ fn classify<S: Store + ?Sized>(
     view: &StateView<'_, S>,
     report: &AccessReport,
     record: &RecordPointer,
-) -> Result<(AccessClassification, String, Option<TransactionId>), Rejection> {
+) -> Result<(AccessClassification, String, Option<TransactionId>), Failure> {
     let blocked = access::is_blocked(
         view,
         &record.subject,
@@ -418,7 +416,7 @@ fn classify<S: Store + ?Sized>(
     })
 }
 
-fn require_role(has_role: bool, role: &str) -> Result<(), Rejection> {
+fn require_role(has_role: bool, role: &str) -> Result<(), Failure> {
     if has_role {
         Ok(())
     } else {
@@ -433,14 +431,14 @@ fn read<T: serde::de::DeserializeOwned, S: Store + ?Sized>(
     view: &StateView<'_, S>,
     column: Column,
     key: &[u8],
-) -> Result<Option<T>, Rejection> {
+) -> Result<Option<T>, Failure> {
     Ok(view.get_json(column, key)?)
 }
 
 fn existing_record_any<S: Store + ?Sized>(
     view: &StateView<'_, S>,
     key: &[u8],
-) -> Result<RecordPointer, Rejection> {
+) -> Result<RecordPointer, Failure> {
     match read::<RecordPointer, _>(view, Column::Records, key)? {
         Some(record) => Ok(record),
         None => reject(
@@ -453,7 +451,7 @@ fn existing_record_any<S: Store + ?Sized>(
 fn existing_record<S: Store + ?Sized>(
     view: &StateView<'_, S>,
     key: &[u8],
-) -> Result<RecordPointer, Rejection> {
+) -> Result<RecordPointer, Failure> {
     let record = existing_record_any(view, key)?;
     if record.retracted.is_some() {
         return reject(
