@@ -1,4 +1,20 @@
 //! Varde's domain state machine: record pointers, access grants and blocks, access events.
 //!
 //! It validates and executes transactions deterministically over a [`varde_storage::Store`]; see
-//! DESIGN.md §2–3 for the rules it enforces.
+//! DESIGN.md §2–3 for the rules it enforces and `README.md` beside this crate for the state layout.
+
+pub mod access;
+pub mod accumulator;
+pub mod domain;
+pub mod execution;
+pub mod hex;
+pub mod identifiers;
+pub mod ledger;
+pub mod membership;
+pub mod pseudonym;
+pub mod query;
+pub mod replay;
+pub mod signing;
+pub mod state;
+pub mod wire;
+pub use ledger::{ExecutedBlock, Head, Ledger, LedgerError};

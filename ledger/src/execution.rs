@@ -1,0 +1,463 @@
+//! Deterministic execution of one verified transaction over the state view. Changes go into the
+//! view's pending layer (committed later as one batch per block); nothing is written directly.
+
+use varde_storage::{Column, Store};
+
+use crate::access::{self, AccessRequest};
+use crate::domain::*;
+use crate::membership::{Membership, Role};
+use crate::replay::{self, ReplayLimits, ReplayRefusal};
+use crate::signing::TransactionId;
+use crate::state::{StateError, StateView, keys};
+use crate::wire::VerifiedTransaction;
+
+/// Where in the chain a transaction executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutionContext {
+    pub height: u64,
+    pub time_unix_ms: i64,
+    pub index: u32,
+}
+
+/// Why `apply` stopped: a rule said no (a rejected receipt), or storage failed (propagated, so
+/// that the node stops rather than commit a block computed over a failing store).
+enum Failure {
+    Rejected(RejectionReason, String),
+    Storage(StateError),
+}
+
+impl From<StateError> for Failure {
+    fn from(error: StateError) -> Self {
+        Failure::Storage(error)
+    }
+}
+
+fn reject<T>(reason: RejectionReason, detail: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure::Rejected(reason, detail.into()))
+}
+
+/// Executes `transaction`, returning its receipt. Storage failures propagate; rule violations
+/// become rejected receipts.
+pub fn execute<S: Store + ?Sized>(
+    view: &mut StateView<'_, S>,
+    membership: &Membership,
+    limits: ReplayLimits,
+    context: ExecutionContext,
+    transaction: &VerifiedTransaction,
+) -> Result<Receipt, StateError> {
+    let receipt = |outcome| Receipt {
+        transaction_id: transaction.id,
+        height: context.height,
+        index: context.index,
+        outcome,
+    };
+    let expiry = transaction.body.expiry;
+    match replay::check(
+        view,
+        limits,
+        &transaction.id,
+        &expiry,
+        context.height,
+        context.time_unix_ms,
+    )? {
+        Ok(()) => {}
+        Err(refusal) => {
+            let (reason, detail) = match refusal {
+                ReplayRefusal::Expired => (
+                    RejectionReason::Expired,
+                    "the transaction's expiry has passed",
+                ),
+                ReplayRefusal::TooFar => (
+                    RejectionReason::ExpiryTooFar,
+                    "the expiry lies beyond the horizon",
+                ),
+                ReplayRefusal::Duplicate => (
+                    RejectionReason::Duplicate,
+                    "this transaction was already committed",
+                ),
+            };
+            return Ok(receipt(Outcome::Rejected {
+                reason,
+                detail: detail.to_owned(),
+            }));
+        }
+    }
+    // From here the id is remembered whatever the outcome, so a rejected transaction is not
+    // re-executed either.
+    replay::remember(view, &transaction.id, &expiry);
+    let outcome = match apply(view, membership, context, transaction) {
+        Ok(classification) => Outcome::Applied { classification },
+        Err(Failure::Rejected(reason, detail)) => Outcome::Rejected { reason, detail },
+        Err(Failure::Storage(error)) => return Err(error),
+    };
+    Ok(receipt(outcome))
+}
+
+/// Rule checks and effects. The view is only changed once every check has passed.
+fn apply<S: Store + ?Sized>(
+    view: &mut StateView<'_, S>,
+    membership: &Membership,
+    context: ExecutionContext,
+    transaction: &VerifiedTransaction,
+) -> Result<Option<AccessClassification>, Failure> {
+    let action = &transaction.body.action;
+    let Some(signer) = membership.owner_of_key(&transaction.signer) else {
+        return reject(
+            RejectionReason::UnknownSigner,
+            "the signer's key is not registered to any member",
+        );
+    };
+    if signer.org_number != *action.actor() {
+        let reason = match action {
+            Action::AnchorRecord(_) | Action::SupersedeRecord(_) | Action::RetractRecord { .. } => {
+                RejectionReason::NotCustodian
+            }
+            _ => RejectionReason::SignerNotInstitution,
+        };
+        return reject(
+            reason,
+            format!(
+                "the signer's key belongs to {}, not to {}",
+                signer.org_number,
+                action.actor()
+            ),
+        );
+    }
+    let id = transaction.id;
+    match action {
+        Action::AnchorRecord(content) => {
+            require_role(signer.has_role(Role::Submitter), "submitter")?;
+            let key = keys::record(&content.record);
+            if read::<RecordPointer, _>(view, Column::Records, &key)?.is_some() {
+                return reject(
+                    RejectionReason::RecordExists,
+                    "this custodian already has a record with that id",
+                );
+            }
+            let subject = content
+                .subject
+                .expect("an anchor always carries a subject (wire decoding)");
+            let record = RecordPointer {
+                record: content.record.clone(),
+                subject,
+                category_code: content.category_code.clone(),
+                location_uri: content.location_uri.clone(),
+                content_sha256: content.content_sha256,
+                confidentiality: content.confidentiality,
+                created_at_unix_ms: content.created_at_unix_ms,
+                version: 1,
+                retracted: None,
+                last_transaction_id: id,
+                anchored_at_height: context.height,
+            };
+            view.put_json(Column::Records, key, &record);
+            view.put(
+                Column::Indexes,
+                keys::records_by_subject(&subject, &content.record),
+                Vec::new(),
+            );
+            Ok(None)
+        }
+        Action::SupersedeRecord(content) => {
+            require_role(signer.has_role(Role::Submitter), "submitter")?;
+            let key = keys::record(&content.record);
+            let mut record = existing_record(view, &key)?;
+            record.category_code = content.category_code.clone();
+            record.location_uri = content.location_uri.clone();
+            record.content_sha256 = content.content_sha256;
+            record.confidentiality = content.confidentiality;
+            record.created_at_unix_ms = content.created_at_unix_ms;
+            record.version = record.version.saturating_add(1);
+            record.last_transaction_id = id;
+            view.put_json(Column::Records, key, &record);
+            Ok(None)
+        }
+        Action::RetractRecord {
+            record: record_key,
+            reason,
+        } => {
+            require_role(signer.has_role(Role::Submitter), "submitter")?;
+            let key = keys::record(record_key);
+            let mut record = existing_record(view, &key)?;
+            record.retracted = Some(Retraction {
+                height: context.height,
+                reason: reason.clone(),
+            });
+            record.last_transaction_id = id;
+            view.put_json(Column::Records, key, &record);
+            Ok(None)
+        }
+        Action::GrantAccess(terms) => {
+            let consent_authority = signer.has_role(Role::ConsentAuthority);
+            if !consent_authority && !signer.has_role(Role::Submitter) {
+                return reject(
+                    RejectionReason::MissingRole,
+                    "issuing grants needs the submitter or consent-authority role",
+                );
+            }
+            if membership.institution(&terms.grantee).is_none() {
+                return reject(
+                    RejectionReason::UnknownInstitution,
+                    "the grantee is not a member institution",
+                );
+            }
+            match &terms.scope {
+                GrantScope::Record(record_key) => {
+                    let record = existing_record(view, &keys::record(record_key))?;
+                    if record.subject != terms.subject {
+                        return reject(
+                            RejectionReason::SubjectMismatch,
+                            "the record belongs to another subject",
+                        );
+                    }
+                    if !consent_authority && record.record.custodian != terms.issuer {
+                        return reject(
+                            RejectionReason::NotAuthorisedIssuer,
+                            "only the record's custodian or a consent authority may grant access to it",
+                        );
+                    }
+                }
+                GrantScope::Category(_) | GrantScope::AllRecords => {
+                    if !consent_authority {
+                        return reject(
+                            RejectionReason::NotAuthorisedIssuer,
+                            "only a consent authority may grant access by category or to all records",
+                        );
+                    }
+                }
+            }
+            let grant = Grant {
+                grant_id: id,
+                terms: terms.clone(),
+                granted_at_height: context.height,
+                revoked: None,
+            };
+            view.put_json(Column::Grants, id.0.to_vec(), &grant);
+            view.put(
+                Column::Indexes,
+                keys::grants_by_subject(&terms.subject, &id),
+                Vec::new(),
+            );
+            view.put(
+                Column::Indexes,
+                keys::grants_by_grantee(&terms.grantee, &id),
+                Vec::new(),
+            );
+            Ok(None)
+        }
+        Action::RevokeGrant {
+            issuer,
+            grant_id,
+            reason,
+        } => {
+            let Some(mut grant) = read::<Grant, _>(view, Column::Grants, &grant_id.0)? else {
+                return reject(
+                    RejectionReason::UnknownGrant,
+                    format!("no grant {grant_id}"),
+                );
+            };
+            if grant.terms.issuer != *issuer && !signer.has_role(Role::ConsentAuthority) {
+                return reject(
+                    RejectionReason::NotAuthorisedIssuer,
+                    "only the grant's issuer or a consent authority may revoke it",
+                );
+            }
+            if grant.revoked.is_some() {
+                return reject(
+                    RejectionReason::GrantAlreadyRevoked,
+                    format!("grant {grant_id} is already revoked"),
+                );
+            }
+            grant.revoked = Some(Revocation {
+                height: context.height,
+                unix_ms: context.time_unix_ms,
+                reason: reason.clone(),
+            });
+            view.put_json(Column::Grants, grant_id.0.to_vec(), &grant);
+            Ok(None)
+        }
+        Action::BlockAccess {
+            issuer,
+            subject,
+            target,
+        } => {
+            require_role(signer.has_role(Role::ConsentAuthority), "consent-authority")?;
+            let block = AccessBlock {
+                block_id: id,
+                issuer: issuer.clone(),
+                subject: *subject,
+                target: target.clone(),
+                blocked_at_height: context.height,
+                lifted_at_height: None,
+            };
+            view.put_json(Column::AccessBlocks, id.0.to_vec(), &block);
+            view.put(
+                Column::Indexes,
+                keys::blocks_by_subject(subject, &id),
+                Vec::new(),
+            );
+            Ok(None)
+        }
+        Action::UnblockAccess { block_id, .. } => {
+            require_role(signer.has_role(Role::ConsentAuthority), "consent-authority")?;
+            let Some(mut block) = read::<AccessBlock, _>(view, Column::AccessBlocks, &block_id.0)?
+            else {
+                return reject(
+                    RejectionReason::UnknownBlock,
+                    format!("no block {block_id}"),
+                );
+            };
+            if block.lifted_at_height.is_some() {
+                return reject(
+                    RejectionReason::BlockAlreadyLifted,
+                    format!("block {block_id} is already lifted"),
+                );
+            }
+            block.lifted_at_height = Some(context.height);
+            view.put_json(Column::AccessBlocks, block_id.0.to_vec(), &block);
+            Ok(None)
+        }
+        Action::LogAccess(report) => {
+            require_role(signer.has_role(Role::Submitter), "submitter")?;
+            let record = existing_record_any(view, &keys::record(&report.record))?;
+            let (classification, reason, grant_id) = classify(view, report, &record)?;
+            let event = AccessEvent {
+                event_id: id,
+                report: report.clone(),
+                subject: record.subject,
+                classification,
+                flagged: classification != AccessClassification::Authorised,
+                reason,
+                grant_id,
+                height: context.height,
+            };
+            view.put_json(Column::AccessEvents, id.0.to_vec(), &event);
+            let (height, index) = (context.height, context.index);
+            view.put(
+                Column::Indexes,
+                keys::events_by_subject(&record.subject, height, index),
+                id.0.to_vec(),
+            );
+            view.put(
+                Column::Indexes,
+                keys::events_by_record(&report.record, height, index),
+                id.0.to_vec(),
+            );
+            view.put(
+                Column::Indexes,
+                keys::events_by_accessor(&report.accessor, height, index),
+                id.0.to_vec(),
+            );
+            Ok(Some(classification))
+        }
+    }
+}
+
+/// Classifies a reported read: blocks hold first (even in an emergency), then the named grant,
+/// then emergency, then the custodian's own reads; anything else is unauthorised.
+fn classify<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    report: &AccessReport,
+    record: &RecordPointer,
+) -> Result<(AccessClassification, String, Option<TransactionId>), Failure> {
+    let blocked = access::is_blocked(
+        view,
+        &record.subject,
+        &report.accessor,
+        Some(&report.accessor_person),
+    )?;
+    if blocked {
+        return Ok((
+            AccessClassification::Unauthorised,
+            access::REASON_BLOCKED.to_owned(),
+            None,
+        ));
+    }
+    let request = AccessRequest {
+        accessor: report.accessor.clone(),
+        person: Some(report.accessor_person.clone()),
+        record: report.record.clone(),
+        purpose: report.purpose,
+        at_unix_ms: report.accessed_at_unix_ms,
+    };
+    Ok(match &report.basis {
+        AccessBasis::Grant(grant_id) => {
+            match read::<Grant, _>(view, Column::Grants, &grant_id.0)? {
+                None => (
+                    AccessClassification::Unauthorised,
+                    "unknown grant".to_owned(),
+                    None,
+                ),
+                Some(grant) => match access::grant_covers(&grant, &request, record) {
+                    Ok(()) => (
+                        AccessClassification::Authorised,
+                        access::REASON_GRANT.to_owned(),
+                        Some(*grant_id),
+                    ),
+                    Err(why) => (AccessClassification::Unauthorised, why.to_owned(), None),
+                },
+            }
+        }
+        AccessBasis::Emergency { .. } => (
+            AccessClassification::Emergency,
+            access::REASON_EMERGENCY.to_owned(),
+            None,
+        ),
+        AccessBasis::None if record.record.custodian == report.accessor => (
+            AccessClassification::Authorised,
+            access::REASON_CUSTODIAN.to_owned(),
+            None,
+        ),
+        AccessBasis::None => (
+            AccessClassification::Unauthorised,
+            "no grant or emergency named".to_owned(),
+            None,
+        ),
+    })
+}
+
+fn require_role(has_role: bool, role: &str) -> Result<(), Failure> {
+    if has_role {
+        Ok(())
+    } else {
+        reject(
+            RejectionReason::MissingRole,
+            format!("this action needs the {role} role"),
+        )
+    }
+}
+
+fn read<T: serde::de::DeserializeOwned, S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    column: Column,
+    key: &[u8],
+) -> Result<Option<T>, Failure> {
+    Ok(view.get_json(column, key)?)
+}
+
+fn existing_record_any<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    key: &[u8],
+) -> Result<RecordPointer, Failure> {
+    match read::<RecordPointer, _>(view, Column::Records, key)? {
+        Some(record) => Ok(record),
+        None => reject(
+            RejectionReason::UnknownRecord,
+            "no such record at this custodian",
+        ),
+    }
+}
+
+fn existing_record<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    key: &[u8],
+) -> Result<RecordPointer, Failure> {
+    let record = existing_record_any(view, key)?;
+    if record.retracted.is_some() {
+        return reject(
+            RejectionReason::RecordRetracted,
+            "the record has been retracted",
+        );
+    }
+    Ok(record)
+}

@@ -1,0 +1,318 @@
+//! The ledger over a store: opening against a genesis, executing a block into one write batch
+//! (receipts, state, accumulator, header), committing it, and answering CheckAccess.
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use varde_proto::v1;
+use varde_storage::{Column, Store, WriteBatch};
+
+use crate::access::{self, AccessRequest, Decision};
+use crate::accumulator;
+use crate::domain::Receipt;
+use crate::execution::{self, ExecutionContext};
+use crate::membership::{Genesis, GenesisError, Membership};
+use crate::replay::{self, ReplayLimits};
+use crate::state::{StateError, StateView, keys};
+use crate::wire::{self, TransactionError, VerifiedTransaction};
+
+/// The latest committed block, kept in `Column::Meta` under `head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub height: u64,
+    pub block_hash: [u8; 32],
+    pub time_unix_ms: i64,
+    pub state_root: [u8; 32],
+    pub ledger_root: [u8; 32],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    #[error("the database belongs to chain `{found}`, not `{expected}`")]
+    ForeignChain { expected: String, found: String },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Storage(#[from] varde_storage::StorageError),
+    #[error("block {index} of the proposal is invalid: {error}")]
+    InvalidTransaction {
+        index: usize,
+        error: TransactionError,
+    },
+    #[error("block time {time_unix_ms} is earlier than the previous block's {previous_unix_ms}")]
+    TimeWentBackwards {
+        time_unix_ms: i64,
+        previous_unix_ms: i64,
+    },
+    #[error("the block was executed on height {executed_on}, but the head is now at {head}")]
+    StaleBlock { executed_on: u64, head: u64 },
+}
+
+/// A block executed but not yet committed.
+#[derive(Debug)]
+pub struct ExecutedBlock {
+    pub block: v1::Block,
+    pub block_hash: [u8; 32],
+    pub receipts: Vec<Receipt>,
+    pub head: Head,
+    previous_height: u64,
+    batch: WriteBatch,
+}
+
+impl ExecutedBlock {
+    pub fn batch(&self) -> &WriteBatch {
+        &self.batch
+    }
+}
+
+pub struct Ledger<S: Store> {
+    store: S,
+    genesis: Genesis,
+    membership: Membership,
+    limits: ReplayLimits,
+}
+
+impl<S: Store> Ledger<S> {
+    /// Opens the ledger in `store` for `genesis`, initialising an empty store.
+    pub fn open(store: S, genesis: Genesis) -> Result<Self, LedgerError> {
+        let membership = Membership::from_genesis(&genesis)?;
+        match store.get(Column::Meta, keys::META_CHAIN_ID)? {
+            Some(found) if found != genesis.chain_id.as_bytes() => {
+                return Err(LedgerError::ForeignChain {
+                    expected: genesis.chain_id.clone(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                let mut batch = WriteBatch::new();
+                batch.put(
+                    Column::Meta,
+                    keys::META_CHAIN_ID.to_vec(),
+                    genesis.chain_id.as_bytes().to_vec(),
+                );
+                batch.put(
+                    Column::Meta,
+                    keys::META_GENESIS.to_vec(),
+                    crate::state::encode_json(&genesis),
+                );
+                store.write(batch)?;
+            }
+        }
+        Ok(Self {
+            store,
+            genesis,
+            membership,
+            limits: ReplayLimits::default(),
+        })
+    }
+
+    pub fn with_replay_limits(mut self, limits: ReplayLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.genesis.chain_id
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn head(&self) -> Result<Option<Head>, LedgerError> {
+        Ok(StateView::new(&self.store).get_json(Column::Meta, keys::META_HEAD)?)
+    }
+
+    /// Stateless admission: envelope, signature (for this chain) and body fields.
+    pub fn decode_transaction(
+        &self,
+        bytes: &[u8],
+    ) -> Result<VerifiedTransaction, TransactionError> {
+        wire::decode_transaction(&self.genesis.chain_id, bytes)
+    }
+
+    /// Executes the next block over the committed state. Transactions whose envelope, signature
+    /// or fields are invalid make the whole block invalid (they never reach a block).
+    pub fn execute_block(
+        &self,
+        proposer: [u8; 32],
+        time_unix_ms: i64,
+        transactions: Vec<v1::SignedTransaction>,
+    ) -> Result<ExecutedBlock, LedgerError> {
+        let head = self.head()?;
+        let height = head.as_ref().map_or(1, |head| head.height + 1);
+        let previous_hash = head.as_ref().map_or([0u8; 32], |head| head.block_hash);
+        let previous_state_root = head.as_ref().map_or([0u8; 32], |head| head.state_root);
+        if let Some(head) = &head {
+            if time_unix_ms < head.time_unix_ms {
+                return Err(LedgerError::TimeWentBackwards {
+                    time_unix_ms,
+                    previous_unix_ms: head.time_unix_ms,
+                });
+            }
+        }
+        let mut verified = Vec::with_capacity(transactions.len());
+        for (index, envelope) in transactions.iter().enumerate() {
+            let transaction = wire::verify_envelope(&self.genesis.chain_id, envelope.clone())
+                .map_err(|error| LedgerError::InvalidTransaction { index, error })?;
+            verified.push(transaction);
+        }
+        let mut view = StateView::new(&self.store);
+        replay::forget_expired(&mut view, height, time_unix_ms)?;
+        let mut receipts = Vec::with_capacity(verified.len());
+        for (index, transaction) in verified.iter().enumerate() {
+            let context = ExecutionContext {
+                height,
+                time_unix_ms,
+                index: index as u32,
+            };
+            let receipt = execution::execute(
+                &mut view,
+                &self.membership,
+                self.limits,
+                context,
+                transaction,
+            )?;
+            let position = keys::position(height, index as u32);
+            view.put_json(Column::Receipts, position.to_vec(), &receipt);
+            if view
+                .get(Column::TransactionIndex, &transaction.id.0)?
+                .is_none()
+            {
+                view.put(
+                    Column::TransactionIndex,
+                    transaction.id.0.to_vec(),
+                    position.to_vec(),
+                );
+            }
+            receipts.push(receipt);
+        }
+        let state_root = state_root(&previous_state_root, &view);
+        let mut transactions_root_leaves: Vec<&[u8]> = Vec::new();
+        for transaction in &verified {
+            accumulator::append(&mut view, &transaction.id.0)?;
+            transactions_root_leaves.push(&transaction.id.0);
+        }
+        let ledger_root = accumulator::root_at(&view, accumulator::size(&view)?)?;
+        let header = v1::BlockHeader {
+            height,
+            previous_hash: previous_hash.to_vec(),
+            proposer: proposer.to_vec(),
+            time_unix_ms,
+            transactions_root: accumulator::merkle_tree_hash(&transactions_root_leaves).to_vec(),
+            ledger_root: ledger_root.to_vec(),
+            state_root: state_root.to_vec(),
+            validator_set_hash: self.membership.validator_set_hash().to_vec(),
+        };
+        let block_hash: [u8; 32] = Sha256::digest(header.encode_to_vec()).into();
+        let block = v1::Block {
+            header: Some(header),
+            transactions,
+        };
+        view.put(
+            Column::Blocks,
+            height.to_be_bytes().to_vec(),
+            block.encode_to_vec(),
+        );
+        let new_head = Head {
+            height,
+            block_hash,
+            time_unix_ms,
+            state_root,
+            ledger_root,
+        };
+        view.put_json(Column::Meta, keys::META_HEAD.to_vec(), &new_head);
+        Ok(ExecutedBlock {
+            block,
+            block_hash,
+            receipts,
+            head: new_head,
+            previous_height: height - 1,
+            batch: view.into_batch(),
+        })
+    }
+
+    /// Writes an executed block atomically. Refuses one executed over an older head.
+    pub fn commit(&self, executed: ExecutedBlock) -> Result<Head, LedgerError> {
+        let head_height = self.head()?.map_or(0, |head| head.height);
+        if head_height != executed.previous_height {
+            return Err(LedgerError::StaleBlock {
+                executed_on: executed.previous_height,
+                head: head_height,
+            });
+        }
+        self.store.write(executed.batch)?;
+        Ok(executed.head)
+    }
+
+    /// CheckAccess at the latest committed height. `at_unix_ms` of `None` means the head's time.
+    pub fn check_access(
+        &self,
+        mut request: AccessRequest,
+        at_unix_ms: Option<i64>,
+    ) -> Result<Decision, LedgerError> {
+        let head = self.head()?;
+        let height = head.as_ref().map_or(0, |head| head.height);
+        request.at_unix_ms = at_unix_ms
+            .unwrap_or(head.map_or(self.genesis.genesis_time_unix_ms, |head| head.time_unix_ms));
+        Ok(access::check_access(
+            &StateView::new(&self.store),
+            &request,
+            height,
+        )?)
+    }
+
+    /// A committed transaction's receipt.
+    pub fn receipt(
+        &self,
+        transaction_id: &crate::signing::TransactionId,
+    ) -> Result<Option<Receipt>, LedgerError> {
+        let view = StateView::new(&self.store);
+        let Some(position) = view.get(Column::TransactionIndex, &transaction_id.0)? else {
+            return Ok(None);
+        };
+        Ok(view.get_json(Column::Receipts, &position)?)
+    }
+}
+
+/// state_root(h) = SHA-256("varde-state-v1" || 0x00 || state_root(h-1) || every change of block h
+/// to the state columns, sorted by column then key, each as: column name length (1 byte) || column
+/// name || key length (4 bytes BE) || key || 0x01 || value length (4 bytes BE) || value for a put,
+/// or 0x00 for a delete). State columns are all but Blocks, Certificates, Accumulator and
+/// ConsensusSafety (the Meta head is written after the root is taken). Height 0's root is 32 zero
+/// bytes. It commits to the state's whole history, not to a Merkle tree of the current state: it
+/// supports agreement checks between validators, not state proofs.
+fn state_root<S: Store + ?Sized>(previous: &[u8; 32], view: &StateView<'_, S>) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"varde-state-v1\x00");
+    hasher.update(previous);
+    for ((column, key), value) in view.pending() {
+        if matches!(
+            column,
+            Column::Blocks | Column::Certificates | Column::Accumulator | Column::ConsensusSafety
+        ) {
+            continue;
+        }
+        let name = column.name().as_bytes();
+        hasher.update([name.len() as u8]);
+        hasher.update(name);
+        hasher.update((key.len() as u32).to_be_bytes());
+        hasher.update(key);
+        match value {
+            Some(value) => {
+                hasher.update([1u8]);
+                hasher.update((value.len() as u32).to_be_bytes());
+                hasher.update(value);
+            }
+            None => hasher.update([0u8]),
+        }
+    }
+    hasher.finalize().into()
+}

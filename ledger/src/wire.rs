@@ -1,0 +1,707 @@
+//! The edge between the wire (`varde_proto::v1`) and the domain ([`crate::domain`]): decoding and
+//! validating transactions, with errors that name the field and never echo a refused value, and
+//! encoding stored state back into wire messages for the API.
+
+use prost::Message;
+use varde_proto::v1;
+
+use crate::domain::*;
+use crate::identifiers::{self, HprNumber, IdentifierError, OrgNumber};
+use crate::signing::{self, SigningError, TransactionId};
+
+/// The largest encoded `SignedTransaction` accepted.
+pub const TRANSACTION_BYTES_MAX: usize = 64 * 1024;
+const CHAIN_ID_CHARS_MAX: usize = 128;
+const NONCE_BYTES_MAX: usize = 32;
+const RECORD_ID_CHARS_MAX: usize = 128;
+const CATEGORY_CODE_CHARS_MAX: usize = 64;
+const LOCATION_URI_CHARS_MAX: usize = 2048;
+const REASON_CHARS_MAX: usize = 256;
+const DEPARTMENT_CHARS_MAX: usize = 128;
+const JUSTIFICATION_CHARS_MAX: usize = 512;
+
+/// What is wrong with one field. Never holds the field's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldProblem {
+    #[error("is required")]
+    Missing,
+    #[error("must not be empty")]
+    Empty,
+    #[error("is longer than {max} characters")]
+    TooLong { max: usize },
+    #[error("must be {expected} bytes, got {actual}")]
+    WrongLength { expected: usize, actual: usize },
+    #[error("contains a control character")]
+    ControlCharacter,
+    #[error(
+        "contains something shaped like a national identity number; use the subject pseudonym instead"
+    )]
+    NationalIdLike,
+    #[error("{0}")]
+    Identifier(#[from] IdentifierError),
+    #[error("has unknown enum value {0}")]
+    UnknownEnumValue(i32),
+    #[error("must be set to a value other than UNSPECIFIED")]
+    Unspecified,
+    #[error("must be later than valid_from_unix_ms")]
+    EmptyWindow,
+    #[error("must name at least one expiry (expires_at_height or expires_at_unix_ms)")]
+    NoExpiry,
+    #[error("lists a value twice")]
+    Duplicate,
+    #[error("must not be negative")]
+    Negative,
+}
+
+/// A field that failed validation, by its path in the message (e.g. `grant_access.scope`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` {problem}")]
+pub struct FieldError {
+    pub field: String,
+    pub problem: FieldProblem,
+}
+
+fn field_error(field: &str, problem: impl Into<FieldProblem>) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// Why a submitted transaction is refused before it can reach a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransactionError {
+    #[error("the transaction is {size} bytes; at most {max} are accepted")]
+    TooLarge { size: usize, max: usize },
+    #[error("the bytes are not a SignedTransaction: {0}")]
+    MalformedEnvelope(String),
+    #[error("the body is not a TransactionBody: {0}")]
+    MalformedBody(String),
+    #[error("the body names chain `{found}`, but this network is `{expected}`")]
+    WrongChain { expected: String, found: String },
+    #[error(transparent)]
+    Signature(#[from] SigningError),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+}
+
+/// A transaction whose envelope, signature and body have been checked; not yet its effects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedTransaction {
+    pub id: TransactionId,
+    pub signer: [u8; 32],
+    pub body: TransactionBody,
+    /// The `SignedTransaction` as received.
+    pub envelope: v1::SignedTransaction,
+}
+
+/// Decodes an encoded `SignedTransaction`, verifies its signature for `chain_id` and validates its
+/// body into the domain.
+pub fn decode_transaction(
+    chain_id: &str,
+    bytes: &[u8],
+) -> Result<VerifiedTransaction, TransactionError> {
+    if bytes.len() > TRANSACTION_BYTES_MAX {
+        return Err(TransactionError::TooLarge {
+            size: bytes.len(),
+            max: TRANSACTION_BYTES_MAX,
+        });
+    }
+    let envelope = v1::SignedTransaction::decode(bytes)
+        .map_err(|error| TransactionError::MalformedEnvelope(error.to_string()))?;
+    verify_envelope(chain_id, envelope)
+}
+
+/// As [`decode_transaction`], for an envelope already decoded (e.g. by gRPC).
+pub fn verify_envelope(
+    chain_id: &str,
+    envelope: v1::SignedTransaction,
+) -> Result<VerifiedTransaction, TransactionError> {
+    let size = envelope.encoded_len();
+    if size > TRANSACTION_BYTES_MAX {
+        return Err(TransactionError::TooLarge {
+            size,
+            max: TRANSACTION_BYTES_MAX,
+        });
+    }
+    let wire_body = v1::TransactionBody::decode(envelope.body.as_slice())
+        .map_err(|error| TransactionError::MalformedBody(error.to_string()))?;
+    // A named chain is checked first so that a wrong chain reads as such, not as a bad signature.
+    if !wire_body.chain_id.is_empty() && wire_body.chain_id != chain_id {
+        let found = if wire_body.chain_id.chars().count() > CHAIN_ID_CHARS_MAX
+            || identifiers::contains_national_id_like(&wire_body.chain_id)
+        {
+            "(not shown)".to_owned()
+        } else {
+            wire_body.chain_id.clone()
+        };
+        return Err(TransactionError::WrongChain {
+            expected: chain_id.to_owned(),
+            found,
+        });
+    }
+    let (id, verifying_key) = signing::verify_strict(
+        chain_id,
+        &envelope.signer_public_key,
+        &envelope.signature,
+        &envelope.body,
+    )?;
+    let body = decode_body(wire_body)?;
+    Ok(VerifiedTransaction {
+        id,
+        signer: verifying_key.to_bytes(),
+        body,
+        envelope,
+    })
+}
+
+/// Validates a wire body into the domain.
+pub fn decode_body(body: v1::TransactionBody) -> Result<TransactionBody, FieldError> {
+    use v1::transaction_body::Action as Wire;
+    if body.nonce.len() > NONCE_BYTES_MAX {
+        return Err(field_error(
+            "nonce",
+            FieldProblem::TooLong {
+                max: NONCE_BYTES_MAX,
+            },
+        ));
+    }
+    if body.expires_at_unix_ms < 0 {
+        return Err(field_error("expires_at_unix_ms", FieldProblem::Negative));
+    }
+    let expiry = Expiry {
+        height: (body.expires_at_height != 0).then_some(body.expires_at_height),
+        unix_ms: (body.expires_at_unix_ms != 0).then_some(body.expires_at_unix_ms),
+    };
+    if expiry.height.is_none() && expiry.unix_ms.is_none() {
+        return Err(field_error("expires_at_height", FieldProblem::NoExpiry));
+    }
+    let action = match body
+        .action
+        .ok_or_else(|| field_error("action", FieldProblem::Missing))?
+    {
+        Wire::AnchorRecord(anchor) => Action::AnchorRecord(RecordContent {
+            record: record_key(
+                "anchor_record",
+                &anchor.custodian_org_number,
+                &anchor.record_id,
+            )?,
+            subject: Some(subject(
+                "anchor_record.subject_pseudonym",
+                &anchor.subject_pseudonym,
+            )?),
+            category_code: text(
+                "anchor_record.category_code",
+                &anchor.category_code,
+                CATEGORY_CODE_CHARS_MAX,
+                true,
+            )?,
+            location_uri: text(
+                "anchor_record.location_uri",
+                &anchor.location_uri,
+                LOCATION_URI_CHARS_MAX,
+                true,
+            )?,
+            content_sha256: bytes32("anchor_record.content_sha256", &anchor.content_sha256)?,
+            confidentiality: confidentiality(
+                "anchor_record.confidentiality",
+                anchor.confidentiality,
+            )?,
+            created_at_unix_ms: anchor.created_at_unix_ms,
+        }),
+        Wire::SupersedeRecord(supersede) => Action::SupersedeRecord(RecordContent {
+            record: record_key(
+                "supersede_record",
+                &supersede.custodian_org_number,
+                &supersede.record_id,
+            )?,
+            subject: None,
+            category_code: text(
+                "supersede_record.category_code",
+                &supersede.category_code,
+                CATEGORY_CODE_CHARS_MAX,
+                true,
+            )?,
+            location_uri: text(
+                "supersede_record.location_uri",
+                &supersede.location_uri,
+                LOCATION_URI_CHARS_MAX,
+                true,
+            )?,
+            content_sha256: bytes32("supersede_record.content_sha256", &supersede.content_sha256)?,
+            confidentiality: confidentiality(
+                "supersede_record.confidentiality",
+                supersede.confidentiality,
+            )?,
+            created_at_unix_ms: supersede.created_at_unix_ms,
+        }),
+        Wire::RetractRecord(retract) => Action::RetractRecord {
+            record: record_key(
+                "retract_record",
+                &retract.custodian_org_number,
+                &retract.record_id,
+            )?,
+            reason: text(
+                "retract_record.reason",
+                &retract.reason,
+                REASON_CHARS_MAX,
+                false,
+            )?,
+        },
+        Wire::GrantAccess(grant) => Action::GrantAccess(grant_terms(grant)?),
+        Wire::RevokeGrant(revoke) => Action::RevokeGrant {
+            issuer: org_number("revoke_grant.issuer_org_number", &revoke.issuer_org_number)?,
+            grant_id: TransactionId(bytes32("revoke_grant.grant_id", &revoke.grant_id)?),
+            reason: text(
+                "revoke_grant.reason",
+                &revoke.reason,
+                REASON_CHARS_MAX,
+                false,
+            )?,
+        },
+        Wire::BlockAccess(block) => Action::BlockAccess {
+            issuer: org_number("block_access.issuer_org_number", &block.issuer_org_number)?,
+            subject: subject("block_access.subject_pseudonym", &block.subject_pseudonym)?,
+            target: match block.target {
+                Some(v1::block_access::Target::InstitutionOrgNumber(number)) => {
+                    BlockTarget::Institution(org_number(
+                        "block_access.institution_org_number",
+                        &number,
+                    )?)
+                }
+                Some(v1::block_access::Target::HprNumber(number)) => {
+                    BlockTarget::Person(hpr_number("block_access.hpr_number", &number)?)
+                }
+                None => return Err(field_error("block_access.target", FieldProblem::Missing)),
+            },
+        },
+        Wire::UnblockAccess(unblock) => Action::UnblockAccess {
+            issuer: org_number(
+                "unblock_access.issuer_org_number",
+                &unblock.issuer_org_number,
+            )?,
+            block_id: TransactionId(bytes32("unblock_access.block_id", &unblock.block_id)?),
+        },
+        Wire::LogAccess(log) => Action::LogAccess(access_report(log)?),
+    };
+    Ok(TransactionBody {
+        expiry,
+        nonce: body.nonce,
+        action,
+    })
+}
+
+fn grant_terms(grant: v1::GrantAccess) -> Result<GrantTerms, FieldError> {
+    let scope = match grant.scope.and_then(|scope| scope.scope) {
+        Some(v1::grant_scope::Scope::Record(record)) => {
+            GrantScope::Record(record_reference("grant_access.scope.record", Some(record))?)
+        }
+        Some(v1::grant_scope::Scope::CategoryCode(code)) => GrantScope::Category(text(
+            "grant_access.scope.category_code",
+            &code,
+            CATEGORY_CODE_CHARS_MAX,
+            true,
+        )?),
+        Some(v1::grant_scope::Scope::AllRecords(_)) => GrantScope::AllRecords,
+        None => return Err(field_error("grant_access.scope", FieldProblem::Missing)),
+    };
+    if grant.purposes.is_empty() {
+        return Err(field_error("grant_access.purposes", FieldProblem::Missing));
+    }
+    let mut purposes = Vec::with_capacity(grant.purposes.len());
+    for value in &grant.purposes {
+        let purpose = purpose("grant_access.purposes", *value)?;
+        if purposes.contains(&purpose) {
+            return Err(field_error(
+                "grant_access.purposes",
+                FieldProblem::Duplicate,
+            ));
+        }
+        purposes.push(purpose);
+    }
+    if grant.valid_until_unix_ms <= grant.valid_from_unix_ms {
+        return Err(field_error(
+            "grant_access.valid_until_unix_ms",
+            FieldProblem::EmptyWindow,
+        ));
+    }
+    let basis = match grant.basis.and_then(|basis| basis.basis) {
+        Some(v1::grant_basis::Basis::PatientConsent(consent)) => GrantBasis::PatientConsent {
+            reference: optional_text(
+                "grant_access.basis.patient_consent.reference",
+                &consent.reference,
+                REASON_CHARS_MAX,
+            )?,
+        },
+        Some(v1::grant_basis::Basis::Statutory(statute)) => GrantBasis::Statutory {
+            name: text(
+                "grant_access.basis.statutory.name",
+                &statute.name,
+                REASON_CHARS_MAX,
+                true,
+            )?,
+        },
+        None => return Err(field_error("grant_access.basis", FieldProblem::Missing)),
+    };
+    Ok(GrantTerms {
+        issuer: org_number("grant_access.issuer_org_number", &grant.issuer_org_number)?,
+        subject: subject("grant_access.subject_pseudonym", &grant.subject_pseudonym)?,
+        grantee: org_number("grant_access.grantee_org_number", &grant.grantee_org_number)?,
+        grantee_person: if grant.grantee_hpr_number.is_empty() {
+            None
+        } else {
+            Some(hpr_number(
+                "grant_access.grantee_hpr_number",
+                &grant.grantee_hpr_number,
+            )?)
+        },
+        grantee_department: optional_text(
+            "grant_access.grantee_department",
+            &grant.grantee_department,
+            DEPARTMENT_CHARS_MAX,
+        )?,
+        scope,
+        purposes,
+        valid_from_unix_ms: grant.valid_from_unix_ms,
+        valid_until_unix_ms: grant.valid_until_unix_ms,
+        basis,
+    })
+}
+
+fn access_report(log: v1::LogAccess) -> Result<AccessReport, FieldError> {
+    let basis = match log.basis {
+        Some(v1::log_access::Basis::GrantId(grant_id)) => {
+            AccessBasis::Grant(TransactionId(bytes32("log_access.grant_id", &grant_id)?))
+        }
+        Some(v1::log_access::Basis::Emergency(emergency)) => AccessBasis::Emergency {
+            justification: text(
+                "log_access.emergency.justification",
+                &emergency.justification,
+                JUSTIFICATION_CHARS_MAX,
+                true,
+            )?,
+        },
+        None => AccessBasis::None,
+    };
+    Ok(AccessReport {
+        accessor: org_number("log_access.accessor_org_number", &log.accessor_org_number)?,
+        accessor_person: hpr_number("log_access.accessor_hpr_number", &log.accessor_hpr_number)?,
+        record: record_reference("log_access.record", log.record)?,
+        purpose: purpose("log_access.purpose", log.purpose)?,
+        accessed_at_unix_ms: log.accessed_at_unix_ms,
+        attestation_sha256: if log.attestation_sha256.is_empty() {
+            None
+        } else {
+            Some(bytes32(
+                "log_access.attestation_sha256",
+                &log.attestation_sha256,
+            )?)
+        },
+        basis,
+    })
+}
+
+/// Validates a free-text field: length in characters, no control characters, nothing shaped like
+/// a national identity number.
+pub fn text(
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    required: bool,
+) -> Result<String, FieldError> {
+    if value.is_empty() {
+        return if required {
+            Err(field_error(field, FieldProblem::Empty))
+        } else {
+            Ok(String::new())
+        };
+    }
+    if value.chars().count() > max_chars {
+        return Err(field_error(field, FieldProblem::TooLong { max: max_chars }));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(field_error(field, FieldProblem::ControlCharacter));
+    }
+    if identifiers::contains_national_id_like(value) {
+        return Err(field_error(field, FieldProblem::NationalIdLike));
+    }
+    Ok(value.to_owned())
+}
+
+fn optional_text(field: &str, value: &str, max_chars: usize) -> Result<Option<String>, FieldError> {
+    let value = text(field, value, max_chars, false)?;
+    Ok((!value.is_empty()).then_some(value))
+}
+
+pub fn org_number(field: &str, value: &str) -> Result<OrgNumber, FieldError> {
+    if value.is_empty() {
+        return Err(field_error(field, FieldProblem::Missing));
+    }
+    OrgNumber::parse(value).map_err(|error| field_error(field, error))
+}
+
+pub fn hpr_number(field: &str, value: &str) -> Result<HprNumber, FieldError> {
+    if value.is_empty() {
+        return Err(field_error(field, FieldProblem::Missing));
+    }
+    HprNumber::parse(value).map_err(|error| field_error(field, error))
+}
+
+fn bytes32(field: &str, value: &[u8]) -> Result<[u8; 32], FieldError> {
+    <[u8; 32]>::try_from(value).map_err(|_| {
+        field_error(
+            field,
+            if value.is_empty() {
+                FieldProblem::Missing
+            } else {
+                FieldProblem::WrongLength {
+                    expected: 32,
+                    actual: value.len(),
+                }
+            },
+        )
+    })
+}
+
+pub fn subject(field: &str, value: &[u8]) -> Result<SubjectPseudonym, FieldError> {
+    bytes32(field, value).map(SubjectPseudonym)
+}
+
+fn record_key(prefix: &str, custodian: &str, record_id: &str) -> Result<RecordKey, FieldError> {
+    Ok(RecordKey {
+        custodian: org_number(&format!("{prefix}.custodian_org_number"), custodian)?,
+        record_id: text(
+            &format!("{prefix}.record_id"),
+            record_id,
+            RECORD_ID_CHARS_MAX,
+            true,
+        )?,
+    })
+}
+
+pub fn record_reference(
+    field: &str,
+    reference: Option<v1::RecordReference>,
+) -> Result<RecordKey, FieldError> {
+    let reference = reference.ok_or_else(|| field_error(field, FieldProblem::Missing))?;
+    record_key(field, &reference.custodian_org_number, &reference.record_id)
+}
+
+fn confidentiality(field: &str, value: i32) -> Result<Confidentiality, FieldError> {
+    match v1::Confidentiality::try_from(value) {
+        Ok(v1::Confidentiality::Normal) => Ok(Confidentiality::Normal),
+        Ok(v1::Confidentiality::Restricted) => Ok(Confidentiality::Restricted),
+        Ok(v1::Confidentiality::Unspecified) => Err(field_error(field, FieldProblem::Unspecified)),
+        Err(_) => Err(field_error(field, FieldProblem::UnknownEnumValue(value))),
+    }
+}
+
+pub fn purpose(field: &str, value: i32) -> Result<Purpose, FieldError> {
+    use v1::PurposeOfUse as Wire;
+    Ok(match Wire::try_from(value) {
+        Ok(Wire::Treat) => Purpose::Treat,
+        Ok(Wire::Etreat) => Purpose::Etreat,
+        Ok(Wire::Coc) => Purpose::Coc,
+        Ok(Wire::Hresch) => Purpose::Hresch,
+        Ok(Wire::Clintrch) => Purpose::Clintrch,
+        Ok(Wire::Hoperat) => Purpose::Hoperat,
+        Ok(Wire::Hpaymt) => Purpose::Hpaymt,
+        Ok(Wire::Pubhlth) => Purpose::Pubhlth,
+        Ok(Wire::Patrqt) => Purpose::Patrqt,
+        Ok(Wire::Unspecified) => return Err(field_error(field, FieldProblem::Unspecified)),
+        Err(_) => return Err(field_error(field, FieldProblem::UnknownEnumValue(value))),
+    })
+}
+
+// ----- Domain to wire, for the API. -----
+
+pub fn purpose_to_wire(purpose: Purpose) -> v1::PurposeOfUse {
+    use v1::PurposeOfUse as Wire;
+    match purpose {
+        Purpose::Treat => Wire::Treat,
+        Purpose::Etreat => Wire::Etreat,
+        Purpose::Coc => Wire::Coc,
+        Purpose::Hresch => Wire::Hresch,
+        Purpose::Clintrch => Wire::Clintrch,
+        Purpose::Hoperat => Wire::Hoperat,
+        Purpose::Hpaymt => Wire::Hpaymt,
+        Purpose::Pubhlth => Wire::Pubhlth,
+        Purpose::Patrqt => Wire::Patrqt,
+    }
+}
+
+fn confidentiality_to_wire(confidentiality: Confidentiality) -> v1::Confidentiality {
+    match confidentiality {
+        Confidentiality::Normal => v1::Confidentiality::Normal,
+        Confidentiality::Restricted => v1::Confidentiality::Restricted,
+    }
+}
+
+fn record_reference_to_wire(record: &RecordKey) -> v1::RecordReference {
+    v1::RecordReference {
+        custodian_org_number: record.custodian.to_string(),
+        record_id: record.record_id.clone(),
+    }
+}
+
+pub fn record_to_wire(record: &RecordPointer) -> v1::RecordPointer {
+    v1::RecordPointer {
+        custodian_org_number: record.record.custodian.to_string(),
+        record_id: record.record.record_id.clone(),
+        subject_pseudonym: record.subject.0.to_vec(),
+        category_code: record.category_code.clone(),
+        location_uri: record.location_uri.clone(),
+        content_sha256: record.content_sha256.to_vec(),
+        confidentiality: confidentiality_to_wire(record.confidentiality) as i32,
+        created_at_unix_ms: record.created_at_unix_ms,
+        version: record.version,
+        retracted: record.retracted.is_some(),
+        last_transaction_id: record.last_transaction_id.0.to_vec(),
+        anchored_at_height: record.anchored_at_height,
+    }
+}
+
+pub fn grant_terms_to_wire(terms: &GrantTerms) -> v1::GrantAccess {
+    v1::GrantAccess {
+        issuer_org_number: terms.issuer.to_string(),
+        subject_pseudonym: terms.subject.0.to_vec(),
+        grantee_org_number: terms.grantee.to_string(),
+        grantee_hpr_number: terms
+            .grantee_person
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        grantee_department: terms.grantee_department.clone().unwrap_or_default(),
+        scope: Some(v1::GrantScope {
+            scope: Some(match &terms.scope {
+                GrantScope::Record(record) => {
+                    v1::grant_scope::Scope::Record(record_reference_to_wire(record))
+                }
+                GrantScope::Category(code) => v1::grant_scope::Scope::CategoryCode(code.clone()),
+                GrantScope::AllRecords => v1::grant_scope::Scope::AllRecords(v1::AllRecords {}),
+            }),
+        }),
+        purposes: terms
+            .purposes
+            .iter()
+            .map(|purpose| purpose_to_wire(*purpose) as i32)
+            .collect(),
+        valid_from_unix_ms: terms.valid_from_unix_ms,
+        valid_until_unix_ms: terms.valid_until_unix_ms,
+        basis: Some(v1::GrantBasis {
+            basis: Some(match &terms.basis {
+                GrantBasis::PatientConsent { reference } => {
+                    v1::grant_basis::Basis::PatientConsent(v1::PatientConsent {
+                        reference: reference.clone().unwrap_or_default(),
+                    })
+                }
+                GrantBasis::Statutory { name } => {
+                    v1::grant_basis::Basis::Statutory(v1::StatutoryBasis { name: name.clone() })
+                }
+            }),
+        }),
+    }
+}
+
+pub fn grant_to_wire(grant: &Grant) -> v1::Grant {
+    v1::Grant {
+        grant_id: grant.grant_id.0.to_vec(),
+        terms: Some(grant_terms_to_wire(&grant.terms)),
+        granted_at_height: grant.granted_at_height,
+        revoked: grant.revoked.is_some(),
+        revoked_at_height: grant
+            .revoked
+            .as_ref()
+            .map_or(0, |revocation| revocation.height),
+        revoked_at_unix_ms: grant
+            .revoked
+            .as_ref()
+            .map_or(0, |revocation| revocation.unix_ms),
+    }
+}
+
+pub fn classification_to_wire(classification: AccessClassification) -> v1::AccessClassification {
+    match classification {
+        AccessClassification::Authorised => v1::AccessClassification::Authorised,
+        AccessClassification::Emergency => v1::AccessClassification::Emergency,
+        AccessClassification::Unauthorised => v1::AccessClassification::Unauthorised,
+    }
+}
+
+pub fn access_event_to_wire(event: &AccessEvent) -> v1::AccessEvent {
+    let report = &event.report;
+    v1::AccessEvent {
+        event_id: event.event_id.0.to_vec(),
+        report: Some(v1::LogAccess {
+            accessor_org_number: report.accessor.to_string(),
+            accessor_hpr_number: report.accessor_person.to_string(),
+            record: Some(record_reference_to_wire(&report.record)),
+            purpose: purpose_to_wire(report.purpose) as i32,
+            accessed_at_unix_ms: report.accessed_at_unix_ms,
+            attestation_sha256: report
+                .attestation_sha256
+                .map(|hash| hash.to_vec())
+                .unwrap_or_default(),
+            basis: match &report.basis {
+                AccessBasis::Grant(grant_id) => {
+                    Some(v1::log_access::Basis::GrantId(grant_id.0.to_vec()))
+                }
+                AccessBasis::Emergency { justification } => {
+                    Some(v1::log_access::Basis::Emergency(v1::EmergencyAccess {
+                        justification: justification.clone(),
+                    }))
+                }
+                AccessBasis::None => None,
+            },
+        }),
+        subject_pseudonym: event.subject.0.to_vec(),
+        classification: classification_to_wire(event.classification) as i32,
+        flagged: event.flagged,
+        reason: event.reason.clone(),
+        grant_id: event.grant_id.map(|id| id.0.to_vec()).unwrap_or_default(),
+        height: event.height,
+    }
+}
+
+pub fn rejection_reason_to_wire(reason: RejectionReason) -> v1::RejectionReason {
+    use v1::RejectionReason as Wire;
+    match reason {
+        RejectionReason::UnknownSigner => Wire::UnknownSigner,
+        RejectionReason::SignerNotInstitution => Wire::SignerNotInstitution,
+        RejectionReason::MissingRole => Wire::MissingRole,
+        RejectionReason::Expired => Wire::Expired,
+        RejectionReason::Duplicate => Wire::Duplicate,
+        RejectionReason::ExpiryTooFar => Wire::ExpiryTooFar,
+        RejectionReason::UnknownRecord => Wire::UnknownRecord,
+        RejectionReason::RecordExists => Wire::RecordExists,
+        RejectionReason::RecordRetracted => Wire::RecordRetracted,
+        RejectionReason::NotCustodian => Wire::NotCustodian,
+        RejectionReason::NotAuthorisedIssuer => Wire::NotAuthorisedIssuer,
+        RejectionReason::UnknownGrant => Wire::UnknownGrant,
+        RejectionReason::GrantAlreadyRevoked => Wire::GrantAlreadyRevoked,
+        RejectionReason::UnknownBlock => Wire::UnknownBlock,
+        RejectionReason::BlockAlreadyLifted => Wire::BlockAlreadyLifted,
+        RejectionReason::UnknownInstitution => Wire::UnknownInstitution,
+        RejectionReason::SubjectMismatch => Wire::SubjectMismatch,
+    }
+}
+
+pub fn receipt_to_wire(receipt: &Receipt) -> v1::Receipt {
+    v1::Receipt {
+        transaction_id: receipt.transaction_id.0.to_vec(),
+        height: receipt.height,
+        index: receipt.index,
+        outcome: Some(match &receipt.outcome {
+            Outcome::Applied { classification } => v1::receipt::Outcome::Applied(v1::Applied {
+                classification: classification.map_or(
+                    v1::AccessClassification::Unspecified,
+                    classification_to_wire,
+                ) as i32,
+            }),
+            Outcome::Rejected { reason, detail } => v1::receipt::Outcome::Rejected(v1::Rejected {
+                reason: rejection_reason_to_wire(*reason) as i32,
+                detail: detail.clone(),
+            }),
+        }),
+    }
+}

@@ -1,0 +1,29 @@
+//! Compiles `proto/varde/v1/*.proto` with protox (no system `protoc`), writes the descriptor set for
+//! server reflection, and generates the prost messages and tonic stubs.
+
+use std::path::PathBuf;
+
+const PROTO_FILES: [&str; 5] = [
+    "proto/varde/v1/transaction.proto",
+    "proto/varde/v1/state.proto",
+    "proto/varde/v1/query_service.proto",
+    "proto/varde/v1/ledger_service.proto",
+    "proto/varde/v1/node_service.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for file in PROTO_FILES {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let file_descriptor_set = protox::compile(PROTO_FILES, ["proto"])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("varde_descriptor.bin"),
+        prost::Message::encode_to_vec(&file_descriptor_set),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(file_descriptor_set)?;
+    Ok(())
+}
