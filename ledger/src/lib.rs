@@ -9,6 +9,7 @@ pub mod domain;
 pub mod execution;
 pub mod hex;
 pub mod identifiers;
+pub mod keyfile;
 pub mod ledger;
 pub mod membership;
 pub mod pseudonym;
