@@ -203,3 +203,161 @@ impl VoteKeeper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::message::Vote;
+    use crate::validator_set::ValidatorSet;
+
+    const CHAIN: &str = "varde-test";
+
+    fn key(index: u32) -> SigningKey {
+        SigningKey::from_bytes(&[index as u8 + 1; 32])
+    }
+
+    fn vote(kind: VoteKind, round: Round, block: Option<u8>, validator: u32) -> SignedVote {
+        let vote = Vote {
+            kind,
+            height: 1,
+            round,
+            block_id: block.map(|b| BlockId([b; 32])),
+            validator,
+        };
+        SignedVote::sign(CHAIN, vote, &key(validator))
+    }
+
+    // A retransmitted vote counts once; distinct validators add up per block and in total.
+    #[test]
+    fn duplicates_count_once() {
+        let mut keeper = VoteKeeper::new(1, 4);
+        assert_eq!(
+            keeper.add(vote(VoteKind::Prevote, 0, Some(1), 0), false),
+            AddVote::Counted
+        );
+        assert_eq!(
+            keeper.add(vote(VoteKind::Prevote, 0, Some(1), 0), false),
+            AddVote::Duplicate
+        );
+        assert_eq!(
+            keeper.add(vote(VoteKind::Prevote, 0, Some(1), 1), false),
+            AddVote::Counted
+        );
+        assert_eq!(
+            keeper.add(vote(VoteKind::Prevote, 0, None, 2), false),
+            AddVote::Counted
+        );
+        assert_eq!(
+            keeper.count(0, VoteKind::Prevote, Some(BlockId([1; 32]))),
+            2
+        );
+        assert_eq!(keeper.count(0, VoteKind::Prevote, None), 1);
+        assert_eq!(keeper.total(0, VoteKind::Prevote), 3);
+        assert_eq!(keeper.total(0, VoteKind::Precommit), 0);
+    }
+
+    // Prevotes and precommits, and different rounds, are separate tallies.
+    #[test]
+    fn kinds_and_rounds_are_separate() {
+        let mut keeper = VoteKeeper::new(1, 4);
+        keeper.add(vote(VoteKind::Prevote, 0, Some(1), 0), false);
+        keeper.add(vote(VoteKind::Precommit, 0, Some(1), 0), false);
+        keeper.add(vote(VoteKind::Prevote, 1, Some(1), 0), false);
+        assert_eq!(keeper.total(0, VoteKind::Prevote), 1);
+        assert_eq!(keeper.total(0, VoteKind::Precommit), 1);
+        assert_eq!(keeper.total(1, VoteKind::Prevote), 1);
+    }
+
+    // A second, different vote in one slot is evidence that verifies; the first vote stays counted
+    // and the second counts only when the caller keeps it.
+    #[test]
+    fn conflicting_votes_become_evidence() {
+        let validators =
+            ValidatorSet::new((0..4).map(|i| key(i).verifying_key()).collect()).unwrap();
+        let mut keeper = VoteKeeper::new(1, 4);
+        keeper.add(vote(VoteKind::Prevote, 0, Some(1), 3), false);
+        let outcome = keeper.add(vote(VoteKind::Prevote, 0, Some(2), 3), false);
+        let AddVote::Conflicting { evidence, counted } = outcome else {
+            panic!("expected a conflict, got {outcome:?}");
+        };
+        assert!(!counted);
+        assert_eq!(evidence.validator(), 3);
+        evidence
+            .verify(CHAIN, &validators, &crate::Ed25519Verifier)
+            .expect("the evidence verifies");
+        assert_eq!(
+            keeper.count(0, VoteKind::Prevote, Some(BlockId([2; 32]))),
+            0
+        );
+        assert_eq!(keeper.total(0, VoteKind::Prevote), 1);
+
+        let kept = keeper.add(vote(VoteKind::Prevote, 0, None, 3), true);
+        assert!(matches!(kept, AddVote::Conflicting { counted: true, .. }));
+        assert_eq!(keeper.count(0, VoteKind::Prevote, None), 1);
+        assert_eq!(keeper.total(0, VoteKind::Prevote), 1, "still one voter");
+    }
+
+    // A certificate holds exactly the precommits for its block, in validator order, and verifies.
+    #[test]
+    fn certificate_holds_the_blocks_precommits() {
+        let validators =
+            ValidatorSet::new((0..4).map(|i| key(i).verifying_key()).collect()).unwrap();
+        let mut keeper = VoteKeeper::new(1, 4);
+        for validator in [2, 0, 3] {
+            keeper.add(vote(VoteKind::Precommit, 0, Some(1), validator), false);
+        }
+        keeper.add(vote(VoteKind::Precommit, 0, None, 1), false);
+        let quorums: Vec<_> = keeper.commit_quorums(3).collect();
+        assert_eq!(quorums, vec![(0, BlockId([1; 32]))]);
+        let certificate = keeper.certificate(0, BlockId([1; 32]));
+        let signers: Vec<_> = certificate.signatures.iter().map(|s| s.validator).collect();
+        assert_eq!(signers, vec![0, 2, 3]);
+        certificate
+            .verify(CHAIN, &validators, &crate::Ed25519Verifier)
+            .expect("the certificate verifies");
+    }
+
+    proptest! {
+        // With at most f validators voting twice, no two different blocks both reach a quorum,
+        // whatever order the votes arrive in and whichever conflicting votes are kept.
+        #[test]
+        fn one_quorum_at_most_with_f_equivocators(
+            f in 1usize..4,
+            honest_choices in proptest::collection::vec(0u8..3, 10),
+            byzantine_mask in proptest::collection::vec(any::<bool>(), 10),
+            order_seed in any::<u64>(),
+        ) {
+            let n = 3 * f + 1;
+            let quorum = 2 * n / 3 + 1;
+            let mut byzantine_left = f;
+            let mut votes = Vec::new();
+            for validator in 0..n as u32 {
+                let choice = honest_choices[validator as usize];
+                let byzantine = byzantine_mask[validator as usize] && byzantine_left > 0;
+                if byzantine {
+                    byzantine_left -= 1;
+                    votes.push(vote(VoteKind::Precommit, 0, Some(1), validator));
+                    votes.push(vote(VoteKind::Precommit, 0, Some(2), validator));
+                } else {
+                    votes.push(vote(VoteKind::Precommit, 0, Some(choice), validator));
+                }
+            }
+            let mut state = order_seed | 1;
+            for index in (1..votes.len()).rev() {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                votes.swap(index, (state % (index as u64 + 1)) as usize);
+            }
+            let mut keeper = VoteKeeper::new(1, n);
+            for signed in votes {
+                keeper.add(signed, true);
+            }
+            let reaching: Vec<u8> = (0u8..3)
+                .filter(|b| keeper.count(0, VoteKind::Precommit, Some(BlockId([*b; 32]))) >= quorum)
+                .collect();
+            prop_assert!(reaching.len() <= 1, "blocks {reaching:?} both reached {quorum} of {n}");
+        }
+    }
+}

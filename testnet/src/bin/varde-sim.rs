@@ -4,12 +4,10 @@
 //! exactly and describes it. The last line is always `seeds: N, violations: V, seconds: T`.
 
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use varde_testnet::sim::{BrokenRule, SeedReport, run_seed};
+use varde_testnet::sim::{BrokenRule, SeedReport, default_threads, run_seed, run_seeds};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum RuleToBreak {
@@ -85,38 +83,11 @@ fn print_failure(report: &SeedReport) {
     }
 }
 
-/// Runs seeds on worker threads; each seed is independent, so the order of runs does not matter.
+/// Runs the seeds of a `--seeds` run on worker threads, printing each failure as it is found.
 fn run_many(arguments: &Arguments, broken_rule: Option<BrokenRule>) -> (u64, usize) {
-    let threads = arguments
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-        .max(1);
-    let next = AtomicU64::new(arguments.first_seed);
-    let end = arguments.first_seed + arguments.seeds;
-    let failures: Mutex<Vec<SeedReport>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
-                        break;
-                    }
-                    let report = run_seed(seed, broken_rule);
-                    if !report.violations.is_empty() {
-                        print_failure(&report);
-                        failures
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .push(report);
-                    }
-                }
-            });
-        }
-    });
-    let failures = failures
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let threads = arguments.threads.unwrap_or_else(default_threads);
+    let seeds = arguments.first_seed..arguments.first_seed + arguments.seeds;
+    let failures = run_seeds(seeds, broken_rule, threads, print_failure);
     let violations = failures.iter().map(|report| report.stats.violations).sum();
     (arguments.seeds, violations)
 }

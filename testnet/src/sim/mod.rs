@@ -41,3 +41,48 @@ pub fn run_seed(seed: u64, broken_rule: Option<BrokenRule>) -> SeedReport {
         stats,
     }
 }
+
+/// Runs every seed of `seeds` on `threads` worker threads. `on_failure` sees each failing report as
+/// soon as it is found; the failing reports are returned in seed order.
+pub fn run_seeds(
+    seeds: std::ops::Range<u64>,
+    broken_rule: Option<BrokenRule>,
+    threads: usize,
+    on_failure: impl Fn(&SeedReport) + Sync,
+) -> Vec<SeedReport> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let next = AtomicU64::new(seeds.start);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    let report = run_seed(seed, broken_rule);
+                    if report.stats.violations > 0 {
+                        on_failure(&report);
+                        failures
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push(report);
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    failures.sort_by_key(|report| report.seed);
+    failures
+}
+
+/// The machine's cores, for [`run_seeds`].
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
