@@ -6,7 +6,13 @@ set -euo pipefail
 
 need_sudo() { if [ "$(id -u)" -ne 0 ]; then echo sudo; fi; }
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libclang\.so'; then
+# Debian lists it as libclang-NN.so; libclang-cpp (present on a fresh machine) is not what bindgen loads.
+have_libclang() {
+    ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9]+)?\.so' && return 0
+    compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null
+}
+
+if ! have_libclang; then
     echo "setup: installing libclang (needed to build rocksdb's bindings)" >&2
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "setup: libclang is missing and apt-get is not available; install libclang-dev (or your system's libclang package) and run again" >&2
