@@ -4,7 +4,12 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::RwLock;
 
-use crate::{Column, Entry, StorageError, Store, WriteBatch, WriteOperation};
+use crate::{
+    ChainIdentity, Column, Entry, StorageError, Store, WriteBatch, WriteOperation, check_identity,
+};
+
+/// How an in-memory store is named in error messages.
+const MEMORY_LOCATION: &str = "memory";
 
 /// A [`Store`] held in memory: ordered like the disk store, atomic per batch, lost on drop.
 #[derive(Debug, Default)]
@@ -13,8 +18,23 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store with no chain identity; [`MemoryStore::open`] is the checked way in.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that records `identity`, so that later [`check_identity`] calls on it (a simulated
+    /// restart) behave as reopening a [`RocksStore`](crate::RocksStore) does.
+    pub fn open(identity: &ChainIdentity) -> Result<Self, StorageError> {
+        let store = Self::new();
+        store.check_identity(identity)?;
+        Ok(store)
+    }
+
+    /// Checks that this store belongs to `identity` (recording it if the store is empty), as
+    /// [`check_identity`] does.
+    pub fn check_identity(&self, identity: &ChainIdentity) -> Result<(), StorageError> {
+        check_identity(self, MEMORY_LOCATION, identity)
     }
 
     fn poisoned(operation: &'static str) -> StorageError {
@@ -45,7 +65,9 @@ impl Store for MemoryStore {
         };
         Ok(columns
             .range((lower, Bound::Unbounded))
-            .take_while(|((entry_column, key), _)| *entry_column == column && key.starts_with(prefix))
+            .take_while(|((entry_column, key), _)| {
+                *entry_column == column && key.starts_with(prefix)
+            })
             .take(limit)
             .map(|((_, key), value)| (key.clone(), value.clone()))
             .collect())
@@ -82,10 +104,16 @@ mod tests {
         batch.put(Column::Grants, b"a0".to_vec(), b"other column".to_vec());
         store.write(batch).unwrap();
 
-        let keys = |entries: Vec<Entry>| entries.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
+        let keys =
+            |entries: Vec<Entry>| entries.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
         let all = store.scan_prefix(Column::Records, b"a", None, 10).unwrap();
-        assert_eq!(keys(all), vec![b"a1".to_vec(), b"a2".to_vec(), b"a3".to_vec()]);
-        let page = store.scan_prefix(Column::Records, b"a", Some(b"a1"), 1).unwrap();
+        assert_eq!(
+            keys(all),
+            vec![b"a1".to_vec(), b"a2".to_vec(), b"a3".to_vec()]
+        );
+        let page = store
+            .scan_prefix(Column::Records, b"a", Some(b"a1"), 1)
+            .unwrap();
         assert_eq!(keys(page), vec![b"a2".to_vec()]);
     }
 
@@ -101,6 +129,9 @@ mod tests {
         batch.delete(Column::Records, b"k".to_vec());
         store.write(batch).unwrap();
         assert_eq!(store.get(Column::Records, b"k").unwrap(), None);
-        assert_eq!(store.get(Column::Grants, b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            store.get(Column::Grants, b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
     }
 }
