@@ -9,5 +9,8 @@ struct Cli {}
 
 fn main() {
     let _cli = Cli::parse();
-    println!("varde {}: no commands yet; the consensus simulator is `varde-sim`", env!("CARGO_PKG_VERSION"));
+    println!(
+        "varde {}: no commands yet; the consensus simulator is `varde-sim`",
+        env!("CARGO_PKG_VERSION")
+    );
 }

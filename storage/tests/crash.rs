@@ -27,7 +27,7 @@ const CHILD_FIRST_BATCH: &str = "VARDE_STORAGE_CRASH_CHILD_FIRST_BATCH";
 /// Prefix of the child's acknowledgement lines, so they are told apart from the test harness's output.
 const ACKNOWLEDGED: &str = "acknowledged ";
 /// Kills per test run; each one starts a child on the database the previous one left.
-const KILLS: usize = 3;
+const KILLS: usize = 5;
 /// The child is killed after at most this long, even if it acknowledged fewer batches than drawn.
 const CHILD_RUN_MAX: Duration = Duration::from_secs(2);
 /// Entries per batch, in several columns, all of which must be present for an acknowledged batch.
@@ -215,6 +215,10 @@ fn acknowledged_batches_survive_kill_nine() {
                 "kill {kill}: a batch past {last}"
             );
         }
+        eprintln!(
+            "kill {kill}: batches {next}..={highest_acknowledged} acknowledged ({} lines), database ends at batch {last}",
+            acknowledged.len()
+        );
         next = last + 1;
     }
 }

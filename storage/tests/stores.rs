@@ -496,6 +496,7 @@ fn foreign_chain_refused<H: Harness>() {
         "{error:?}"
     );
     let message = error.to_string();
+    eprintln!("refused as foreign: {message}");
     for expected in [
         "varde-test",
         "varde-other",
@@ -615,6 +616,7 @@ mod rocks_files {
                 detail,
             }) => {
                 assert_eq!(reported, path.display().to_string());
+                eprintln!("refused as corrupt: {detail}");
                 detail
             }
             Err(other) => panic!("expected Corrupt, got {other:?}"),
@@ -757,6 +759,35 @@ mod rocks_files {
             RocksStore::open(directory.path(), &identity()),
             directory.path(),
         );
+    }
+
+    // Flipped bytes inside a table file (same size) give Corrupt, on open or on the first read, never bad data.
+    #[test]
+    fn flipped_bytes_in_table_file_refused() {
+        let directory = TempDir::new().unwrap();
+        create_database(directory.path());
+        drop(RocksStore::open(directory.path(), &identity()).unwrap());
+        let table = fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|extension| extension == "sst"))
+            .expect("a table file");
+        let mut bytes = fs::read(&table).unwrap();
+        for byte in bytes.iter_mut().take(64) {
+            *byte ^= 0x5a;
+        }
+        fs::write(&table, bytes).unwrap();
+        let error = match RocksStore::open(directory.path(), &identity()) {
+            Err(error) => error,
+            Ok(store) => store
+                .scan_prefix(Column::Blocks, b"", None, usize::MAX)
+                .expect_err("a damaged table was read without error"),
+        };
+        let StorageError::Corrupt { path, detail } = error else {
+            panic!("expected Corrupt, got {error:?}");
+        };
+        assert_eq!(path, directory.path().display().to_string());
+        eprintln!("refused as corrupt: {detail}");
     }
 
     // A RocksDB database of another program (unknown column families) is refused as not Varde's.
