@@ -31,6 +31,32 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Serde adapter: a list of 32-byte keys as lowercase hex strings, so that genesis files stay
+/// readable and editable (`#[serde(with = "crate::hex::key_list")]`).
+pub mod key_list {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(keys: &[[u8; 32]], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(keys.iter().map(|key| super::encode(key)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<[u8; 32]>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| {
+                super::decode(text)
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| {
+                        D::Error::custom(format!("public key {text:?} is not 64 hex digits"))
+                    })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // Encoding and decoding round-trip; bad input is refused.
@@ -40,5 +66,21 @@ mod tests {
         assert_eq!(super::decode("00ABff"), Some(vec![0x00, 0xab, 0xff]));
         assert_eq!(super::decode("0"), None);
         assert_eq!(super::decode("zz"), None);
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Keys(#[serde(with = "super::key_list")] Vec<[u8; 32]>);
+
+    // Keys serialise as hex strings and read back; a short or non-hex key is refused by name.
+    #[test]
+    fn key_lists_are_hex_in_json() {
+        let keys = Keys(vec![[0xab; 32]]);
+        let json = serde_json::to_string(&keys).unwrap();
+        assert_eq!(json, format!("[\"{}\"]", "ab".repeat(32)));
+        assert_eq!(serde_json::from_str::<Keys>(&json).unwrap(), keys);
+        let error = serde_json::from_str::<Keys>("[\"abcd\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not 64 hex digits"), "{error}");
     }
 }

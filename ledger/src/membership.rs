@@ -22,7 +22,8 @@ pub struct Institution {
     pub org_number: OrgNumber,
     pub name: String,
     pub roles: Vec<Role>,
-    /// Ed25519 public keys, 32 bytes each.
+    /// Ed25519 public keys, 32 bytes each (hex strings in the genesis file).
+    #[serde(with = "crate::hex::key_list")]
     pub public_keys: Vec<[u8; 32]>,
 }
 

@@ -14,9 +14,6 @@ const MEMORY_LOCATION: &str = "memory";
 /// Every column's entries in one ordered map, keyed by column first so each column is one range.
 type Entries = BTreeMap<(Column, Vec<u8>), Vec<u8>>;
 
-/// Every column's entries in one ordered map, keyed by column first.
-type Entries = BTreeMap<(Column, Vec<u8>), Vec<u8>>;
-
 /// A [`Store`] held in memory: ordered like the disk store, atomic per batch, lost on drop.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
