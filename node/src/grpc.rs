@@ -28,6 +28,7 @@ use std::time::Duration;
 use prost::Message as _;
 use tokio::sync::broadcast;
 use tokio_stream::Stream;
+use tonic::codegen::http;
 use tonic::{Request, Response, Status};
 use varde_ledger::access::{self, AccessRequest};
 use varde_ledger::domain::{AccessEvent, Grant, RecordKey, RecordPointer};
@@ -52,6 +53,32 @@ pub const SUBMIT_WAIT_MAX: Duration = Duration::from_secs(60);
 pub const SUBMIT_WAIT_DEFAULT: Duration = Duration::from_secs(30);
 /// How far a query signature's time may be from the node's clock.
 pub const QUERY_CLOCK_SKEW_MAX_MS: i64 = 5 * 60 * 1_000;
+
+/// Gives the statuses that tonic's decoder produces for bad request bytes the codes of the Varde
+/// API: an oversized message (tonic: OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED, and bytes that are
+/// not the request message (tonic-prost: INTERNAL) become INVALID_ARGUMENT. These errors come back
+/// as trailers-only responses, so the status is in the response headers.
+pub fn rewrite_decode_statuses<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let code = headers
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok());
+    let message = headers
+        .get("grpc-message")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .replace("%20", " ");
+    let replacement = match code {
+        Some(11) if message.contains("decoded message length too large") => Some("8"),
+        Some(13) if message.starts_with("failed to decode Protobuf message") => Some("3"),
+        _ => None,
+    };
+    if let Some(replacement) = replacement {
+        headers.insert("grpc-status", http::HeaderValue::from_static(replacement));
+    }
+    response
+}
 
 fn internal(error: impl std::fmt::Display) -> Status {
     tracing::error!(%error, "request failed inside the node");
@@ -500,7 +527,12 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
                     }
                     next_height += 1;
                 }
-                match live.recv().await {
+                // Stop as soon as the client goes away: this task holds the node context.
+                let received = tokio::select! {
+                    _ = sender.closed() => return,
+                    received = live.recv() => received,
+                };
+                match received {
                     Ok(block) if block.height == next_height => {
                         for event in block_events(&block)
                             .into_iter()

@@ -180,6 +180,9 @@ async fn serve_grpc<S: Store + 'static>(
         .register_encoded_file_descriptor_set(varde_proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            crate::grpc::rewrite_decode_statuses::<tonic::body::Body>,
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -200,10 +203,13 @@ async fn serve_grpc<S: Store + 'static>(
 }
 
 /// The store the node keeps its data in.
-pub type NodeStore = varde_storage::MemoryStore;
+pub type NodeStore = varde_storage::RocksStore;
 
-/// Opens the node's database in `config.data_dir` for `genesis`.
+/// Opens (or creates) the node's RocksDB database in `config.data_dir` for `genesis`; a database
+/// of another chain or a corrupt one is refused with the storage layer's message.
 pub fn open_store(config: &NodeConfig, genesis: &Genesis) -> anyhow::Result<NodeStore> {
-    let _ = (config, genesis_hash(genesis));
-    Ok(varde_storage::MemoryStore::new())
+    let identity =
+        varde_storage::ChainIdentity::new(genesis.chain_id.clone(), genesis_hash(genesis));
+    varde_storage::RocksStore::open(&config.data_dir, &identity)
+        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))
 }

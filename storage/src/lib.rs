@@ -1,15 +1,23 @@
 //! Varde's storage contract.
 //!
 //! The ledger keeps everything it knows in a handful of column families (DESIGN.md §6) and commits each
-//! block as one atomic, durable [`WriteBatch`]. [`Store`] is that contract; [`MemoryStore`] implements it
-//! for simulation and unit tests. Engine-specific types (RocksDB's errors, options, handles) never
-//! appear in this crate's public API.
+//! block as one atomic, durable [`WriteBatch`]. [`Store`] is that contract; [`RocksStore`] implements it
+//! on RocksDB for nodes, [`MemoryStore`] in memory for simulation and unit tests. Both check, when
+//! opened, that the database belongs to the expected chain ([`ChainIdentity`], [`check_identity`]).
+//! Engine-specific types (RocksDB's errors, options, handles) never appear in this crate's public API.
 
+mod identity;
 mod memory;
+mod rocks;
 
 use std::fmt;
 
+pub use identity::{
+    CHAIN_ID_KEY, ChainIdentity, GENESIS_HASH_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    check_identity,
+};
 pub use memory::MemoryStore;
+pub use rocks::RocksStore;
 
 /// The column families of a Varde database. Each holds keys whose encoding the ledger owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -157,6 +165,15 @@ pub enum StorageError {
     /// The database's files are damaged or not a Varde database.
     #[error("the database at {path} is corrupt or not a Varde database: {detail}")]
     Corrupt { path: String, detail: String },
+    /// The database was written with a storage schema this build does not read (a newer Varde).
+    #[error(
+        "the database at {path} has storage schema version {found}, but this build of Varde reads only up to version {supported}: run the Varde release that wrote it, or a newer one"
+    )]
+    UnsupportedSchema {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
     /// The underlying engine failed (disk full, permissions, I/O error).
     #[error("storage failed during {operation}: {detail}")]
     Io {

@@ -4,9 +4,14 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::RwLock;
 
-use crate::{Column, Entry, StorageError, Store, WriteBatch, WriteOperation};
+use crate::{
+    ChainIdentity, Column, Entry, StorageError, Store, WriteBatch, WriteOperation, check_identity,
+};
 
-/// Every column's entries in one ordered map, keyed by column first.
+/// How an in-memory store is named in error messages.
+const MEMORY_LOCATION: &str = "memory";
+
+/// Every column's entries in one ordered map, keyed by column first so each column is one range.
 type Entries = BTreeMap<(Column, Vec<u8>), Vec<u8>>;
 
 /// A [`Store`] held in memory: ordered like the disk store, atomic per batch, lost on drop.
@@ -16,8 +21,23 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store with no chain identity; [`MemoryStore::open`] is the checked way in.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that records `identity`, so that later [`check_identity`] calls on it (a simulated
+    /// restart) behave as reopening a [`RocksStore`](crate::RocksStore) does.
+    pub fn open(identity: &ChainIdentity) -> Result<Self, StorageError> {
+        let store = Self::new();
+        store.check_identity(identity)?;
+        Ok(store)
+    }
+
+    /// Checks that this store belongs to `identity` (recording it if the store is empty), as
+    /// [`check_identity`] does.
+    pub fn check_identity(&self, identity: &ChainIdentity) -> Result<(), StorageError> {
+        check_identity(self, MEMORY_LOCATION, identity)
     }
 
     fn poisoned(operation: &'static str) -> StorageError {
