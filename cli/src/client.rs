@@ -33,7 +33,19 @@ pub async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await
-        .map_err(|error| unreachable(endpoint, &error))
+        .map_err(|error| unreachable(endpoint, &causes(&error)))
+}
+
+/// An error and its sources on one line (tonic's transport error says little by itself).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn unreachable(endpoint: &str, error: &dyn std::fmt::Display) -> anyhow::Error {

@@ -323,10 +323,10 @@ fn write_new(path: &Path, genesis: &Genesis) -> anyhow::Result<()> {
         .open(path)
         .map_err(|error| {
             if error.kind() == std::io::ErrorKind::AlreadyExists {
-                usage(format!(
+                anyhow::anyhow!(
                     "{} exists already; refusing to overwrite a genesis (choose another --out)",
                     path.display()
-                ))
+                )
             } else {
                 anyhow::anyhow!("cannot create {}: {error}", path.display())
             }

@@ -10,16 +10,22 @@ use crate::exit::ExitKind;
 /// Prints `document` as JSON, or the human text.
 pub fn emit(json_output: bool, document: &Value, human: impl FnOnce() -> String) {
     if json_output {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(document).expect("JSON values always serialise")
+        print_stdout(
+            &serde_json::to_string_pretty(document).expect("JSON values always serialise"),
         );
     } else {
         let text = human();
         if !text.is_empty() {
-            println!("{}", text.trim_end());
+            print_stdout(text.trim_end());
         }
     }
+}
+
+/// Writes a line to stdout; a closed pipe (`varde ... | head`) is not an error worth a panic.
+fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
 }
 
 /// Prints a failed command's error: always on stderr, and as a JSON document on stdout with
@@ -31,9 +37,8 @@ pub fn print_error(error: &anyhow::Error, kind: ExitKind, json_output: bool) {
         let document = json!({
             "error": { "kind": kind.name(), "exit_code": kind.code(), "message": message }
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).expect("JSON values always serialise")
+        print_stdout(
+            &serde_json::to_string_pretty(&document).expect("JSON values always serialise"),
         );
     }
 }
