@@ -4,6 +4,7 @@
 //! Exit codes are stable (see `exit.rs` and cli/README.md).
 
 mod client;
+mod dev;
 mod exit;
 mod genesis;
 mod keys;
@@ -49,6 +50,8 @@ enum Command {
     Query(query::QueryCommand),
     /// Show a node's status (chain id, height, latest block).
     Status(client::NodeArgs),
+    /// Run a one-validator dev network with demo institutions and data (Ctrl-C stops it).
+    Dev(dev::DevArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Tx(command) => block_on(tx::run(command, json)),
         Command::Query(command) => block_on(query::run(command, json)),
         Command::Status(arguments) => block_on(client::run_status(arguments, json)),
+        Command::Dev(arguments) => dev::run(arguments),
     };
     match result {
         Ok(outcome) => ExitCode::from(ExitKind::from(outcome).code()),

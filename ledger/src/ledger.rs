@@ -65,6 +65,17 @@ impl ExecutedBlock {
     pub fn batch(&self) -> &WriteBatch {
         &self.batch
     }
+
+    /// Adds the block's commit certificate (encoded by the consensus host) to the block's batch,
+    /// under `Column::Certificates` and the block's height, so that the block and the proof of its
+    /// finality are written in the same atomic write.
+    pub fn attach_certificate(&mut self, encoded_certificate: Vec<u8>) {
+        self.batch.put(
+            Column::Certificates,
+            self.head.height.to_be_bytes().to_vec(),
+            encoded_certificate,
+        );
+    }
 }
 
 pub struct Ledger<S: Store> {

@@ -1,0 +1,401 @@
+//! The node's TOML configuration and its validation. Every error names the field and says what is
+//! wrong, so that an operator can fix the file without reading code.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the node keeps its database. Relative paths are relative to the config file.
+    pub data_dir: PathBuf,
+    /// The genesis file (JSON) of the chain this node belongs to.
+    pub genesis_path: PathBuf,
+    /// This validator's Ed25519 signing key (PKCS#8 PEM).
+    pub validator_key_path: PathBuf,
+    /// Where the gRPC API listens, e.g. "127.0.0.1:50051".
+    pub grpc_listen_address: SocketAddr,
+    /// Where Prometheus metrics are served (GET /metrics); absent: no metrics endpoint.
+    #[serde(default)]
+    pub metrics_listen_address: Option<SocketAddr>,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+    #[serde(default)]
+    pub block: BlockConfig,
+    #[serde(default)]
+    pub consensus: ConsensusConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    /// The most transactions waiting at once.
+    pub max_transactions: usize,
+    /// The most bytes of encoded transactions waiting at once.
+    pub max_bytes: usize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_transactions: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockConfig {
+    /// The most transactions in one block.
+    pub max_transactions: usize,
+    /// The most bytes of encoded transactions in one block.
+    pub max_bytes: usize,
+    /// How long a proposer waits for transactions before proposing an empty block.
+    pub empty_block_wait_ms: u64,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        Self {
+            max_transactions: 1_000,
+            max_bytes: 4 * 1024 * 1024,
+            empty_block_wait_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    pub propose_timeout_ms: u64,
+    pub prevote_timeout_ms: u64,
+    pub precommit_timeout_ms: u64,
+    /// Added to each timeout per round, so that rounds eventually outlast the message delay.
+    pub timeout_increase_per_round_ms: u64,
+    pub rebroadcast_interval_ms: u64,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        let defaults = varde_consensus::Timeouts::default();
+        Self {
+            propose_timeout_ms: defaults.propose_ms.max(3_000),
+            prevote_timeout_ms: defaults.prevote_ms,
+            precommit_timeout_ms: defaults.precommit_ms,
+            timeout_increase_per_round_ms: defaults.increase_per_round_ms,
+            rebroadcast_interval_ms: defaults.rebroadcast_ms,
+        }
+    }
+}
+
+impl ConsensusConfig {
+    pub fn timeouts(&self) -> varde_consensus::Timeouts {
+        varde_consensus::Timeouts {
+            propose_ms: self.propose_timeout_ms,
+            prevote_ms: self.prevote_timeout_ms,
+            precommit_ms: self.precommit_timeout_ms,
+            increase_per_round_ms: self.timeout_increase_per_round_ms,
+            rebroadcast_ms: self.rebroadcast_interval_ms,
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+}
+
+/// Reading or parsing the file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: {error}")]
+    Invalid { path: String, error: ConfigError },
+}
+
+fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError {
+            field: field.to_owned(),
+            problem: format!("must be between {min} and {max}, got {value}"),
+        });
+    }
+    Ok(())
+}
+
+fn check_path(field: &str, value: &Path) -> Result<(), ConfigError> {
+    if value.as_os_str().is_empty() {
+        return Err(ConfigError {
+            field: field.to_owned(),
+            problem: "must not be empty".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// A configuration with defaults for everything but the paths and the gRPC address.
+    pub fn new(
+        data_dir: PathBuf,
+        genesis_path: PathBuf,
+        validator_key_path: PathBuf,
+        grpc_listen_address: SocketAddr,
+    ) -> Self {
+        Self {
+            data_dir,
+            genesis_path,
+            validator_key_path,
+            grpc_listen_address,
+            metrics_listen_address: None,
+            log_format: LogFormat::Human,
+            mempool: MempoolConfig::default(),
+            block: BlockConfig::default(),
+            consensus: ConsensusConfig::default(),
+        }
+    }
+
+    /// Parses TOML text and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: NodeConfig = toml::from_str(text).map_err(|error| ConfigError {
+            field: "config".to_owned(),
+            problem: error.message().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a config file; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).map_err(|error| ConfigFileError::Parse {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            })?;
+        config
+            .validate()
+            .map_err(|error| ConfigFileError::Invalid {
+                path: path.display().to_string(),
+                error,
+            })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for field in [
+            &mut config.data_dir,
+            &mut config.genesis_path,
+            &mut config.validator_key_path,
+        ] {
+            if field.is_relative() {
+                *field = base.join(&*field);
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the node config always serialises")
+    }
+
+    /// Checks every bound; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_path("data_dir", &self.data_dir)?;
+        check_path("genesis_path", &self.genesis_path)?;
+        check_path("validator_key_path", &self.validator_key_path)?;
+        if let Some(metrics) = self.metrics_listen_address {
+            if metrics == self.grpc_listen_address && metrics.port() != 0 {
+                return Err(ConfigError {
+                    field: "metrics_listen_address".to_owned(),
+                    problem: format!("must differ from grpc_listen_address, both are {metrics}"),
+                });
+            }
+        }
+        check_range(
+            "mempool.max_transactions",
+            self.mempool.max_transactions,
+            1,
+            1_000_000,
+        )?;
+        check_range(
+            "mempool.max_bytes",
+            self.mempool.max_bytes,
+            64 * 1024,
+            4 * 1024 * 1024 * 1024,
+        )?;
+        check_range(
+            "block.max_transactions",
+            self.block.max_transactions,
+            1,
+            100_000,
+        )?;
+        check_range(
+            "block.max_bytes",
+            self.block.max_bytes,
+            64 * 1024,
+            64 * 1024 * 1024,
+        )?;
+        if self.block.max_transactions > self.mempool.max_transactions {
+            return Err(ConfigError {
+                field: "block.max_transactions".to_owned(),
+                problem: format!(
+                    "must not exceed mempool.max_transactions ({}), got {}",
+                    self.mempool.max_transactions, self.block.max_transactions
+                ),
+            });
+        }
+        check_range(
+            "consensus.propose_timeout_ms",
+            self.consensus.propose_timeout_ms,
+            50,
+            600_000,
+        )?;
+        check_range(
+            "consensus.prevote_timeout_ms",
+            self.consensus.prevote_timeout_ms,
+            10,
+            600_000,
+        )?;
+        check_range(
+            "consensus.precommit_timeout_ms",
+            self.consensus.precommit_timeout_ms,
+            10,
+            600_000,
+        )?;
+        check_range(
+            "consensus.timeout_increase_per_round_ms",
+            self.consensus.timeout_increase_per_round_ms,
+            0,
+            600_000,
+        )?;
+        check_range(
+            "consensus.rebroadcast_interval_ms",
+            self.consensus.rebroadcast_interval_ms,
+            10,
+            600_000,
+        )?;
+        // The proposer must answer well within the propose timeout, or it times itself out.
+        if self.block.empty_block_wait_ms.saturating_mul(2) > self.consensus.propose_timeout_ms {
+            return Err(ConfigError {
+                field: "block.empty_block_wait_ms".to_owned(),
+                problem: format!(
+                    "must be at most half of consensus.propose_timeout_ms ({}), got {}",
+                    self.consensus.propose_timeout_ms, self.block.empty_block_wait_ms
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+data_dir = "data"
+genesis_path = "genesis.json"
+validator_key_path = "validator.pem"
+grpc_listen_address = "127.0.0.1:50051"
+"#;
+
+    // A minimal file parses, takes the defaults and validates.
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let config = NodeConfig::from_toml(MINIMAL).unwrap();
+        assert_eq!(config.mempool, MempoolConfig::default());
+        assert_eq!(config.log_format, LogFormat::Human);
+        assert_eq!(config.metrics_listen_address, None);
+    }
+
+    // Writing a config and reading it back gives the same config.
+    #[test]
+    fn config_round_trips_through_toml() {
+        let mut config = NodeConfig::from_toml(MINIMAL).unwrap();
+        config.metrics_listen_address = Some("127.0.0.1:9100".parse().unwrap());
+        config.log_format = LogFormat::Json;
+        assert_eq!(NodeConfig::from_toml(&config.to_toml()).unwrap(), config);
+    }
+
+    // A zero mempool bound is refused with the field, the range and the value.
+    #[test]
+    fn zero_mempool_is_refused_naming_the_field() {
+        let text = format!("{MINIMAL}\n[mempool]\nmax_transactions = 0\n");
+        let error = NodeConfig::from_toml(&text).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "mempool.max_transactions: must be between 1 and 1000000, got 0"
+        );
+    }
+
+    // An unknown key, a bad log format and a bad address are parse errors that say so.
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let unknown = format!("{MINIMAL}\nmempool_size = 3\n");
+        assert!(
+            NodeConfig::from_toml(&unknown)
+                .unwrap_err()
+                .problem
+                .contains("mempool_size")
+        );
+        let format = format!("{MINIMAL}\nlog_format = \"xml\"\n");
+        assert!(NodeConfig::from_toml(&format).is_err());
+        let address = MINIMAL.replace("127.0.0.1:50051", "localhost");
+        assert!(NodeConfig::from_toml(&address).is_err());
+    }
+
+    // Blocks larger than the mempool, and an empty-block wait too close to the propose timeout, are refused.
+    #[test]
+    fn inconsistent_limits_are_refused() {
+        let text = format!(
+            "{MINIMAL}\n[mempool]\nmax_transactions = 10\n[block]\nmax_transactions = 20\n"
+        );
+        let error = NodeConfig::from_toml(&text).unwrap_err();
+        assert_eq!(error.field, "block.max_transactions");
+        let text = format!(
+            "{MINIMAL}\n[block]\nempty_block_wait_ms = 900\n[consensus]\npropose_timeout_ms = 1000\n"
+        );
+        let error = NodeConfig::from_toml(&text).unwrap_err();
+        assert_eq!(error.field, "block.empty_block_wait_ms");
+        let text = format!("{MINIMAL}\n[consensus]\nprevote_timeout_ms = 1\n");
+        assert_eq!(
+            NodeConfig::from_toml(&text).unwrap_err().to_string(),
+            "consensus.prevote_timeout_ms: must be between 10 and 600000, got 1"
+        );
+    }
+
+    // An empty path is refused by name.
+    #[test]
+    fn empty_paths_are_refused() {
+        let text = MINIMAL.replace("\"data\"", "\"\"");
+        assert_eq!(NodeConfig::from_toml(&text).unwrap_err().field, "data_dir");
+    }
+}

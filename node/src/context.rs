@@ -1,0 +1,60 @@
+//! What the node's tasks share: the ledger, the mempool, the committed-block broadcast and the
+//! metrics. Each part documents who writes it.
+
+use std::sync::Mutex;
+
+use tokio::sync::{Notify, broadcast};
+use varde_ledger::Ledger;
+use varde_storage::Store;
+
+use crate::events::CommittedBlock;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+
+/// How many committed blocks a slow subscriber may lag before it must resume from storage.
+pub const COMMITTED_CHANNEL_CAPACITY: usize = 256;
+
+pub struct NodeContext<S: Store> {
+    /// Read by every task; written only by the consensus driver (`execute_block` + `commit`).
+    pub ledger: Ledger<S>,
+    /// Admission from gRPC, selection and removal by the driver. Held only for short, non-async
+    /// sections (never across an `.await`).
+    pub mempool: Mutex<Mempool>,
+    /// Signalled after each admission, so a waiting proposer can propose at once.
+    pub mempool_changed: Notify,
+    /// Each committed block, after it is durable. Sent only by the driver.
+    pub committed: broadcast::Sender<std::sync::Arc<CommittedBlock>>,
+    pub metrics: std::sync::Arc<Metrics>,
+    /// This node's validator public key.
+    pub node_public_key: [u8; 32],
+}
+
+impl<S: Store> NodeContext<S> {
+    pub fn new(ledger: Ledger<S>, mempool: Mempool, node_public_key: [u8; 32]) -> Self {
+        let (committed, _) = broadcast::channel(COMMITTED_CHANNEL_CAPACITY);
+        Self {
+            ledger,
+            mempool: Mutex::new(mempool),
+            mempool_changed: Notify::new(),
+            committed,
+            metrics: std::sync::Arc::new(Metrics::new()),
+            node_public_key,
+        }
+    }
+}
+
+/// Wall-clock time in Unix milliseconds.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// The first 8 bytes of a hash in hex: enough to recognise it in a log, too short to be an index.
+pub fn short_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! `varde dev`: a one-validator network with demo institutions and demo data in one directory.
+//!
+//! A fresh data directory gets keys (PKCS#8 PEM) for a hospital, a municipality, a consent
+//! authority, an auditor and the validator, a `genesis.json` (chain `varde-dev`), a
+//! `node.toml`, and demo data loaded through the normal signed-transaction path. An existing
+//! directory is resumed as it is: nothing is regenerated or loaded again.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use varde_proto::v1;
+
+use crate::config::NodeConfig;
+use crate::context::now_unix_ms;
+use crate::demo::{self, DemoKeys};
+
+/// Options of `varde dev`.
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// The files of a dev data directory.
+pub struct DevLayout {
+    pub root: PathBuf,
+}
+
+impl DevLayout {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+    pub fn genesis(&self) -> PathBuf {
+        self.root.join("genesis.json")
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join("node.toml")
+    }
+    pub fn database(&self) -> PathBuf {
+        self.root.join("db")
+    }
+    /// Written after the demo data is committed; its presence means "do not load again".
+    pub fn demo_loaded_marker(&self) -> PathBuf {
+        self.root.join("demo-data-loaded")
+    }
+}
+
+/// Creates keys, genesis and config in a fresh `root`.
+pub fn initialise(
+    layout: &DevLayout,
+    grpc_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+) -> anyhow::Result<NodeConfig> {
+    std::fs::create_dir_all(layout.keys_dir())
+        .with_context(|| format!("cannot create {}", layout.keys_dir().display()))?;
+    let keys = DemoKeys::generate();
+    keys.write(&layout.keys_dir())?;
+    let genesis = keys.genesis(demo::CHAIN_ID, now_unix_ms());
+    std::fs::write(
+        layout.genesis(),
+        serde_json::to_string_pretty(&genesis).expect("a genesis serialises"),
+    )
+    .with_context(|| format!("cannot write {}", layout.genesis().display()))?;
+    let mut config = NodeConfig::new(
+        PathBuf::from("db"),
+        PathBuf::from("genesis.json"),
+        PathBuf::from("keys").join(demo::VALIDATOR.key_file),
+        grpc_addr,
+    );
+    config.metrics_listen_address = metrics_addr;
+    std::fs::write(layout.config(), config.to_toml())
+        .with_context(|| format!("cannot write {}", layout.config().display()))?;
+    Ok(config)
+}
+
+/// Runs the dev node until `shutdown` completes.
+pub async fn run_dev(
+    options: DevOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let layout = DevLayout::new(&options.data_dir);
+    let fresh = !layout.config().exists();
+    if fresh {
+        if layout.genesis().exists() || layout.keys_dir().exists() {
+            bail!(
+                "{} holds a partial dev network (genesis or keys without node.toml); remove the directory or point --data-dir elsewhere",
+                layout.root.display()
+            );
+        }
+        initialise(&layout, options.grpc_addr, options.metrics_addr)?;
+    }
+    let mut config = NodeConfig::load(&layout.config())?;
+    // The addresses given now win over the ones written when the directory was made.
+    config.grpc_listen_address = options.grpc_addr;
+    config.metrics_listen_address = options.metrics_addr;
+    let genesis = crate::node::read_genesis(&config.genesis_path)?;
+    let store = crate::node::open_store(&config, &genesis)?;
+    let node = crate::node::start(&config, genesis, store, shutdown).await?;
+
+    println!("Varde dev node (chain {}) serving", demo::CHAIN_ID);
+    println!("  gRPC:    http://{}", node.grpc_address);
+    match node.metrics_address {
+        Some(address) => println!("  metrics: http://{address}/metrics"),
+        None => println!("  metrics: off"),
+    }
+    println!("  data:    {}", layout.root.display());
+    println!("  demo keys (PKCS#8 PEM):");
+    for institution in demo::ALL {
+        println!(
+            "    {:<28} {} ({})  {}",
+            institution.name,
+            institution.org_number,
+            institution
+                .roles
+                .iter()
+                .map(|role| serde_json::to_string(role)
+                    .unwrap_or_default()
+                    .replace('"', ""))
+                .collect::<Vec<_>>()
+                .join(","),
+            layout.keys_dir().join(institution.key_file).display()
+        );
+    }
+
+    if !layout.demo_loaded_marker().exists() {
+        let keys = DemoKeys::read(&layout.keys_dir())?;
+        load_demo_data(node.grpc_address, &keys).await?;
+        std::fs::write(layout.demo_loaded_marker(), b"demo data committed\n")?;
+        println!("  demo data loaded");
+    } else {
+        println!("  resumed an existing data directory");
+    }
+    node.wait().await
+}
+
+/// The demo transactions: records for two pseudonymous patients, a grant and an access event.
+pub fn demo_transactions(keys: &DemoKeys, now_unix_ms: i64) -> Vec<v1::SignedTransaction> {
+    use v1::transaction_body::Action;
+    let chain = demo::CHAIN_ID;
+    let hospital = demo::HOSPITAL.org_number;
+    let municipality = demo::MUNICIPALITY.org_number;
+    let patient_one = demo::demo_subject(1);
+    let patient_two = demo::demo_subject(2);
+    let body = |action| demo::body(chain, now_unix_ms, action);
+    let mut transactions = vec![
+        demo::sign(
+            chain,
+            keys.of(demo::HOSPITAL),
+            &body(demo::anchor_action(
+                hospital,
+                "epikrise-2026-0001",
+                patient_one.clone(),
+                "discharge-summary",
+                now_unix_ms,
+            )),
+        ),
+        demo::sign(
+            chain,
+            keys.of(demo::HOSPITAL),
+            &body(demo::anchor_action(
+                hospital,
+                "lab-2026-0042",
+                patient_one.clone(),
+                "laboratory",
+                now_unix_ms,
+            )),
+        ),
+        demo::sign(
+            chain,
+            keys.of(demo::MUNICIPALITY),
+            &body(demo::anchor_action(
+                municipality,
+                "pleie-2026-0007",
+                patient_two,
+                "home-care-plan",
+                now_unix_ms,
+            )),
+        ),
+    ];
+    transactions.push(demo::sign(
+        chain,
+        keys.of(demo::CONSENT_AUTHORITY),
+        &body(Action::GrantAccess(v1::GrantAccess {
+            issuer_org_number: demo::CONSENT_AUTHORITY.org_number.to_owned(),
+            subject_pseudonym: patient_one,
+            grantee_org_number: municipality.to_owned(),
+            grantee_hpr_number: String::new(),
+            grantee_department: String::new(),
+            scope: Some(v1::GrantScope {
+                scope: Some(v1::grant_scope::Scope::CategoryCode(
+                    "discharge-summary".to_owned(),
+                )),
+            }),
+            purposes: vec![v1::PurposeOfUse::Treat as i32, v1::PurposeOfUse::Coc as i32],
+            valid_from_unix_ms: now_unix_ms - 60_000,
+            valid_until_unix_ms: now_unix_ms + 90 * 24 * 3_600_000,
+            basis: Some(v1::GrantBasis {
+                basis: Some(v1::grant_basis::Basis::PatientConsent(v1::PatientConsent {
+                    reference: "samtykke-demo-1".to_owned(),
+                })),
+            }),
+        })),
+    ));
+    transactions
+}
+
+/// The demo access event, which names the grant committed before it.
+pub fn demo_access_event(
+    keys: &DemoKeys,
+    grant_id: Vec<u8>,
+    now_unix_ms: i64,
+) -> v1::SignedTransaction {
+    demo::sign(
+        demo::CHAIN_ID,
+        keys.of(demo::MUNICIPALITY),
+        &demo::body(
+            demo::CHAIN_ID,
+            now_unix_ms,
+            v1::transaction_body::Action::LogAccess(v1::LogAccess {
+                accessor_org_number: demo::MUNICIPALITY.org_number.to_owned(),
+                accessor_hpr_number: "9144900".to_owned(),
+                record: Some(v1::RecordReference {
+                    custodian_org_number: demo::HOSPITAL.org_number.to_owned(),
+                    record_id: "epikrise-2026-0001".to_owned(),
+                }),
+                purpose: v1::PurposeOfUse::Treat as i32,
+                accessed_at_unix_ms: now_unix_ms,
+                attestation_sha256: Vec::new(),
+                basis: Some(v1::log_access::Basis::GrantId(grant_id)),
+            }),
+        ),
+    )
+}
+
+/// Submits the demo data over gRPC and waits for each transaction's commit.
+pub async fn load_demo_data(grpc_address: SocketAddr, keys: &DemoKeys) -> anyhow::Result<()> {
+    let mut client =
+        v1::ledger_client::LedgerClient::connect(format!("http://{grpc_address}")).await?;
+    let now = now_unix_ms();
+    let mut grant_id = Vec::new();
+    for transaction in demo_transactions(keys, now) {
+        let response = client
+            .submit_and_wait(v1::SubmitAndWaitRequest {
+                transaction: Some(transaction),
+                timeout_ms: 30_000,
+            })
+            .await
+            .context("loading demo data")?
+            .into_inner();
+        grant_id = response.transaction_id;
+    }
+    client
+        .submit_and_wait(v1::SubmitAndWaitRequest {
+            transaction: Some(demo_access_event(keys, grant_id, now)),
+            timeout_ms: 30_000,
+        })
+        .await
+        .context("loading the demo access event")?;
+    Ok(())
+}

