@@ -1,16 +1,88 @@
 //! `varde`: the operator's and integrator's command line.
+//!
+//! Every command prints human-readable text by default and one JSON document with `--json`.
+//! Exit codes are stable (see `exit.rs` and cli/README.md).
 
-use clap::Parser;
+mod client;
+mod dev;
+mod exit;
+mod genesis;
+mod keys;
+mod pseudonym;
+mod query;
+mod render;
+mod tx;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{ExitKind, Outcome};
 
 /// Varde: a permissioned ledger of record pointers, access grants and access events.
 #[derive(Debug, Parser)]
-#[command(name = "varde", version, about)]
-struct Cli {}
+#[command(name = "varde", version, about, propagate_version = true)]
+struct Cli {
+    /// Print one JSON document on stdout instead of human-readable text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    println!(
-        "varde {}: no commands yet; the consensus simulator is `varde-sim`",
-        env!("CARGO_PKG_VERSION")
-    );
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make and inspect Ed25519 signing keys (PKCS#8 PEM files).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Write a genesis file: chain id, institutions, roles, keys, validators.
+    #[command(subcommand)]
+    Genesis(genesis::GenesisCommand),
+    /// Derive a subject pseudonym from a national identity number read from stdin.
+    Pseudonym(pseudonym::PseudonymArgs),
+    /// Build, sign and submit a transaction.
+    #[command(subcommand)]
+    Tx(tx::TxCommand),
+    /// Signed queries: records, grants, access log, access checks.
+    #[command(subcommand)]
+    Query(query::QueryCommand),
+    /// Show a node's status (chain id, height, latest block).
+    Status(client::NodeArgs),
+    /// Run a one-validator dev network with demo institutions and data (Ctrl-C stops it).
+    Dev(dev::DevArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Keys(command) => keys::run(command, json),
+        Command::Genesis(command) => genesis::run(command, json),
+        Command::Pseudonym(arguments) => pseudonym::run(&arguments, json),
+        Command::Tx(command) => block_on(tx::run(command, json)),
+        Command::Query(command) => block_on(query::run(command, json)),
+        Command::Status(arguments) => block_on(client::run_status(arguments, json)),
+        Command::Dev(arguments) => dev::run(arguments),
+    };
+    match result {
+        Ok(outcome) => ExitCode::from(ExitKind::from(outcome).code()),
+        Err(error) => {
+            let kind = exit::exit_kind_of(&error);
+            render::print_error(&error, kind, json);
+            ExitCode::from(kind.code())
+        }
+    }
+}
+
+/// Runs a network command on a small tokio runtime.
+fn block_on(
+    future: impl std::future::Future<Output = anyhow::Result<Outcome>>,
+) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| anyhow::anyhow!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(future)
 }

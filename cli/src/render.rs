@@ -1,0 +1,491 @@
+//! Output: wire messages as JSON documents (bytes as lowercase hex, enums by their short names)
+//! and as human-readable text.
+
+use serde_json::{Value, json};
+use varde_ledger::hex;
+use varde_proto::v1;
+
+use crate::exit::ExitKind;
+
+/// Prints `document` as JSON, or the human text.
+pub fn emit(json_output: bool, document: &Value, human: impl FnOnce() -> String) {
+    if json_output {
+        print_stdout(
+            &serde_json::to_string_pretty(document).expect("JSON values always serialise"),
+        );
+    } else {
+        let text = human();
+        if !text.is_empty() {
+            print_stdout(text.trim_end());
+        }
+    }
+}
+
+/// Writes a line to stdout; a closed pipe (`varde ... | head`) is not an error worth a panic.
+fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+}
+
+/// Prints a failed command's error: always on stderr, and as a JSON document on stdout with
+/// `--json` so that scripts get one document whatever happens.
+pub fn print_error(error: &anyhow::Error, kind: ExitKind, json_output: bool) {
+    let message = format!("{error:#}");
+    eprintln!("error: {message}");
+    if json_output {
+        let document = json!({
+            "error": { "kind": kind.name(), "exit_code": kind.code(), "message": message }
+        });
+        print_stdout(
+            &serde_json::to_string_pretty(&document).expect("JSON values always serialise"),
+        );
+    }
+}
+
+/// Lowercase hex of `bytes` (empty string for no bytes).
+pub fn hex_of(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+/// Hex, or JSON null when the field is unset.
+fn optional_hex(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        Value::String(hex::encode(bytes))
+    }
+}
+
+fn optional_text(text: &str) -> Value {
+    if text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text.to_owned())
+    }
+}
+
+/// An enum's protobuf name without its type prefix: `PURPOSE_OF_USE_TREAT` → `TREAT`.
+fn short_name(full: &str, prefix: &str) -> String {
+    full.strip_prefix(prefix).unwrap_or(full).to_owned()
+}
+
+pub fn purpose_name(value: i32) -> String {
+    v1::PurposeOfUse::try_from(value).map_or_else(
+        |_| format!("UNKNOWN({value})"),
+        |purpose| short_name(purpose.as_str_name(), "PURPOSE_OF_USE_"),
+    )
+}
+
+pub fn confidentiality_name(value: i32) -> String {
+    v1::Confidentiality::try_from(value).map_or_else(
+        |_| format!("UNKNOWN({value})"),
+        |confidentiality| {
+            short_name(confidentiality.as_str_name(), "CONFIDENTIALITY_").to_lowercase()
+        },
+    )
+}
+
+pub fn classification_name(value: i32) -> String {
+    v1::AccessClassification::try_from(value).map_or_else(
+        |_| format!("UNKNOWN({value})"),
+        |classification| {
+            short_name(classification.as_str_name(), "ACCESS_CLASSIFICATION_").to_lowercase()
+        },
+    )
+}
+
+pub fn rejection_name(value: i32) -> String {
+    v1::RejectionReason::try_from(value).map_or_else(
+        |_| format!("UNKNOWN({value})"),
+        |reason| short_name(reason.as_str_name(), "REJECTION_REASON_").to_lowercase(),
+    )
+}
+
+fn record_reference_json(record: Option<&v1::RecordReference>) -> Value {
+    record.map_or(
+        Value::Null,
+        |record| json!({ "custodian": record.custodian_org_number, "record_id": record.record_id }),
+    )
+}
+
+pub fn record_json(record: &v1::RecordPointer) -> Value {
+    json!({
+        "custodian": record.custodian_org_number,
+        "record_id": record.record_id,
+        "subject": hex_of(&record.subject_pseudonym),
+        "category": record.category_code,
+        "location": record.location_uri,
+        "content_sha256": hex_of(&record.content_sha256),
+        "confidentiality": confidentiality_name(record.confidentiality),
+        "created_at_unix_ms": record.created_at_unix_ms,
+        "version": record.version,
+        "retracted": record.retracted,
+        "last_transaction_id": hex_of(&record.last_transaction_id),
+        "anchored_at_height": record.anchored_at_height,
+    })
+}
+
+pub fn record_text(record: &v1::RecordPointer) -> String {
+    format!(
+        "{}/{} v{} {} {}{} subject {} at {}",
+        record.custodian_org_number,
+        record.record_id,
+        record.version,
+        record.category_code,
+        confidentiality_name(record.confidentiality),
+        if record.retracted { " RETRACTED" } else { "" },
+        hex_of(&record.subject_pseudonym),
+        record.location_uri,
+    )
+}
+
+fn scope_json(scope: Option<&v1::GrantScope>) -> Value {
+    match scope.and_then(|scope| scope.scope.as_ref()) {
+        Some(v1::grant_scope::Scope::Record(record)) => {
+            json!({ "record": record_reference_json(Some(record)) })
+        }
+        Some(v1::grant_scope::Scope::CategoryCode(code)) => json!({ "category": code }),
+        Some(v1::grant_scope::Scope::AllRecords(_)) => json!({ "all_records": true }),
+        None => Value::Null,
+    }
+}
+
+fn basis_json(basis: Option<&v1::GrantBasis>) -> Value {
+    match basis.and_then(|basis| basis.basis.as_ref()) {
+        Some(v1::grant_basis::Basis::PatientConsent(consent)) => {
+            json!({ "patient_consent": { "reference": optional_text(&consent.reference) } })
+        }
+        Some(v1::grant_basis::Basis::Statutory(statute)) => {
+            json!({ "statutory": { "name": statute.name } })
+        }
+        None => Value::Null,
+    }
+}
+
+pub fn grant_terms_json(terms: &v1::GrantAccess) -> Value {
+    json!({
+        "issuer": terms.issuer_org_number,
+        "subject": hex_of(&terms.subject_pseudonym),
+        "grantee": terms.grantee_org_number,
+        "grantee_hpr": optional_text(&terms.grantee_hpr_number),
+        "grantee_department": optional_text(&terms.grantee_department),
+        "scope": scope_json(terms.scope.as_ref()),
+        "purposes": terms.purposes.iter().map(|purpose| purpose_name(*purpose)).collect::<Vec<_>>(),
+        "valid_from_unix_ms": terms.valid_from_unix_ms,
+        "valid_until_unix_ms": terms.valid_until_unix_ms,
+        "basis": basis_json(terms.basis.as_ref()),
+    })
+}
+
+pub fn grant_json(grant: &v1::Grant) -> Value {
+    json!({
+        "grant_id": hex_of(&grant.grant_id),
+        "terms": grant.terms.as_ref().map_or(Value::Null, grant_terms_json),
+        "granted_at_height": grant.granted_at_height,
+        "revoked": grant.revoked,
+        "revoked_at_height": grant.revoked.then_some(grant.revoked_at_height),
+        "revoked_at_unix_ms": grant.revoked.then_some(grant.revoked_at_unix_ms),
+    })
+}
+
+pub fn grant_text(grant: &v1::Grant) -> String {
+    let Some(terms) = grant.terms.as_ref() else {
+        return format!("grant {} (no terms)", hex_of(&grant.grant_id));
+    };
+    let purposes: Vec<String> = terms.purposes.iter().map(|p| purpose_name(*p)).collect();
+    format!(
+        "grant {} to {} by {} for {} valid [{}, {}){}",
+        hex_of(&grant.grant_id),
+        terms.grantee_org_number,
+        terms.issuer_org_number,
+        purposes.join(","),
+        terms.valid_from_unix_ms,
+        terms.valid_until_unix_ms,
+        if grant.revoked { " REVOKED" } else { "" },
+    )
+}
+
+pub fn log_access_json(report: &v1::LogAccess) -> Value {
+    let basis = match report.basis.as_ref() {
+        Some(v1::log_access::Basis::GrantId(grant_id)) => json!({ "grant_id": hex_of(grant_id) }),
+        Some(v1::log_access::Basis::Emergency(emergency)) => {
+            json!({ "emergency": { "justification": emergency.justification } })
+        }
+        None => Value::Null,
+    };
+    json!({
+        "accessor": report.accessor_org_number,
+        "accessor_hpr": report.accessor_hpr_number,
+        "record": record_reference_json(report.record.as_ref()),
+        "purpose": purpose_name(report.purpose),
+        "accessed_at_unix_ms": report.accessed_at_unix_ms,
+        "attestation_sha256": optional_hex(&report.attestation_sha256),
+        "basis": basis,
+    })
+}
+
+pub fn event_json(event: &v1::AccessEvent) -> Value {
+    json!({
+        "event_id": hex_of(&event.event_id),
+        "report": event.report.as_ref().map_or(Value::Null, log_access_json),
+        "subject": hex_of(&event.subject_pseudonym),
+        "classification": classification_name(event.classification),
+        "flagged": event.flagged,
+        "reason": event.reason,
+        "grant_id": optional_hex(&event.grant_id),
+        "height": event.height,
+    })
+}
+
+pub fn event_text(event: &v1::AccessEvent) -> String {
+    let (accessor, record, purpose, at) = event.report.as_ref().map_or_else(
+        || (String::new(), String::new(), String::new(), 0),
+        |report| {
+            (
+                format!(
+                    "{} (HPR {})",
+                    report.accessor_org_number, report.accessor_hpr_number
+                ),
+                report.record.as_ref().map_or_else(String::new, |record| {
+                    format!("{}/{}", record.custodian_org_number, record.record_id)
+                }),
+                purpose_name(report.purpose),
+                report.accessed_at_unix_ms,
+            )
+        },
+    );
+    format!(
+        "{} {}{} read {} by {} for {} at {}: {}{}",
+        hex_of(&event.event_id),
+        classification_name(event.classification),
+        if event.flagged { " FLAGGED" } else { "" },
+        record,
+        accessor,
+        purpose,
+        at,
+        event.reason,
+        if event.grant_id.is_empty() {
+            String::new()
+        } else {
+            format!(" (grant {})", hex_of(&event.grant_id))
+        },
+    )
+}
+
+pub fn receipt_json(receipt: &v1::Receipt) -> Value {
+    let mut document = json!({
+        "transaction_id": hex_of(&receipt.transaction_id),
+        "height": receipt.height,
+        "index": receipt.index,
+    });
+    let fields = document.as_object_mut().expect("built as an object");
+    match receipt.outcome.as_ref() {
+        Some(v1::receipt::Outcome::Applied(applied)) => {
+            fields.insert("outcome".into(), "applied".into());
+            if applied.classification != 0 {
+                fields.insert(
+                    "classification".into(),
+                    classification_name(applied.classification).into(),
+                );
+            }
+        }
+        Some(v1::receipt::Outcome::Rejected(rejected)) => {
+            fields.insert("outcome".into(), "rejected".into());
+            fields.insert("reason".into(), rejection_name(rejected.reason).into());
+            fields.insert("detail".into(), rejected.detail.clone().into());
+        }
+        None => {
+            fields.insert("outcome".into(), Value::Null);
+        }
+    }
+    document
+}
+
+pub fn receipt_text(receipt: &v1::Receipt) -> String {
+    let outcome = match receipt.outcome.as_ref() {
+        Some(v1::receipt::Outcome::Applied(applied)) if applied.classification != 0 => {
+            format!(
+                "applied (access classified {})",
+                classification_name(applied.classification)
+            )
+        }
+        Some(v1::receipt::Outcome::Applied(_)) => "applied".to_owned(),
+        Some(v1::receipt::Outcome::Rejected(rejected)) => format!(
+            "REJECTED: {} ({})",
+            rejection_name(rejected.reason),
+            rejected.detail
+        ),
+        None => "no outcome".to_owned(),
+    };
+    format!(
+        "transaction {}\ncommitted at height {}, index {}: {}",
+        hex_of(&receipt.transaction_id),
+        receipt.height,
+        receipt.index,
+        outcome
+    )
+}
+
+/// Whether a receipt says the ledger rejected the transaction.
+pub fn receipt_rejected(receipt: &v1::Receipt) -> bool {
+    matches!(receipt.outcome, Some(v1::receipt::Outcome::Rejected(_)))
+}
+
+/// A transaction body as JSON, for `--dry-run`.
+pub fn body_json(body: &v1::TransactionBody) -> Value {
+    use v1::transaction_body::Action;
+    let (kind, action) = match body.action.as_ref() {
+        Some(Action::AnchorRecord(anchor)) => (
+            "anchor",
+            json!({
+                "custodian": anchor.custodian_org_number,
+                "record_id": anchor.record_id,
+                "subject": hex_of(&anchor.subject_pseudonym),
+                "category": anchor.category_code,
+                "location": anchor.location_uri,
+                "content_sha256": hex_of(&anchor.content_sha256),
+                "confidentiality": confidentiality_name(anchor.confidentiality),
+                "created_at_unix_ms": anchor.created_at_unix_ms,
+            }),
+        ),
+        Some(Action::SupersedeRecord(supersede)) => (
+            "supersede",
+            json!({
+                "custodian": supersede.custodian_org_number,
+                "record_id": supersede.record_id,
+                "category": supersede.category_code,
+                "location": supersede.location_uri,
+                "content_sha256": hex_of(&supersede.content_sha256),
+                "confidentiality": confidentiality_name(supersede.confidentiality),
+                "created_at_unix_ms": supersede.created_at_unix_ms,
+            }),
+        ),
+        Some(Action::RetractRecord(retract)) => (
+            "retract",
+            json!({
+                "custodian": retract.custodian_org_number,
+                "record_id": retract.record_id,
+                "reason": retract.reason,
+            }),
+        ),
+        Some(Action::GrantAccess(grant)) => ("grant", grant_terms_json(grant)),
+        Some(Action::RevokeGrant(revoke)) => (
+            "revoke",
+            json!({
+                "issuer": revoke.issuer_org_number,
+                "grant_id": hex_of(&revoke.grant_id),
+                "reason": revoke.reason,
+            }),
+        ),
+        Some(Action::BlockAccess(block)) => {
+            let (institution, hpr) = match block.target.as_ref() {
+                Some(v1::block_access::Target::InstitutionOrgNumber(number)) => {
+                    (Value::String(number.clone()), Value::Null)
+                }
+                Some(v1::block_access::Target::HprNumber(number)) => {
+                    (Value::Null, Value::String(number.clone()))
+                }
+                None => (Value::Null, Value::Null),
+            };
+            (
+                "block",
+                json!({
+                    "issuer": block.issuer_org_number,
+                    "subject": hex_of(&block.subject_pseudonym),
+                    "institution": institution,
+                    "hpr": hpr,
+                }),
+            )
+        }
+        Some(Action::UnblockAccess(unblock)) => (
+            "unblock",
+            json!({
+                "issuer": unblock.issuer_org_number,
+                "block_id": hex_of(&unblock.block_id),
+            }),
+        ),
+        Some(Action::LogAccess(log)) => ("log-access", log_access_json(log)),
+        None => ("none", Value::Null),
+    };
+    json!({
+        "chain_id": optional_text(&body.chain_id),
+        "expires_at_height": (body.expires_at_height != 0).then_some(body.expires_at_height),
+        "expires_at_unix_ms": (body.expires_at_unix_ms != 0).then_some(body.expires_at_unix_ms),
+        "nonce": optional_hex(&body.nonce),
+        "action": kind,
+        "fields": action,
+    })
+}
+
+pub fn status_json(endpoint: &str, status: &v1::StatusResponse) -> Value {
+    json!({
+        "endpoint": endpoint,
+        "chain_id": status.chain_id,
+        "node_public_key": hex_of(&status.node_public_key),
+        "height": status.height,
+        "latest_block_hash": hex_of(&status.latest_block_hash),
+        "latest_block_time_unix_ms": status.latest_block_time_unix_ms,
+        "validator_count": status.validator_count,
+        "version": status.version,
+        "catching_up": status.catching_up,
+    })
+}
+
+pub fn status_text(endpoint: &str, status: &v1::StatusResponse) -> String {
+    format!(
+        "node        {endpoint}\nchain id    {}\nnode key    {}\nheight      {}\nlatest hash {}\nblock time  {} (unix ms)\nvalidators  {}\nversion     {}\ncatching up {}",
+        status.chain_id,
+        hex_of(&status.node_public_key),
+        status.height,
+        hex_of(&status.latest_block_hash),
+        status.latest_block_time_unix_ms,
+        status.validator_count,
+        status.version,
+        if status.catching_up { "yes" } else { "no" },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Enum values print by their short names, and unknown numbers do not panic.
+    #[test]
+    fn enum_names_are_short() {
+        assert_eq!(purpose_name(v1::PurposeOfUse::Etreat as i32), "ETREAT");
+        assert_eq!(
+            confidentiality_name(v1::Confidentiality::Restricted as i32),
+            "restricted"
+        );
+        assert_eq!(
+            rejection_name(v1::RejectionReason::UnknownRecord as i32),
+            "unknown_record"
+        );
+        assert_eq!(purpose_name(99), "UNKNOWN(99)");
+    }
+
+    // A rejected receipt renders its reason and counts as rejected; an applied one does not.
+    #[test]
+    fn receipts_render_their_outcome() {
+        let rejected = v1::Receipt {
+            transaction_id: vec![1; 32],
+            height: 4,
+            index: 0,
+            outcome: Some(v1::receipt::Outcome::Rejected(v1::Rejected {
+                reason: v1::RejectionReason::RecordExists as i32,
+                detail: "record exists".into(),
+            })),
+        };
+        assert!(receipt_rejected(&rejected));
+        let document = receipt_json(&rejected);
+        assert_eq!(document["outcome"], "rejected");
+        assert_eq!(document["reason"], "record_exists");
+        let applied = v1::Receipt {
+            outcome: Some(v1::receipt::Outcome::Applied(v1::Applied::default())),
+            ..rejected
+        };
+        assert!(!receipt_rejected(&applied));
+        assert_eq!(receipt_json(&applied)["outcome"], "applied");
+    }
+}
