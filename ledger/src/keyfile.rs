@@ -1,5 +1,7 @@
 //! Key files: an Ed25519 signing key stored as PKCS#8 PEM (RFC 8410, `-----BEGIN PRIVATE KEY-----`),
-//! the encoding OpenSSL and most libraries read, written readable by its owner only.
+//! written readable by its owner only. Keys are written as PKCS#8 v1, without the optional public
+//! key: OpenSSL 3.0 and Python's `cryptography` refuse the v2 form (RFC 5958) that ed25519-dalek
+//! writes by default. Both forms are read.
 
 use std::fs;
 use std::io::Write;
@@ -7,7 +9,7 @@ use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 
 use crate::hex;
 
@@ -49,7 +51,11 @@ pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyFileErr
         path: path.display().to_string(),
         source,
     };
-    let pem = key
+    let version_one = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let pem = version_one
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|error| write_error(std::io::Error::other(error.to_string())))?;
     let mut options = fs::OpenOptions::new();
@@ -95,12 +101,28 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"));
         assert_eq!(read_signing_key(&path).unwrap().to_bytes(), key.to_bytes());
+        // Exactly RFC 8410's v1 form: version 0, the Ed25519 OID, the seed; no public key.
+        let (_, der) = ed25519_dalek::pkcs8::Document::from_pem(&text).unwrap();
+        let mut expected =
+            b"\x30\x2e\x02\x01\x00\x30\x05\x06\x03\x2b\x65\x70\x04\x22\x04\x20".to_vec();
+        expected.extend_from_slice(&key.to_bytes());
+        assert_eq!(der.as_bytes(), expected.as_slice());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    // A v2 key (RFC 5958, with the public key), as other tools may write it, is read too.
+    #[test]
+    fn reads_version_two_keys() {
+        let dir = scratch_dir("v2");
+        let path = dir.join("v2.key");
+        let key = SigningKey::from_bytes(&[9; 32]);
+        fs::write(&path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        assert_eq!(read_signing_key(&path).unwrap().to_bytes(), key.to_bytes());
     }
 
     // An existing key file is never overwritten; garbage is refused with a clear error.
