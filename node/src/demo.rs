@@ -1,5 +1,5 @@
-//! The demo network of `varde dev`: four institutions with valid organisation numbers and
-//! Norwegian names, one validator, and helpers that build and sign demo transactions.
+//! The demo network of `varde dev`: five institutions with valid organisation numbers and
+//! Norwegian names (two hospitals, a municipality, a consent authority, an auditor), one validator, and helpers that build and sign demo transactions.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,13 @@ pub const MUNICIPALITY: DemoInstitution = DemoInstitution {
     roles: &[Role::Submitter],
     key_file: "municipality.pem",
 };
+/// A second health trust: a third institution that reads records it does not hold.
+pub const HEALTH_TRUST: DemoInstitution = DemoInstitution {
+    name: "Helse Bergen HF",
+    org_number: "983974724",
+    roles: &[Role::Submitter],
+    key_file: "health-trust.pem",
+};
 pub const CONSENT_AUTHORITY: DemoInstitution = DemoInstitution {
     name: "Helsedirektoratet",
     org_number: "983544622",
@@ -55,9 +62,10 @@ pub const VALIDATOR: DemoInstitution = DemoInstitution {
 };
 
 /// Every demo institution, the validator last.
-pub const ALL: [DemoInstitution; 5] = [
+pub const ALL: [DemoInstitution; 6] = [
     HOSPITAL,
     MUNICIPALITY,
+    HEALTH_TRUST,
     CONSENT_AUTHORITY,
     AUDITOR,
     VALIDATOR,
@@ -66,7 +74,7 @@ pub const ALL: [DemoInstitution; 5] = [
 /// The keys of a demo network, in the order of [`ALL`].
 #[derive(Clone)]
 pub struct DemoKeys {
-    pub keys: [SigningKey; 5],
+    pub keys: [SigningKey; 6],
 }
 
 impl DemoKeys {
