@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""A Varde client in Python, written from proto/proto/varde/v1/*.proto and proto/testdata alone.
+
+    python varde_client.py ENDPOINT HOSPITAL_KEY_PEM [--proto-dir DIR] [--vectors FILE]
+
+1. Recomputes every vector of proto/testdata/signing-vectors.json (signing input, digest,
+   signature, transaction id, public key) and exits 1 on the first mismatch.
+2. Generates the gRPC stubs from the proto files at run time (grpc_tools.protoc, temp dir).
+3. Builds an AnchorRecord for the demo hospital, signs it with the varde-tx-v1 scheme of
+   transaction.proto using the hospital's PKCS#8 PEM key, submits it with SubmitAndWait, and
+   exits 0 only if the receipt says applied. The last line on stdout is a JSON object with the
+   transaction id and the record id.
+"""
+
+import argparse
+import base64
+import hashlib
+import importlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_PROTO_DIR = os.path.join(REPOSITORY, "proto", "proto")
+DEFAULT_VECTORS = os.path.join(REPOSITORY, "proto", "testdata", "signing-vectors.json")
+
+# The demo hospital of `varde dev` (Oslo universitetssykehus HF).
+HOSPITAL_ORG_NUMBER = "993467049"
+DOMAIN = b"varde-tx-v1"
+
+
+def signing_input(chain_id: str, public_key: bytes, body: bytes) -> bytes:
+    """"varde-tx-v1" || 0x00 || u16be(len(chain_id as UTF-8)) || chain_id || public_key || body."""
+    chain = chain_id.encode("utf-8")
+    if len(chain) > 0xFFFF:
+        raise ValueError("chain id longer than 65535 bytes")
+    if len(public_key) != 32:
+        raise ValueError("public key must be 32 bytes")
+    return DOMAIN + b"\x00" + struct.pack(">H", len(chain)) + chain + public_key + body
+
+
+def sign(private_key: Ed25519PrivateKey, chain_id: str, body: bytes):
+    """Returns (public key, signature, transaction id) for `body` on `chain_id`."""
+    public_key = private_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    digest = hashlib.sha256(signing_input(chain_id, public_key, body)).digest()
+    # Pure Ed25519 over the 32-byte digest as the message; the transaction id is the digest.
+    return public_key, private_key.sign(digest), digest
+
+
+def check_vectors(path: str) -> int:
+    with open(path, encoding="utf-8") as handle:
+        vectors = json.load(handle)["vectors"]
+    if not vectors:
+        sys.exit(f"FAIL: no vectors in {path}")
+    for vector in vectors:
+        name = vector["description"]
+        key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["key_seed_hex"]))
+        body = bytes.fromhex(vector["body_hex"])
+        chain_id = vector["chain_id"]
+        if chain_id.encode("utf-8").hex() != vector["chain_id_utf8_hex"]:
+            sys.exit(f"FAIL [{name}]: chain id UTF-8 bytes differ")
+        public_key, signature, transaction_id = sign(key, chain_id, body)
+        checks = [
+            ("public key", public_key.hex(), vector["public_key_hex"]),
+            (
+                "signing input",
+                signing_input(chain_id, public_key, body).hex(),
+                vector["signing_input_hex"],
+            ),
+            ("digest", transaction_id.hex(), vector["digest_hex"]),
+            ("signature", signature.hex(), vector["signature_hex"]),
+            ("transaction id", transaction_id.hex(), vector["transaction_id_hex"]),
+        ]
+        for what, computed, expected in checks:
+            if computed != expected:
+                sys.exit(
+                    f"FAIL [{name}]: {what} mismatch\n  computed {computed}\n  expected {expected}"
+                )
+        # The vector's signature must also verify under the vector's public key.
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
+            bytes.fromhex(vector["signature_hex"]), transaction_id
+        )
+        print(f"ok   signing vector: {name}")
+    return len(vectors)
+
+
+def generate_stubs(proto_dir: str, out_dir: str):
+    """Compiles every proto file under proto_dir/varde/v1 into out_dir and imports the modules."""
+    sources = sorted(
+        os.path.join("varde", "v1", name)
+        for name in os.listdir(os.path.join(proto_dir, "varde", "v1"))
+        if name.endswith(".proto")
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{proto_dir}",
+        f"--python_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        *sources,
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        sys.exit(f"FAIL: protoc: {completed.stderr}")
+    sys.path.insert(0, out_dir)
+    modules = {}
+    for name in ("transaction", "state", "ledger_service", "node_service"):
+        modules[name] = importlib.import_module(f"varde.v1.{name}_pb2")
+    for name in ("ledger_service", "node_service"):
+        modules[name + "_grpc"] = importlib.import_module(f"varde.v1.{name}_pb2_grpc")
+    return modules
+
+
+ED25519_OID_DER = bytes.fromhex("06032b6570")
+
+
+def load_ed25519_pem(pem: bytes) -> Ed25519PrivateKey:
+    """Loads an Ed25519 PKCS#8 PEM key.
+
+    Varde writes PKCS#8 v2 (RFC 5958 OneAsymmetricKey: version 1 with the public key in [1]).
+    OpenSSL 3.0 and cryptography's own parser accept only v1 (RFC 8410, no public key), so when
+    they refuse, the seed is read from the DER directly and checked against the embedded public key.
+    """
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except ValueError:
+        key = None
+    if key is not None:
+        if not isinstance(key, Ed25519PrivateKey):
+            sys.exit("FAIL: not an Ed25519 key")
+        return key
+    text = pem.decode("ascii")
+    body = "".join(
+        line for line in text.splitlines() if line and not line.startswith("-----")
+    )
+    der = base64.b64decode(body)
+    # SEQUENCE { INTEGER 0|1, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING seed },
+    #            [1] IMPLICIT BIT STRING public key (v2 only) }
+    if der[0] != 0x30 or der[1] >= 0x80 or der[1] + 2 != len(der):
+        sys.exit("FAIL: key file is not a short DER SEQUENCE")
+    if der[2:4] != b"\x02\x01" or der[4] not in (0, 1):
+        sys.exit("FAIL: unexpected PKCS#8 version")
+    if der[5:12] != b"\x30\x05" + ED25519_OID_DER:
+        sys.exit("FAIL: key algorithm is not Ed25519")
+    if der[12:16] != b"\x04\x22\x04\x20":
+        sys.exit("FAIL: unexpected private key encoding")
+    seed = der[16:48]
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    rest = der[48:]
+    if rest:
+        if rest[:3] != b"\x81\x21\x00" or len(rest) != 35:
+            sys.exit("FAIL: unexpected data after the private key")
+        derived = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        if derived != rest[3:]:
+            sys.exit("FAIL: the key file's public key does not match its private key")
+    return key
+
+
+def submit_anchor(endpoint: str, key_path: str, stubs) -> int:
+    import grpc
+
+    with open(key_path, "rb") as handle:
+        private_key = load_ed25519_pem(handle.read())
+
+    target = endpoint.removeprefix("http://")
+    with grpc.insecure_channel(target) as channel:
+        node = stubs["node_service_grpc"].NodeStub(channel)
+        ledger = stubs["ledger_service_grpc"].LedgerStub(channel)
+        chain_id = node.Status(stubs["node_service"].StatusRequest(), timeout=10).chain_id
+
+        transaction = stubs["transaction"]
+        now_ms = int(time.time() * 1000)
+        record_id = f"python-{now_ms}-{os.getpid()}"
+        content = f"python client record {record_id}".encode()
+        body = transaction.TransactionBody(
+            chain_id=chain_id,
+            expires_at_unix_ms=now_ms + 600_000,
+            nonce=os.urandom(16),
+            anchor_record=transaction.AnchorRecord(
+                custodian_org_number=HOSPITAL_ORG_NUMBER,
+                record_id=record_id,
+                subject_pseudonym=hashlib.sha256(b"python client patient").digest(),
+                category_code="discharge-summary",
+                location_uri=f"https://ehr.example.invalid/{record_id}",
+                content_sha256=hashlib.sha256(content).digest(),
+                confidentiality=transaction.CONFIDENTIALITY_NORMAL,
+                created_at_unix_ms=now_ms,
+            ),
+        ).SerializeToString()
+        public_key, signature, transaction_id = sign(private_key, chain_id, body)
+
+        request = stubs["ledger_service"].SubmitAndWaitRequest(
+            transaction=transaction.SignedTransaction(
+                body=body, signer_public_key=public_key, signature=signature
+            ),
+            timeout_ms=30_000,
+        )
+        response = ledger.SubmitAndWait(request, timeout=40)
+
+    if response.transaction_id != transaction_id:
+        sys.exit(
+            f"FAIL: node's transaction id {response.transaction_id.hex()} "
+            f"!= computed {transaction_id.hex()}"
+        )
+    receipt = response.receipt
+    outcome = receipt.WhichOneof("outcome")
+    if outcome != "applied":
+        sys.exit(f"FAIL: receipt outcome {outcome}: {receipt}")
+    print(f"ok   anchor applied at height {receipt.height}")
+    print(
+        json.dumps(
+            {
+                "transaction_id": transaction_id.hex(),
+                "record_id": record_id,
+                "custodian": HOSPITAL_ORG_NUMBER,
+                "height": receipt.height,
+            }
+        )
+    )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("endpoint", help="gRPC endpoint, e.g. http://127.0.0.1:50051")
+    parser.add_argument("key", help="the hospital's PKCS#8 PEM key (DATA_DIR/keys/hospital.pem)")
+    parser.add_argument("--proto-dir", default=DEFAULT_PROTO_DIR)
+    parser.add_argument("--vectors", default=DEFAULT_VECTORS)
+    arguments = parser.parse_args()
+
+    count = check_vectors(arguments.vectors)
+    print(f"ok   {count} signing vectors recomputed")
+    with tempfile.TemporaryDirectory(prefix="varde-stubs-") as out_dir:
+        stubs = generate_stubs(arguments.proto_dir, out_dir)
+        return submit_anchor(arguments.endpoint, arguments.key, stubs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
