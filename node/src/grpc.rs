@@ -117,19 +117,31 @@ fn transaction_id(bytes: &[u8]) -> Result<TransactionId, Status> {
 /// The services, sharing the node context.
 pub struct Api<S: Store + 'static> {
     context: Arc<NodeContext<S>>,
+    /// Becomes true when the node stops: long calls (SubmitAndWait, StreamEvents) end then, so
+    /// that the server's graceful shutdown does not wait on them.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<S: Store + 'static> Clone for Api<S> {
     fn clone(&self) -> Self {
         Self {
             context: self.context.clone(),
+            stopping: self.stopping.clone(),
         }
     }
 }
 
 impl<S: Store + 'static> Api<S> {
-    pub fn new(context: Arc<NodeContext<S>>) -> Self {
-        Self { context }
+    pub fn new(context: Arc<NodeContext<S>>, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { context, stopping }
+    }
+
+    /// Completes when the node is stopping.
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        }
     }
 
     fn admit(&self, transaction: Option<v1::SignedTransaction>) -> Result<TransactionId, Status> {
@@ -375,6 +387,15 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
                 }
             }
         };
+        let stopped = self.stopped();
+        let wait_for_commit = async {
+            tokio::select! {
+                _ = stopped => Err(Status::unavailable(
+                    "the node is shutting down; query the transaction later with GetTransaction",
+                )),
+                result = wait_for_commit => result,
+            }
+        };
         match tokio::time::timeout(wait, wait_for_commit).await {
             Ok(result) => Ok(Response::new(v1::SubmitAndWaitResponse {
                 transaction_id: id.0.to_vec(),
@@ -500,8 +521,10 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         let filter = EventFilter::new(&request, caller)?;
         let mut live = self.context.committed.subscribe();
         let api = self.clone();
+        let stopped = self.stopped();
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<v1::LedgerEvent, Status>>(64);
         tokio::spawn(async move {
+            tokio::pin!(stopped);
             // Catch up from storage, then follow the live channel; fall back to storage on lag.
             let mut next_height = request.from_height.max(1);
             loop {
@@ -530,6 +553,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
                 // Stop as soon as the client goes away: this task holds the node context.
                 let received = tokio::select! {
                     _ = sender.closed() => return,
+                    _ = &mut stopped => return,
                     received = live.recv() => received,
                 };
                 match received {

@@ -104,6 +104,7 @@ pub async fn start<S: Store + 'static>(
 
     // One stop signal for every task: the caller's shutdown, or the first task to fail.
     let (stop, stopped) = watch::channel(false);
+    let stopped_receiver = stopped.clone();
     let stop = Arc::new(stop);
     let wait_for_stop = move || {
         let mut stopped = stopped.clone();
@@ -120,7 +121,8 @@ pub async fn start<S: Store + 'static>(
     }
 
     let mut driver_task = tokio::spawn(driver.run(wait_for_stop()));
-    let mut grpc_task = tokio::spawn(serve_grpc(context.clone(), grpc_listener, wait_for_stop()));
+    let api = Api::new(context.clone(), stopped_receiver);
+    let mut grpc_task = tokio::spawn(serve_grpc(api, grpc_listener, wait_for_stop()));
     let metrics_task = metrics_listener.map(|listener| {
         tokio::spawn(crate::metrics::serve(
             listener,
@@ -159,11 +161,10 @@ pub async fn start<S: Store + 'static>(
 }
 
 async fn serve_grpc<S: Store + 'static>(
-    context: Arc<NodeContext<S>>,
+    api: Api<S>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let api = Api::new(context);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
