@@ -18,6 +18,7 @@
 //!   or an auditor;
 //! - **StreamEvents** delivers an event when the caller is an auditor, or the transaction's
 //!   actor, or is named in it (grantee, blocked institution, custodian of the record read).
+//!
 //! A record that does not exist is NOT_FOUND only for its custodian and auditors; others get
 //! PERMISSION_DENIED, so that existence does not leak.
 
