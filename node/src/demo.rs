@@ -1,5 +1,6 @@
 //! The demo network of `varde dev`: five institutions with valid organisation numbers and
-//! Norwegian names (two hospitals, a municipality, a consent authority, an auditor), one validator, and helpers that build and sign demo transactions.
+//! Norwegian names (two health trusts, a municipality, a consent authority, an auditor), one
+//! validator, and helpers that build and sign demo transactions.
 
 use std::path::{Path, PathBuf};
 
