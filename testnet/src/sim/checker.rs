@@ -41,6 +41,8 @@ pub enum Violation {
         reporter: usize,
         accused: ValidatorIndex,
     },
+    /// The run needed more events than any healthy run does: a storm of messages or timers.
+    EventStorm { events: u64 },
     /// After stabilisation an honest validator did not commit enough heights in time.
     Liveness {
         node: usize,
@@ -82,6 +84,10 @@ impl fmt::Display for Violation {
             Violation::FalseEvidence { reporter, accused } => write!(
                 formatter,
                 "false evidence: node {reporter} produced evidence against honest or unproven validator {accused}"
+            ),
+            Violation::EventStorm { events } => write!(
+                formatter,
+                "event storm: the run needed {events} events without finishing"
             ),
             Violation::Liveness {
                 node,
@@ -243,5 +249,9 @@ impl Checker {
 
     pub fn record_liveness_failure(&mut self, violation: Violation) {
         self.violate(violation);
+    }
+
+    pub fn record_event_storm(&mut self, events: u64) {
+        self.violate(Violation::EventStorm { events });
     }
 }

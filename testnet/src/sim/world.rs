@@ -120,7 +120,8 @@ pub(super) struct World {
     pub blocks_seen: BTreeMap<Height, Vec<BlockId>>,
     /// Per Byzantine proposer, the (height, round) it has already equivocated in.
     pub byzantine_proposals: BTreeSet<(usize, Height, u32)>,
-    liveness_targets: Option<Vec<Height>>,
+    /// Each validator's committed height when the network stabilised (set at that moment).
+    heights_at_stabilisation: Option<Vec<Height>>,
     pub stats: RunStats,
     trace_sends: bool,
 }
@@ -211,7 +212,7 @@ impl World {
             checker,
             blocks_seen: BTreeMap::new(),
             byzantine_proposals: BTreeSet::new(),
-            liveness_targets: None,
+            heights_at_stabilisation: None,
             stats: RunStats::default(),
             trace_sends: std::env::var("VARDE_SIM_TRACE").is_ok_and(|value| value == "2"),
             scenario,
@@ -267,7 +268,7 @@ impl World {
                 break;
             }
             if self.stats.events >= MAX_EVENTS {
-                self.fail_liveness();
+                self.checker.record_event_storm(self.stats.events);
                 break;
             }
         }
@@ -285,14 +286,14 @@ impl World {
     /// After stabilisation: done when every honest validator reached its target, failed when the
     /// liveness bound passes first.
     fn finished(&mut self) -> bool {
-        let Some(targets) = &self.liveness_targets else {
+        let Some(heights) = &self.heights_at_stabilisation else {
             return false;
         };
-        let all_reached = self
-            .nodes
-            .iter()
-            .zip(targets)
-            .all(|(node, target)| !node.is_honest() || node.committed_height() >= *target);
+        let wanted = self.scenario.liveness_heights;
+        let all_reached =
+            self.nodes.iter().zip(heights).all(|(node, height)| {
+                !node.is_honest() || node.committed_height() >= height + wanted
+            });
         if all_reached {
             return true;
         }
@@ -339,35 +340,20 @@ impl World {
                 eprintln!("  {line}");
             }
         }
-        let targets = self.liveness_targets.clone().unwrap_or_default();
-        let snapshot = self.liveness_snapshot();
-        for (node, target) in targets.iter().enumerate() {
+        let heights = self.heights_at_stabilisation.clone().unwrap_or_default();
+        let wanted = self.scenario.liveness_heights;
+        for (node, height) in heights.into_iter().enumerate() {
             let state = &self.nodes[node];
-            if state.is_honest() && state.committed_height() < *target {
+            let target = height + wanted;
+            if state.is_honest() && state.committed_height() < target {
                 self.checker.record_liveness_failure(Violation::Liveness {
                     node,
-                    height_at_stabilisation: snapshot[node],
+                    height_at_stabilisation: height,
                     height_reached: state.committed_height(),
-                    target: *target,
+                    target,
                 });
             }
         }
-        if targets.is_empty() {
-            self.checker.record_liveness_failure(Violation::Liveness {
-                node: 0,
-                height_at_stabilisation: 0,
-                height_reached: self.nodes[0].committed_height(),
-                target: 0,
-            });
-        }
-    }
-
-    fn liveness_snapshot(&self) -> Vec<Height> {
-        let heights = self.scenario.liveness_heights;
-        self.liveness_targets
-            .as_ref()
-            .map(|targets| targets.iter().map(|t| t.saturating_sub(heights)).collect())
-            .unwrap_or_default()
     }
 
     fn dispatch(&mut self, event: Event) {
@@ -400,13 +386,8 @@ impl World {
             } => self.sync_check(node, incarnation, height),
             Event::IntruderActs => self.intruder_acts(),
             Event::Stabilised => {
-                let heights = self.scenario.liveness_heights;
-                self.liveness_targets = Some(
-                    self.nodes
-                        .iter()
-                        .map(|node| node.committed_height() + heights)
-                        .collect(),
-                );
+                self.heights_at_stabilisation =
+                    Some(self.nodes.iter().map(Node::committed_height).collect());
             }
         }
     }
