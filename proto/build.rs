@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-const PROTO_FILES: [&str; 5] = [
+const PROTO_FILES: [&str; 6] = [
+    "proto/varde/v1/consensus.proto",
     "proto/varde/v1/transaction.proto",
     "proto/varde/v1/state.proto",
     "proto/varde/v1/query_service.proto",
