@@ -29,6 +29,95 @@ pub struct NodeConfig {
     pub block: BlockConfig,
     #[serde(default)]
     pub consensus: ConsensusConfig,
+    /// The validator network; absent: a single validator with no peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkConfig>,
+    #[serde(default, skip_serializing_if = "TestingConfig::is_off")]
+    pub testing: TestingConfig,
+}
+
+/// The peer-to-peer network of a validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Where this node listens for its peers, e.g. "0.0.0.0:26656".
+    pub listen_address: SocketAddr,
+    /// The validators to dial: each one's public key (hex) and address.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Public keys (hex) of non-validator nodes allowed to connect; every other key but the
+    /// validators' is refused at the handshake.
+    #[serde(default)]
+    pub observers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub public_key: String,
+    pub address: SocketAddr,
+}
+
+/// Behaviour for tests of the network's fault tolerance. Never set on a real network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestingConfig {
+    /// Byzantine: sign conflicting proposals and votes and send them to different peers.
+    pub equivocate: bool,
+}
+
+impl TestingConfig {
+    pub fn is_off(&self) -> bool {
+        !self.equivocate
+    }
+}
+
+/// Parses a 32-byte key written as 64 hex digits.
+pub fn parse_public_key(field: &str, text: &str) -> Result<[u8; 32], ConfigError> {
+    varde_ledger::hex::decode(text)
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| ConfigError {
+            field: field.to_owned(),
+            problem: format!("must be a 32-byte public key in 64 hex digits, got `{text}`"),
+        })
+}
+
+impl NetworkConfig {
+    /// The peers' keys, parsed; the first bad one is named.
+    pub fn peer_keys(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
+        self.peers
+            .iter()
+            .enumerate()
+            .map(|(index, peer)| {
+                parse_public_key(
+                    &format!("network.peers[{index}].public_key"),
+                    &peer.public_key,
+                )
+            })
+            .collect()
+    }
+
+    pub fn observer_keys(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
+        self.observers
+            .iter()
+            .enumerate()
+            .map(|(index, key)| parse_public_key(&format!("network.observers[{index}]"), key))
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let keys = self.peer_keys()?;
+        self.observer_keys()?;
+        for (index, key) in keys.iter().enumerate() {
+            if keys[..index].contains(key) {
+                return Err(ConfigError {
+                    field: format!("network.peers[{index}].public_key"),
+                    problem: "is listed twice".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +268,8 @@ impl NodeConfig {
             mempool: MempoolConfig::default(),
             block: BlockConfig::default(),
             consensus: ConsensusConfig::default(),
+            network: None,
+            testing: TestingConfig::default(),
         }
     }
 
@@ -302,6 +393,9 @@ impl NodeConfig {
             10,
             600_000,
         )?;
+        if let Some(network) = &self.network {
+            network.validate()?;
+        }
         // The proposer must answer well within the propose timeout, or it times itself out.
         if self.block.empty_block_wait_ms.saturating_mul(2) > self.consensus.propose_timeout_ms {
             return Err(ConfigError {
@@ -389,6 +483,35 @@ grpc_listen_address = "127.0.0.1:50051"
         assert_eq!(
             NodeConfig::from_toml(&text).unwrap_err().to_string(),
             "consensus.prevote_timeout_ms: must be between 10 and 600000, got 1"
+        );
+    }
+
+    // A network section parses; a malformed or repeated peer key is refused by its index.
+    #[test]
+    fn network_section_is_checked() {
+        let key = "ab".repeat(32);
+        let text = format!(
+            "{MINIMAL}\n[network]\nlisten_address = \"127.0.0.1:26656\"\n\
+             [[network.peers]]\npublic_key = \"{key}\"\naddress = \"127.0.0.1:26657\"\n"
+        );
+        let config = NodeConfig::from_toml(&text).unwrap();
+        assert_eq!(
+            config.network.as_ref().unwrap().peer_keys().unwrap(),
+            vec![[0xab; 32]]
+        );
+        assert_eq!(NodeConfig::from_toml(&config.to_toml()).unwrap(), config);
+        let short = text.replace(&key, "abcd");
+        assert_eq!(
+            NodeConfig::from_toml(&short).unwrap_err().field,
+            "network.peers[0].public_key"
+        );
+        let twice = format!(
+            "{text}[[network.peers]]\npublic_key = \"{key}\"\naddress = \"127.0.0.1:26658\"\n"
+        );
+        let error = NodeConfig::from_toml(&twice).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "network.peers[1].public_key: is listed twice"
         );
     }
 

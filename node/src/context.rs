@@ -1,10 +1,11 @@
 //! What the node's tasks share: the ledger, the mempool, the committed-block broadcast and the
 //! metrics. Each part documents who writes it.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, mpsc};
 use varde_ledger::Ledger;
+use varde_proto::v1;
 use varde_storage::Store;
 
 use crate::events::CommittedBlock;
@@ -27,6 +28,9 @@ pub struct NodeContext<S: Store> {
     pub metrics: std::sync::Arc<Metrics>,
     /// This node's validator public key.
     pub node_public_key: [u8; 32],
+    /// Admitted transactions to gossip to the other validators; set once by the network, absent
+    /// for a single validator.
+    pub transaction_gossip: OnceLock<mpsc::Sender<v1::SignedTransaction>>,
 }
 
 impl<S: Store> NodeContext<S> {
@@ -39,6 +43,7 @@ impl<S: Store> NodeContext<S> {
             committed,
             metrics: std::sync::Arc::new(Metrics::new()),
             node_public_key,
+            transaction_gossip: OnceLock::new(),
         }
     }
 }

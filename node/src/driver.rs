@@ -20,8 +20,9 @@ use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use varde_consensus::{
-    Block, BlockId, Decision, Ed25519Verifier, Engine, EngineConfig, EngineError, Height, Input,
-    Message, Output, Request, Round, SafetyState, Timeouts, Timer, ValidatorSet,
+    Block, BlockId, CommitCertificate, Decision, Ed25519Verifier, Engine, EngineConfig,
+    EngineError, Height, Input, Message, Output, Request, Round, SafetyState, Timeouts, Timer,
+    ValidatorSet,
 };
 use varde_ledger::{ExecutedBlock, LedgerError};
 use varde_proto::v1;
@@ -55,17 +56,29 @@ pub enum DriverError {
     DecidedBlockMismatch { height: Height, detail: String },
 }
 
-/// Sends consensus messages into the driver. Cheap to clone.
+/// What the network delivers to the driver.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A consensus message from a peer, decoded but not yet verified.
+    Message(Message),
+    /// A committed block fetched by block sync, with its certificate; not yet verified.
+    Committed {
+        block: Block,
+        certificate: CommitCertificate,
+    },
+}
+
+/// Sends inbound network traffic into the driver. Cheap to clone.
 #[derive(Clone)]
 pub struct DriverHandle {
-    sender: mpsc::Sender<Message>,
+    sender: mpsc::Sender<Inbound>,
 }
 
 impl DriverHandle {
-    /// Delivers a message from the network; returns false when the driver is busy or gone (the
-    /// message is dropped, as the network may drop it: the engine's rebroadcasts cover the loss).
-    pub fn deliver(&self, message: Message) -> bool {
-        self.sender.try_send(message).is_ok()
+    /// Delivers from the network; returns false when the driver is busy or gone (it is dropped,
+    /// as the network may drop it: the engine's rebroadcasts and block sync cover the loss).
+    pub fn deliver(&self, inbound: Inbound) -> bool {
+        self.sender.try_send(inbound).is_ok()
     }
 }
 
@@ -84,7 +97,7 @@ struct PendingProposal {
 
 enum Event {
     Shutdown,
-    Message(Message),
+    Inbound(Inbound),
     TimersDue,
     MempoolChanged,
     ProposalDeadline,
@@ -101,7 +114,7 @@ pub struct ConsensusDriver<S: Store + 'static, N: Network> {
     pending_proposal: Option<PendingProposal>,
     /// Blocks of the current height already executed (proposed or validated), by id.
     executed: HashMap<BlockId, ExecutedBlock>,
-    inbox: mpsc::Receiver<Message>,
+    inbox: mpsc::Receiver<Inbound>,
 }
 
 /// The validator set of the chain's genesis.
@@ -187,7 +200,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
             let event = tokio::select! {
                 biased;
                 _ = &mut shutdown => Event::Shutdown,
-                Some(message) = self.inbox.recv() => Event::Message(message),
+                Some(inbound) = self.inbox.recv() => Event::Inbound(inbound),
                 _ = tokio::time::sleep_until(timer_deadline.unwrap_or(far_future)),
                     if timer_deadline.is_some() => Event::TimersDue,
                 _ = context.mempool_changed.notified(),
@@ -200,9 +213,12 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                     tracing::info!(height = self.engine.height(), "consensus stopped");
                     return Ok(());
                 }
-                Event::Message(message) => {
+                Event::Inbound(Inbound::Message(message)) => {
                     let output = self.engine.handle(Input::Message(message));
                     self.carry_out(output)?;
+                }
+                Event::Inbound(Inbound::Committed { block, certificate }) => {
+                    self.catch_up(block, certificate)?;
                 }
                 Event::TimersDue => {
                     let now = Instant::now();
@@ -263,7 +279,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 self.context.metrics.count_rejection("consensus_message");
             }
             if let Some(height) = output.sync_from {
-                tracing::debug!(height, "peers are ahead; block sync needs the network");
+                self.network.request_sync(height);
             }
             // 3. Apply the decision, then move to the next height.
             if let Some(decision) = output.decision {
@@ -307,6 +323,32 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 .set(i64::from(self.engine.round()));
         }
         Ok(())
+    }
+
+    /// Applies a block fetched by sync if it is the one this node is deciding. The block is
+    /// re-executed first and must give the certified id, so a peer's garbage payload is refused
+    /// here and never stops the node; the engine then checks the certificate's signatures.
+    fn catch_up(
+        &mut self,
+        block: Block,
+        certificate: CommitCertificate,
+    ) -> Result<(), DriverError> {
+        let height = self.engine.height();
+        if certificate.height != height || block.id != certificate.block_id {
+            return Ok(());
+        }
+        if !self.validate_committed(height, &block)? {
+            tracing::warn!(
+                height,
+                "a synced block does not match its certificate; ignored"
+            );
+            self.context.metrics.count_invalid_peer_message("sync");
+            return Ok(());
+        }
+        let output = self
+            .engine
+            .handle(Input::CommittedBlock { block, certificate });
+        self.carry_out(output)
     }
 
     /// Answers a pending ProposeBlock with the transactions waiting now (possibly none).
@@ -384,6 +426,21 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
 
     /// Re-executes a proposed block and checks that it gives the proposed header.
     fn validate(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
+        self.execute_candidate(height, block, true)
+    }
+
+    /// Re-executes a block that comes with a commit certificate. Its time is not held against
+    /// this node's clock: the validators that certified it already did that.
+    fn validate_committed(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
+        self.execute_candidate(height, block, false)
+    }
+
+    fn execute_candidate(
+        &mut self,
+        height: Height,
+        block: &Block,
+        check_time: bool,
+    ) -> Result<bool, DriverError> {
         if self.executed.contains_key(&block.id) {
             return Ok(true);
         }
@@ -403,7 +460,8 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 .membership()
                 .validator_keys()
                 .contains(&proposer)
-            || header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS)
+            || (check_time
+                && header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS))
         {
             return Ok(false);
         }

@@ -160,6 +160,10 @@ impl<S: Store + 'static> Api<S> {
         match result {
             Ok(id) => {
                 self.context.mempool_changed.notify_one();
+                if let Some(gossip) = self.context.transaction_gossip.get() {
+                    // A full queue only means the others learn of it from this node's block.
+                    let _ = gossip.try_send(transaction);
+                }
                 tracing::debug!(transaction = %crate::context::short_hex(&id.0), "admitted");
                 Ok(id)
             }

@@ -19,6 +19,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod p2p;
 
 pub use config::NodeConfig;
 pub use dev::{DevOptions, run_dev};

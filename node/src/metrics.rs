@@ -23,6 +23,16 @@ pub struct Metrics {
     /// Seconds from a block's proposal time to its commit on this node.
     pub commit_latency_seconds: Histogram,
     pub transactions_rejected: Family<Vec<(String, String)>, Counter>,
+    /// Peers with an open connection.
+    pub peers: Gauge,
+    /// Connections refused at the handshake: the peer is not in the validator set or observers.
+    pub connections_refused: Counter,
+    /// Frames from peers that were invalid (the peer was disconnected), by protocol.
+    pub invalid_peer_messages: Family<Vec<(String, String)>, Counter>,
+    /// The highest committed height a peer reported while this node caught up.
+    pub sync_target_height: Gauge,
+    /// Committed blocks received from peers by block sync.
+    pub blocks_synced: Counter,
 }
 
 impl Default for Metrics {
@@ -41,6 +51,32 @@ impl Metrics {
         let transactions_committed = Counter::default();
         let commit_latency_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let transactions_rejected = Family::<Vec<(String, String)>, Counter>::default();
+        let peers = Gauge::default();
+        let connections_refused = Counter::default();
+        let invalid_peer_messages = Family::<Vec<(String, String)>, Counter>::default();
+        let sync_target_height = Gauge::default();
+        let blocks_synced = Counter::default();
+        registry.register("peers", "Peers with an open connection", peers.clone());
+        registry.register(
+            "connections_refused",
+            "Connections refused at the handshake (peer not in the validator set or observers)",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "invalid_peer_messages",
+            "Invalid frames from peers, by protocol; the peer was disconnected",
+            invalid_peer_messages.clone(),
+        );
+        registry.register(
+            "sync_target_height",
+            "The highest committed height reported by a peer during block sync",
+            sync_target_height.clone(),
+        );
+        registry.register(
+            "blocks_synced",
+            "Committed blocks received from peers by block sync",
+            blocks_synced.clone(),
+        );
         registry.register(
             "height",
             "Height of the latest committed block",
@@ -85,7 +121,18 @@ impl Metrics {
             transactions_committed,
             commit_latency_seconds,
             transactions_rejected,
+            peers,
+            connections_refused,
+            invalid_peer_messages,
+            sync_target_height,
+            blocks_synced,
         }
+    }
+
+    pub fn count_invalid_peer_message(&self, protocol: &str) {
+        self.invalid_peer_messages
+            .get_or_create(&vec![("protocol".to_owned(), protocol.to_owned())])
+            .inc();
     }
 
     pub fn count_rejection(&self, reason: &str) {

@@ -21,13 +21,16 @@ use crate::context::NodeContext;
 use crate::driver::{ConsensusDriver, DriverSettings};
 use crate::grpc::{Api, REQUEST_BYTES_MAX};
 use crate::mempool::Mempool;
-use crate::network::LocalNetwork;
+use crate::network::{LocalNetwork, Network};
+use crate::p2p::{self, NetworkSettings, PeerAddress};
 
 /// A started node.
 pub struct RunningNode {
     /// The address the gRPC server is bound to (the real port when the config asked for 0).
     pub grpc_address: SocketAddr,
     pub metrics_address: Option<SocketAddr>,
+    /// Where the node listens for its peers, when it has a network.
+    pub peer_address: Option<SocketAddr>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -75,14 +78,37 @@ pub async fn start<S: Store + 'static>(
     if let Some(head) = context.ledger.head()? {
         context.metrics.height.set(head.height as i64);
     }
-    let (driver, _handle) = ConsensusDriver::new(
+    let (network, network_task): (Box<dyn Network>, _) = match &config.network {
+        None => (Box::new(LocalNetwork), None),
+        Some(network) => {
+            let peer_keys = network.peer_keys()?;
+            let settings = NetworkSettings {
+                listen_address: network.listen_address,
+                peers: peer_keys
+                    .into_iter()
+                    .zip(&network.peers)
+                    .map(|(public_key, peer)| PeerAddress {
+                        public_key,
+                        address: peer.address,
+                    })
+                    .collect(),
+                validators: context.ledger.membership().validator_keys(),
+                observers: network.observer_keys()?,
+                consensus_frame_bytes_max: config.block.max_bytes + 1024 * 1024,
+            };
+            let (handle, task) = p2p::build(&settings, &signing_key, context.clone())?;
+            (Box::new(handle), Some(task))
+        }
+    };
+    let peer_address = network_task.as_ref().map(|task| task.listen_address);
+    let (driver, driver_handle) = ConsensusDriver::new(
         context.clone(),
         DriverSettings {
             signing_key,
             timeouts: config.consensus.timeouts(),
             block: config.block,
         },
-        LocalNetwork,
+        network,
     )?;
 
     let grpc_listener = TcpListener::bind(config.grpc_listen_address)
@@ -120,6 +146,8 @@ pub async fn start<S: Store + 'static>(
         });
     }
 
+    let network_task =
+        network_task.map(|task| tokio::spawn(task.run(driver_handle, wait_for_stop())));
     let mut driver_task = tokio::spawn(driver.run(wait_for_stop()));
     let api = Api::new(context.clone(), stopped_receiver);
     let mut grpc_task = tokio::spawn(serve_grpc(api, grpc_listener, wait_for_stop()));
@@ -147,6 +175,9 @@ pub async fn start<S: Store + 'static>(
         if let Some(metrics_task) = metrics_task {
             let _ = metrics_task.await;
         }
+        if let Some(network_task) = network_task {
+            let _ = network_task.await;
+        }
         if let Err(error) = &result {
             tracing::error!(error = %format!("{error:#}"), "node stopped on an error");
         }
@@ -156,6 +187,7 @@ pub async fn start<S: Store + 'static>(
     Ok(RunningNode {
         grpc_address,
         metrics_address,
+        peer_address,
         task,
     })
 }
