@@ -429,20 +429,59 @@ pub fn status_json(endpoint: &str, status: &v1::StatusResponse) -> Value {
         "validator_count": status.validator_count,
         "version": status.version,
         "catching_up": status.catching_up,
+        "round": status.round,
+        "peers": status.peers,
+        "mempool_transactions": status.mempool_transactions,
+        "sync_target_height": status.sync_target_height,
+        "blocks_committed": status.blocks_committed,
+        "transactions_committed": status.transactions_committed,
+        "commit_latency_p50_ms": status.commit_latency_p50_ms,
+        "commit_latency_p99_ms": status.commit_latency_p99_ms,
+        "rejected_transactions": status.rejected_transactions.iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "invalid_peer_messages": status.invalid_peer_messages,
+        "connections_refused": status.connections_refused,
     })
+}
+
+/// The reasons and counts of rejected transactions, e.g. `expired 2, duplicate 1`, or `none`.
+fn rejections_text(status: &v1::StatusResponse) -> String {
+    let mut reasons: Vec<_> = status.rejected_transactions.iter().collect();
+    reasons.sort();
+    if reasons.is_empty() {
+        return "none".to_owned();
+    }
+    reasons
+        .iter()
+        .map(|(reason, count)| format!("{reason} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn status_text(endpoint: &str, status: &v1::StatusResponse) -> String {
     format!(
-        "node        {endpoint}\nchain id    {}\nnode key    {}\nheight      {}\nlatest hash {}\nblock time  {} (unix ms)\nvalidators  {}\nversion     {}\ncatching up {}",
+        "node        {endpoint}\nchain id    {}\nnode key    {}\nheight      {} (round {})\nlatest hash {}\nblock time  {} (unix ms)\nvalidators  {}\npeers       {}\nmempool     {} transactions\ncommitted   {} blocks, {} transactions since start\nlatency     p50 {} ms, p99 {} ms (block time to commit)\nrejected    {}\npeer faults {} invalid messages, {} refused connections\nversion     {}\ncatching up {}",
         status.chain_id,
         hex_of(&status.node_public_key),
         status.height,
+        status.round,
         hex_of(&status.latest_block_hash),
         status.latest_block_time_unix_ms,
         status.validator_count,
+        status.peers,
+        status.mempool_transactions,
+        status.blocks_committed,
+        status.transactions_committed,
+        status.commit_latency_p50_ms,
+        status.commit_latency_p99_ms,
+        rejections_text(status),
+        status.invalid_peer_messages,
+        status.connections_refused,
         status.version,
-        if status.catching_up { "yes" } else { "no" },
+        if status.catching_up {
+            format!("yes, to height {}", status.sync_target_height)
+        } else {
+            "no".to_owned()
+        },
     )
 }
 

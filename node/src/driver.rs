@@ -546,9 +546,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         metrics
             .transactions_committed
             .inc_by(transactions.len() as u64);
-        metrics
-            .commit_latency_seconds
-            .observe((now - block_time_unix_ms).max(0) as f64 / 1_000.0);
+        metrics.observe_commit_latency((now - block_time_unix_ms).max(0) as u64);
         for transaction in &transactions {
             if let Some(reason) = transaction.receipt.rejection() {
                 metrics.count_rejection(&format!("{reason:?}"));

@@ -1008,6 +1008,11 @@ impl<S: Store + 'static> v1::node_server::Node for Api<S> {
         _request: Request<v1::StatusRequest>,
     ) -> Result<Response<v1::StatusResponse>, Status> {
         let head = self.context.ledger.head().map_err(internal)?;
+        let metrics = &self.context.metrics;
+        let summary = metrics.summary();
+        let height = head.as_ref().map_or(0, |head| head.height);
+        let sync_target_height = metrics.sync_target_height.get().max(0) as u64;
+        let mempool_transactions = self.context.mempool.lock().expect("mempool lock").len() as u64;
         Ok(Response::new(v1::StatusResponse {
             chain_id: self.context.ledger.chain_id().to_owned(),
             node_public_key: self.context.node_public_key.to_vec(),
@@ -1019,7 +1024,18 @@ impl<S: Store + 'static> v1::node_server::Node for Api<S> {
             latest_block_time_unix_ms: head.as_ref().map_or(0, |head| head.time_unix_ms),
             validator_count: self.context.ledger.membership().validator_keys().len() as u32,
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            catching_up: false,
+            catching_up: sync_target_height > height,
+            round: metrics.round.get().max(0) as u32,
+            peers: metrics.peers.get().max(0) as u32,
+            mempool_transactions,
+            sync_target_height,
+            rejected_transactions: summary.rejected.into_iter().collect(),
+            commit_latency_p50_ms: summary.commit_latency_p50_ms,
+            commit_latency_p99_ms: summary.commit_latency_p99_ms,
+            blocks_committed: metrics.blocks_committed.get(),
+            transactions_committed: metrics.transactions_committed.get(),
+            invalid_peer_messages: summary.invalid_peer_messages,
+            connections_refused: metrics.connections_refused.get(),
         }))
     }
 }

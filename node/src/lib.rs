@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod p2p;
+pub mod service;
 
 pub use config::NodeConfig;
 pub use dev::{DevOptions, run_dev};

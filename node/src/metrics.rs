@@ -1,7 +1,8 @@
 //! Prometheus metrics and a minimal HTTP endpoint that serves them at `GET /metrics`.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +34,27 @@ pub struct Metrics {
     pub sync_target_height: Gauge,
     /// Committed blocks received from peers by block sync.
     pub blocks_synced: Counter,
+    /// What `Node.Status` reports, kept beside the exposition (which cannot be read back).
+    summary: Mutex<Summary>,
+}
+
+/// How many recent commits the status's latency percentiles cover.
+const LATENCY_WINDOW: usize = 512;
+
+#[derive(Default)]
+struct Summary {
+    rejected: BTreeMap<String, u64>,
+    recent_latencies_ms: VecDeque<u64>,
+    invalid_peer_messages: u64,
+}
+
+/// A snapshot for `Node.Status`.
+#[derive(Debug, Clone, Default)]
+pub struct StatusSummary {
+    pub rejected: BTreeMap<String, u64>,
+    pub commit_latency_p50_ms: u64,
+    pub commit_latency_p99_ms: u64,
+    pub invalid_peer_messages: u64,
 }
 
 impl Default for Metrics {
@@ -126,6 +148,36 @@ impl Metrics {
             invalid_peer_messages,
             sync_target_height,
             blocks_synced,
+            summary: Mutex::new(Summary::default()),
+        }
+    }
+
+    /// Records one block's commit latency (block time to commit here).
+    pub fn observe_commit_latency(&self, milliseconds: u64) {
+        self.commit_latency_seconds
+            .observe(milliseconds as f64 / 1_000.0);
+        let mut summary = self.summary.lock().expect("metrics summary lock");
+        if summary.recent_latencies_ms.len() == LATENCY_WINDOW {
+            summary.recent_latencies_ms.pop_front();
+        }
+        summary.recent_latencies_ms.push_back(milliseconds);
+    }
+
+    pub fn summary(&self) -> StatusSummary {
+        let summary = self.summary.lock().expect("metrics summary lock");
+        let mut latencies: Vec<u64> = summary.recent_latencies_ms.iter().copied().collect();
+        latencies.sort_unstable();
+        let percentile = |fraction: f64| {
+            latencies
+                .get(((latencies.len() as f64 * fraction).ceil() as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or(0)
+        };
+        StatusSummary {
+            rejected: summary.rejected.clone(),
+            commit_latency_p50_ms: percentile(0.50),
+            commit_latency_p99_ms: percentile(0.99),
+            invalid_peer_messages: summary.invalid_peer_messages,
         }
     }
 
@@ -133,12 +185,23 @@ impl Metrics {
         self.invalid_peer_messages
             .get_or_create(&vec![("protocol".to_owned(), protocol.to_owned())])
             .inc();
+        self.summary
+            .lock()
+            .expect("metrics summary lock")
+            .invalid_peer_messages += 1;
     }
 
     pub fn count_rejection(&self, reason: &str) {
         self.transactions_rejected
             .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
             .inc();
+        *self
+            .summary
+            .lock()
+            .expect("metrics summary lock")
+            .rejected
+            .entry(reason.to_owned())
+            .or_default() += 1;
     }
 
     /// The OpenMetrics text exposition.
