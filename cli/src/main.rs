@@ -11,6 +11,7 @@ mod keys;
 mod pseudonym;
 mod query;
 mod render;
+mod testnet;
 mod tx;
 
 use std::process::ExitCode;
@@ -52,6 +53,11 @@ enum Command {
     Status(client::NodeArgs),
     /// Run a one-validator dev network with demo institutions and data (Ctrl-C stops it).
     Dev(dev::DevArgs),
+    /// A local network of validator processes: up, status, kill, restart, partition, heal, down.
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
+    /// Run one validator from its config file until Ctrl-C or SIGTERM (as `varde-node` does).
+    Node(testnet::NodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,8 @@ fn main() -> ExitCode {
         Command::Query(command) => block_on(query::run(command, json)),
         Command::Status(arguments) => block_on(client::run_status(arguments, json)),
         Command::Dev(arguments) => dev::run(arguments),
+        Command::Testnet(command) => testnet::run(command, json),
+        Command::Node(arguments) => testnet::run_node(arguments),
     };
     match result {
         Ok(outcome) => ExitCode::from(ExitKind::from(outcome).code()),

@@ -443,6 +443,58 @@ pub fn status_json(endpoint: &str, status: &v1::StatusResponse) -> Value {
     })
 }
 
+/// One line per validator of a local network.
+pub fn testnet_status_text(reports: &[varde_testnet::local::NodeReport]) -> String {
+    let mut text = format!(
+        "{:<3} {:<8} {:>7} {:>5} {:>5} {:>7} {:>9} {:>9}  {:<16} {}\n",
+        "#",
+        "state",
+        "height",
+        "round",
+        "peers",
+        "mempool",
+        "p50 ms",
+        "p99 ms",
+        "last hash",
+        "catching up"
+    );
+    for report in reports {
+        match &report.status {
+            Ok(status) => text.push_str(&format!(
+                "{:<3} {:<8} {:>7} {:>5} {:>5} {:>7} {:>9} {:>9}  {:<16} {}\n",
+                report.node.index,
+                if report.node.byzantine {
+                    "byzant."
+                } else {
+                    "running"
+                },
+                status.height,
+                status.round,
+                status.peers,
+                status.mempool_transactions,
+                status.commit_latency_p50_ms,
+                status.commit_latency_p99_ms,
+                hex_of(&status.latest_block_hash)
+                    .chars()
+                    .take(16)
+                    .collect::<String>(),
+                if status.catching_up {
+                    format!("yes, to {}", status.sync_target_height)
+                } else {
+                    "no".to_owned()
+                },
+            )),
+            Err(error) => text.push_str(&format!(
+                "{:<3} {:<8} {}\n",
+                report.node.index,
+                if report.running { "running" } else { "stopped" },
+                error
+            )),
+        }
+    }
+    text
+}
+
 /// The reasons and counts of rejected transactions, e.g. `expired 2, duplicate 1`, or `none`.
 fn rejections_text(status: &v1::StatusResponse) -> String {
     let mut reasons: Vec<_> = status.rejected_transactions.iter().collect();

@@ -3,5 +3,7 @@
 //! that carries every connection between nodes so that tests can partition and delay them).
 
 #[cfg(feature = "local")]
+pub mod local;
+#[cfg(feature = "local")]
 pub mod relay;
 pub mod sim;

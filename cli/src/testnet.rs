@@ -1,0 +1,236 @@
+//! `varde testnet`: a local network of validator processes on loopback, and its faults
+//! (`varde_testnet::local`). `varde node` runs one validator from a config file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::json;
+use varde_testnet::local::{self, Launcher, UpOptions};
+
+use crate::exit::Outcome;
+use crate::render;
+
+/// Where the local network lives when `--dir` is not given.
+pub const DEFAULT_DIR: &str = "./varde-testnet";
+
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+/// Runs one validator from its config until Ctrl-C or SIGTERM.
+pub fn run_node(arguments: NodeArgs) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(varde_node::service::run_config_file(&arguments.config))?;
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DirArgs {
+    /// The network's directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TestnetCommand {
+    /// Create and start N validators with demo data (or resume a stopped network in DIR).
+    Up {
+        /// How many validators.
+        #[arg(short = 'n', long = "validators", default_value_t = 4)]
+        validators: usize,
+        #[command(flatten)]
+        dir: DirArgs,
+        /// Start validator I in a Byzantine test mode: it signs conflicting proposals and votes.
+        #[arg(long, value_name = "I")]
+        byzantine: Option<usize>,
+        /// Do not load the demo institutions' records, grant and access event.
+        #[arg(long)]
+        no_demo_data: bool,
+    },
+    /// Every validator's status: height, round, peers, mempool, latency, catch-up.
+    Status(DirArgs),
+    /// Kill validator I with SIGKILL.
+    Kill {
+        index: usize,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Restart validator I on its data (stopping it first if it runs).
+    Restart {
+        index: usize,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Cut the network into groups, e.g. `0,1/2,3`; validators not named are isolated.
+    Partition {
+        groups: String,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Add a one-way delay (milliseconds) to every connection; 0 removes it.
+    Delay {
+        milliseconds: u64,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Remove every partition and delay.
+    Heal(DirArgs),
+    /// Stop every process of the network; data and logs stay in DIR.
+    Down(DirArgs),
+    /// Run the relay that carries the network's connections (started by `up`).
+    #[command(hide = true)]
+    Relay(DirArgs),
+}
+
+pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match command {
+        TestnetCommand::Up {
+            validators,
+            dir,
+            byzantine,
+            no_demo_data,
+        } => {
+            let options = UpOptions {
+                validators,
+                dir: dir.dir,
+                byzantine,
+                load_demo_data: !no_demo_data,
+                timeout: Duration::from_secs(60),
+            };
+            let state = runtime.block_on(local::up(&Launcher::current()?, &options))?;
+            let directory = local::absolute(&options.dir)?;
+            let nodes: Vec<_> = state
+                .nodes
+                .iter()
+                .map(|node| {
+                    json!({
+                        "index": node.index,
+                        "operator": node.operator,
+                        "grpc": format!("http://{}", node.grpc),
+                        "metrics": format!("http://{}/metrics", node.metrics),
+                        "peer": node.peer.to_string(),
+                        "pid": node.pid,
+                        "byzantine": node.byzantine,
+                    })
+                })
+                .collect();
+            render::emit(
+                json_output,
+                &json!({"dir": directory.display().to_string(), "chain_id": state.chain_id, "nodes": nodes}),
+                || {
+                    let mut text = format!(
+                        "Varde local network (chain {}): {} validators committing, demo data loaded\n",
+                        state.chain_id,
+                        state.nodes.len()
+                    );
+                    for node in &state.nodes {
+                        text.push_str(&format!(
+                            "  {}  {:<22} gRPC http://{}  metrics http://{}/metrics{}\n",
+                            node.index,
+                            node.operator,
+                            node.grpc,
+                            node.metrics,
+                            if node.byzantine { "  (Byzantine)" } else { "" }
+                        ));
+                    }
+                    text.push_str(&format!(
+                        "  data and logs: {}\n  next: varde status --endpoint http://{} | varde testnet status | varde testnet down",
+                        directory.display(),
+                        state.nodes[0].grpc
+                    ));
+                    text
+                },
+            );
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Status(dir) => {
+            let reports = runtime.block_on(local::status(&dir.dir))?;
+            render::emit(
+                json_output,
+                &json!(
+                    reports
+                        .iter()
+                        .map(|report| {
+                            let status = match &report.status {
+                                Ok(status) => render::status_json(
+                                    &format!("http://{}", report.node.grpc),
+                                    status,
+                                ),
+                                Err(error) => json!({"error": error}),
+                            };
+                            json!({"index": report.node.index, "running": report.running, "status": status})
+                        })
+                        .collect::<Vec<_>>()
+                ),
+                || render::testnet_status_text(&reports),
+            );
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Kill { index, dir } => {
+            local::kill(&dir.dir, index)?;
+            render::emit(json_output, &json!({"killed": index}), || {
+                format!("validator {index} killed (SIGKILL)")
+            });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Restart { index, dir } => {
+            local::restart(&Launcher::current()?, &dir.dir, index)?;
+            render::emit(json_output, &json!({"restarted": index}), || {
+                format!("validator {index} restarted")
+            });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Partition { groups, dir } => {
+            let state = local::network::Layout::new(&local::absolute(&dir.dir)?).read_state()?;
+            let parsed = local::parse_partition(&groups, state.nodes.len())?;
+            local::partition(&dir.dir, parsed.clone(), 0)?;
+            render::emit(json_output, &json!({"partition": parsed}), || {
+                format!("partitioned: {groups}")
+            });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Delay { milliseconds, dir } => {
+            local::delay(&dir.dir, milliseconds)?;
+            render::emit(json_output, &json!({"delay_ms": milliseconds}), || {
+                format!("one-way delay {milliseconds} ms on every connection")
+            });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Heal(dir) => {
+            local::heal(&dir.dir)?;
+            render::emit(json_output, &json!({"healed": true}), || {
+                "healed: every connection allowed, no delay".to_owned()
+            });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Down(dir) => {
+            let stopped = local::down(&dir.dir)?;
+            render::emit(json_output, &json!({"stopped": stopped}), || {
+                format!(
+                    "stopped {stopped} processes; data and logs remain in {}",
+                    dir.dir.display()
+                )
+            });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Relay(dir) => {
+            let root = local::absolute(&dir.dir)?;
+            runtime.block_on(varde_testnet::relay::run_relay_from_dir(
+                &root,
+                varde_node::service::shutdown_signal(),
+            ))?;
+            Ok(Outcome::Success)
+        }
+    }
+}

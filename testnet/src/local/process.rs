@@ -1,0 +1,120 @@
+//! Starting and stopping the network's processes. They run in their own process group, so that
+//! Ctrl-C in the terminal that ran `varde testnet up` does not stop the network, and they outlive
+//! the command that started them. A pid is only acted on after /proc confirms that it is still
+//! the process we started (pids are reused).
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+/// Starts `program args...` detached, appending its output to `log`; returns its pid.
+pub fn spawn(program: &Path, args: &[&std::ffi::OsStr], log: &Path) -> anyhow::Result<u32> {
+    let output = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open the log {}", log.display()))?;
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    Ok(child.id())
+}
+
+/// True when `pid` runs a command line that contains `marker` (a config path, say). A zombie
+/// has an empty command line and counts as gone.
+pub fn is_running(pid: u32, marker: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        text.contains(marker)
+    })
+}
+
+fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run `kill`")?;
+    // A process that exited meanwhile is what we wanted anyway.
+    let _ = status;
+    Ok(())
+}
+
+/// Waits until the process is gone, up to `patience`.
+fn wait_gone(pid: u32, marker: &str, patience: Duration) -> bool {
+    let deadline = Instant::now() + patience;
+    while is_running(pid, marker) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// SIGKILL, then waits until the process is gone.
+pub fn kill(pid: u32, marker: &str) -> anyhow::Result<()> {
+    if !is_running(pid, marker) {
+        return Ok(());
+    }
+    signal(pid, "KILL")?;
+    anyhow::ensure!(
+        wait_gone(pid, marker, Duration::from_secs(10)),
+        "process {pid} survived SIGKILL"
+    );
+    Ok(())
+}
+
+/// SIGTERM, a grace period for a clean shutdown, then SIGKILL.
+pub fn stop(pid: u32, marker: &str) -> anyhow::Result<()> {
+    if !is_running(pid, marker) {
+        return Ok(());
+    }
+    signal(pid, "TERM")?;
+    if wait_gone(pid, marker, Duration::from_secs(10)) {
+        return Ok(());
+    }
+    kill(pid, marker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A spawned process is seen running under its marker, not under another, and is gone after
+    // kill; its output goes to the log.
+    #[test]
+    fn spawn_detect_and_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sleep.log");
+        let pid = spawn(
+            Path::new("/bin/sh"),
+            &[
+                "-c".as_ref(),
+                "echo started; exec sleep 30 # varde-marker".as_ref(),
+            ],
+            &log,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_running(pid, "sleep 30") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(is_running(pid, "sleep 30"));
+        assert!(!is_running(pid, "some other program"));
+        kill(pid, "sleep 30").unwrap();
+        assert!(!is_running(pid, "sleep 30"));
+        assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
+    }
+}
