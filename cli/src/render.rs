@@ -406,6 +406,10 @@ pub fn body_json(body: &v1::TransactionBody) -> Value {
             }),
         ),
         Some(Action::LogAccess(log)) => ("log-access", log_access_json(log)),
+        Some(Action::ReportMisbehaviour(report)) => (
+            "report-misbehaviour",
+            json!({ "evidence_bytes": report.evidence.as_ref().map(prost::Message::encoded_len) }),
+        ),
         None => ("none", Value::Null),
     };
     json!({

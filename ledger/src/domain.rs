@@ -1,6 +1,7 @@
 //! Varde's domain types, independent of the wire format. [`crate::wire`] converts at the edge.
 
 use serde::{Deserialize, Serialize};
+use varde_consensus::{Evidence, VoteKind};
 
 use crate::identifiers::{HprNumber, OrgNumber};
 use crate::signing::TransactionId;
@@ -78,21 +79,25 @@ pub enum Action {
         block_id: TransactionId,
     },
     LogAccess(AccessReport),
+    /// Evidence that a validator equivocated; the reporter is the signer's institution.
+    ReportMisbehaviour(Box<Evidence>),
 }
 
 impl Action {
-    /// The institution the action acts for; the signer's key must be one of its keys.
-    pub fn actor(&self) -> &OrgNumber {
+    /// The institution the action names as acting for it; the signer's key must be one of its
+    /// keys. `None` for a misbehaviour report, which acts for whichever institution signed it.
+    pub fn actor(&self) -> Option<&OrgNumber> {
         match self {
             Action::AnchorRecord(content) | Action::SupersedeRecord(content) => {
-                &content.record.custodian
+                Some(&content.record.custodian)
             }
-            Action::RetractRecord { record, .. } => &record.custodian,
-            Action::GrantAccess(terms) => &terms.issuer,
+            Action::RetractRecord { record, .. } => Some(&record.custodian),
+            Action::GrantAccess(terms) => Some(&terms.issuer),
             Action::RevokeGrant { issuer, .. }
             | Action::BlockAccess { issuer, .. }
-            | Action::UnblockAccess { issuer, .. } => issuer,
-            Action::LogAccess(report) => &report.accessor,
+            | Action::UnblockAccess { issuer, .. } => Some(issuer),
+            Action::LogAccess(report) => Some(&report.accessor),
+            Action::ReportMisbehaviour(_) => None,
         }
     }
 
@@ -107,6 +112,7 @@ impl Action {
             Action::BlockAccess { .. } => "block_access",
             Action::UnblockAccess { .. } => "unblock_access",
             Action::LogAccess(_) => "log_access",
+            Action::ReportMisbehaviour(_) => "report_misbehaviour",
         }
     }
 }
@@ -251,6 +257,63 @@ pub struct AccessEvent {
     pub height: u64,
 }
 
+/// What a validator signed twice in one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MisbehaviourKind {
+    DuplicatePrevote,
+    DuplicatePrecommit,
+    DuplicateProposal,
+}
+
+/// The slot in which a validator equivocated: one misbehaviour is recorded once per slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MisbehaviourSlot {
+    pub validator_index: u32,
+    pub height: u64,
+    pub round: u32,
+    pub kind: MisbehaviourKind,
+}
+
+impl MisbehaviourSlot {
+    /// The slot that `evidence` claims (whether both messages share it is `Evidence::verify`'s
+    /// check); taken from the first message.
+    pub fn of(evidence: &Evidence) -> Self {
+        match evidence {
+            Evidence::DuplicateVote { first, .. } => Self {
+                validator_index: first.vote.validator,
+                height: first.vote.height,
+                round: first.vote.round,
+                kind: match first.vote.kind {
+                    VoteKind::Prevote => MisbehaviourKind::DuplicatePrevote,
+                    VoteKind::Precommit => MisbehaviourKind::DuplicatePrecommit,
+                },
+            },
+            Evidence::DuplicateProposal { first, .. } => Self {
+                validator_index: first.proposal.proposer,
+                height: first.proposal.height,
+                round: first.proposal.round,
+                kind: MisbehaviourKind::DuplicateProposal,
+            },
+        }
+    }
+}
+
+/// A validator's equivocation, as stored once a report of it is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Misbehaviour {
+    /// The offending validator's public key.
+    #[serde(with = "crate::hex::key")]
+    pub offender: [u8; 32],
+    pub slot: MisbehaviourSlot,
+    /// The height of the block that committed the report.
+    pub recorded_at_height: u64,
+    pub reporter: OrgNumber,
+    pub report_id: TransactionId,
+    /// The encoded `varde.v1.Evidence`, so that anyone can check the signatures again.
+    #[serde(with = "crate::hex::bytes")]
+    pub evidence: Vec<u8>,
+}
+
 /// Why a committed transaction changed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RejectionReason {
@@ -271,6 +334,8 @@ pub enum RejectionReason {
     BlockAlreadyLifted,
     UnknownInstitution,
     SubjectMismatch,
+    InvalidEvidence,
+    EvidenceAlreadyRecorded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

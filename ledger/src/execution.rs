@@ -1,9 +1,12 @@
 //! Deterministic execution of one verified transaction over the state view. Changes go into the
 //! view's pending layer (committed later as one batch per block); nothing is written directly.
 
+use prost::Message;
+use varde_consensus::{Ed25519Verifier, ValidatorSet, VerifyingKey};
 use varde_storage::{Column, Store};
 
 use crate::access::{self, AccessRequest};
+use crate::consensus_wire;
 use crate::domain::*;
 use crate::membership::{Membership, Role};
 use crate::replay::{self, ReplayLimits, ReplayRefusal};
@@ -36,10 +39,11 @@ fn reject<T>(reason: RejectionReason, detail: impl Into<String>) -> Result<T, Fa
     Err(Failure::Rejected(reason, detail.into()))
 }
 
-/// Executes `transaction`, returning its receipt. Storage failures propagate; rule violations
-/// become rejected receipts.
+/// Executes `transaction` on chain `chain_id`, returning its receipt. Storage failures
+/// propagate; rule violations become rejected receipts.
 pub fn execute<S: Store + ?Sized>(
     view: &mut StateView<'_, S>,
+    chain_id: &str,
     membership: &Membership,
     limits: ReplayLimits,
     context: ExecutionContext,
@@ -85,7 +89,7 @@ pub fn execute<S: Store + ?Sized>(
     // From here the id is remembered whatever the outcome, so a rejected transaction is not
     // re-executed either.
     replay::remember(view, &transaction.id, &expiry);
-    let outcome = match apply(view, membership, context, transaction) {
+    let outcome = match apply(view, chain_id, membership, context, transaction) {
         Ok(classification) => Outcome::Applied { classification },
         Err(Failure::Rejected(reason, detail)) => Outcome::Rejected { reason, detail },
         Err(Failure::Storage(error)) => return Err(error),
@@ -96,6 +100,7 @@ pub fn execute<S: Store + ?Sized>(
 /// Rule checks and effects. The view is only changed once every check has passed.
 fn apply<S: Store + ?Sized>(
     view: &mut StateView<'_, S>,
+    chain_id: &str,
     membership: &Membership,
     context: ExecutionContext,
     transaction: &VerifiedTransaction,
@@ -107,7 +112,7 @@ fn apply<S: Store + ?Sized>(
             "the signer's key is not registered to any member",
         );
     };
-    if signer.org_number != *action.actor() {
+    if let Some(actor) = action.actor().filter(|actor| **actor != signer.org_number) {
         let reason = match action {
             Action::AnchorRecord(_) | Action::SupersedeRecord(_) | Action::RetractRecord { .. } => {
                 RejectionReason::NotCustodian
@@ -117,9 +122,8 @@ fn apply<S: Store + ?Sized>(
         return reject(
             reason,
             format!(
-                "the signer's key belongs to {}, not to {}",
-                signer.org_number,
-                action.actor()
+                "the signer's key belongs to {}, not to {actor}",
+                signer.org_number
             ),
         );
     }
@@ -350,6 +354,77 @@ fn apply<S: Store + ?Sized>(
             );
             Ok(Some(classification))
         }
+        Action::ReportMisbehaviour(evidence) => {
+            require_role(signer.has_role(Role::Validator), "validator")?;
+            let validators = validator_set(membership)?;
+            if let Err(error) = evidence.verify(chain_id, &validators, &Ed25519Verifier) {
+                return reject(RejectionReason::InvalidEvidence, error.to_string());
+            }
+            let slot = MisbehaviourSlot::of(evidence);
+            // A verified evidence's validator is in the set; checked again rather than assumed.
+            let Some(offender) = validators.key(slot.validator_index) else {
+                return reject(
+                    RejectionReason::InvalidEvidence,
+                    format!("validator {} is not in the set", slot.validator_index),
+                );
+            };
+            let key = keys::misbehaviour(&slot);
+            if view.get(Column::Meta, &key)?.is_some() {
+                return reject(
+                    RejectionReason::EvidenceAlreadyRecorded,
+                    format!(
+                        "the {} of validator {} at height {} round {} is already recorded",
+                        misbehaviour_name(slot.kind),
+                        slot.validator_index,
+                        slot.height,
+                        slot.round
+                    ),
+                );
+            }
+            let record = Misbehaviour {
+                offender: offender.to_bytes(),
+                slot,
+                recorded_at_height: context.height,
+                reporter: signer.org_number.clone(),
+                report_id: id,
+                evidence: consensus_wire::evidence_to_wire(evidence).encode_to_vec(),
+            };
+            view.put_json(Column::Meta, key, &record);
+            Ok(None)
+        }
+    }
+}
+
+/// The chain's validator set, in the order the node gives its consensus engine (ascending key
+/// bytes), so that validator indexes in evidence mean the same validators.
+///
+/// Membership is fixed by genesis, so this is the set of every height. Once governance changes
+/// it, evidence must be checked against the set of the evidence's height.
+fn validator_set(membership: &Membership) -> Result<ValidatorSet, Failure> {
+    let keys = membership
+        .validator_keys()
+        .iter()
+        .map(VerifyingKey::from_bytes)
+        .collect::<Result<Vec<_>, _>>();
+    match keys.map(ValidatorSet::new) {
+        Ok(Ok(validators)) => Ok(validators),
+        // The node refuses to start with such a genesis; no evidence can verify against it.
+        Ok(Err(error)) => reject(
+            RejectionReason::InvalidEvidence,
+            format!("the chain's validator set is unusable: {error}"),
+        ),
+        Err(error) => reject(
+            RejectionReason::InvalidEvidence,
+            format!("a validator key of the chain is not an Ed25519 point: {error}"),
+        ),
+    }
+}
+
+fn misbehaviour_name(kind: MisbehaviourKind) -> &'static str {
+    match kind {
+        MisbehaviourKind::DuplicatePrevote => "duplicate prevote",
+        MisbehaviourKind::DuplicatePrecommit => "duplicate precommit",
+        MisbehaviourKind::DuplicateProposal => "duplicate proposal",
     }
 }
 

@@ -57,6 +57,40 @@ pub mod key_list {
     }
 }
 
+/// Serde adapter: one 32-byte key as a lowercase hex string (`#[serde(with = "crate::hex::key")]`).
+pub mod key {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::encode(key))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::decode(&text)
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| D::Error::custom(format!("public key {text:?} is not 64 hex digits")))
+    }
+}
+
+/// Serde adapter: bytes as a lowercase hex string, half the size of serde's list of numbers
+/// (`#[serde(with = "crate::hex::bytes")]`).
+pub mod bytes {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::decode(&text)
+            .ok_or_else(|| D::Error::custom("bytes are not an even count of hex digits"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // Encoding and decoding round-trip; bad input is refused.

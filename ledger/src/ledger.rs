@@ -8,13 +8,13 @@ use varde_proto::v1;
 use varde_storage::{Column, Store, WriteBatch};
 
 use crate::access::{self, AccessRequest, Decision};
-use crate::accumulator;
-use crate::domain::Receipt;
+use crate::domain::{Misbehaviour, Receipt};
 use crate::execution::{self, ExecutionContext};
 use crate::membership::{Genesis, GenesisError, Membership};
 use crate::replay::{self, ReplayLimits};
 use crate::state::{StateError, StateView, keys};
 use crate::wire::{self, TransactionError, VerifiedTransaction};
+use crate::{accumulator, query};
 
 /// The latest committed block, kept in `Column::Meta` under `head`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +186,7 @@ impl<S: Store> Ledger<S> {
             };
             let receipt = execution::execute(
                 &mut view,
+                &self.genesis.chain_id,
                 &self.membership,
                 self.limits,
                 context,
@@ -278,6 +279,17 @@ impl<S: Store> Ledger<S> {
             &request,
             height,
         )?)
+    }
+
+    /// Recorded validator misbehaviour at the latest committed height, ascending by height,
+    /// round, validator index and kind; `page_size` 0 means the default, capped at
+    /// [`query::PAGE_SIZE_MAX`].
+    pub fn list_misbehaviour(
+        &self,
+        page_size: usize,
+        page_token: &str,
+    ) -> Result<query::Page<Misbehaviour>, query::QueryError> {
+        query::misbehaviour(&self.store, page_size, page_token)
     }
 
     /// A committed transaction's receipt.

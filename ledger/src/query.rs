@@ -1,5 +1,6 @@
-//! Paginated listings over the secondary indexes in `Column::Indexes`. The page token is the hex
-//! of the last index key returned (opaque to clients; checked to lie under the listing's prefix).
+//! Paginated listings over the secondary indexes in `Column::Indexes` (and over the recorded
+//! misbehaviour in `Column::Meta`). The page token is the hex of the last key returned (opaque to
+//! clients; checked to lie under the listing's prefix).
 
 use varde_storage::{Column, Store};
 
@@ -37,6 +38,21 @@ fn list<S, T>(
 where
     S: Store + ?Sized,
 {
+    list_in(store, Column::Indexes, prefix, page_size, page_token, load)
+}
+
+/// As [`list`], over the entries under `prefix` in `column`; `load` gets the key after the prefix.
+fn list_in<S, T>(
+    store: &S,
+    column: Column,
+    prefix: &[u8],
+    page_size: usize,
+    page_token: &str,
+    load: impl Fn(&StateView<'_, S>, &[u8], &[u8]) -> Result<Option<T>, StateError>,
+) -> Result<Page<T>, QueryError>
+where
+    S: Store + ?Sized,
+{
     let page_size = match page_size {
         0 => PAGE_SIZE_DEFAULT,
         size => size.min(PAGE_SIZE_MAX),
@@ -51,7 +67,7 @@ where
         Some(key)
     };
     let entries = store
-        .scan_prefix(Column::Indexes, prefix, cursor.as_deref(), page_size + 1)
+        .scan_prefix(column, prefix, cursor.as_deref(), page_size + 1)
         .map_err(StateError::from)?;
     let view = StateView::new(store);
     let more = entries.len() > page_size;
@@ -207,4 +223,20 @@ pub fn access_events_by_accessor<S: Store + ?Sized>(
         &[&keys::custodian_prefix(accessor)],
     );
     list(store, &prefix, page_size, page_token, load_event)
+}
+
+/// Recorded validator misbehaviour, ascending by height, round, validator index and kind.
+pub fn misbehaviour<S: Store + ?Sized>(
+    store: &S,
+    page_size: usize,
+    page_token: &str,
+) -> Result<Page<Misbehaviour>, QueryError> {
+    list_in(
+        store,
+        Column::Meta,
+        keys::META_MISBEHAVIOUR,
+        page_size,
+        page_token,
+        |_, _, value| crate::state::decode_json(Column::Meta, value).map(Some),
+    )
 }

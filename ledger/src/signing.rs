@@ -1,14 +1,18 @@
-//! The `varde-tx-v1` signing scheme (specified in `proto/proto/varde/v1/transaction.proto`) and
-//! the `varde-query-v1` request authentication (`query_service.proto`).
+//! The `varde-tx-v1` signing scheme (specified in `proto/proto/varde/v1/transaction.proto`), the
+//! `varde-query-v1` request authentication (`query_service.proto`), and helpers that build signed
+//! transactions.
 //!
 //! signing_digest = SHA-256("varde-tx-v1" || 0x00 || u16be(len chain_id) || chain_id
 //!                          || signer public key (32) || body bytes as sent);
 //! signature = pure Ed25519 over the digest; transaction id = the digest.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use prost::Message;
 use sha2::{Digest, Sha256};
+use varde_consensus::Evidence;
+use varde_proto::v1;
 
-use crate::hex;
+use crate::{consensus_wire, hex};
 
 /// Domain separator of transaction signatures.
 pub const TRANSACTION_DOMAIN: &[u8] = b"varde-tx-v1";
@@ -108,6 +112,45 @@ pub fn sign(
         signer_public_key,
         signature,
     })
+}
+
+/// Encodes `body` and signs it for `chain_id` into the envelope a node accepts.
+pub fn sign_transaction(
+    chain_id: &str,
+    signing_key: &SigningKey,
+    body: &v1::TransactionBody,
+) -> Result<v1::SignedTransaction, SigningError> {
+    let body = body.encode_to_vec();
+    let parts = sign(chain_id, signing_key, &body)?;
+    Ok(v1::SignedTransaction {
+        body,
+        signer_public_key: parts.signer_public_key.to_vec(),
+        signature: parts.signature.to_vec(),
+    })
+}
+
+/// A `ReportMisbehaviour` transaction for `evidence`, signed with a validator institution's
+/// `signing_key`; it may be included up to `expires_at_height`. `nonce` (at most 32 bytes) tells
+/// apart reports that would otherwise be identical transactions.
+pub fn sign_misbehaviour_report(
+    chain_id: &str,
+    signing_key: &SigningKey,
+    evidence: &Evidence,
+    expires_at_height: u64,
+    nonce: &[u8],
+) -> Result<v1::SignedTransaction, SigningError> {
+    let body = v1::TransactionBody {
+        chain_id: chain_id.to_owned(),
+        expires_at_height,
+        expires_at_unix_ms: 0,
+        nonce: nonce.to_vec(),
+        action: Some(v1::transaction_body::Action::ReportMisbehaviour(
+            v1::ReportMisbehaviour {
+                evidence: Some(consensus_wire::evidence_to_wire(evidence)),
+            },
+        )),
+    };
+    sign_transaction(chain_id, signing_key, &body)
 }
 
 /// Verifies a transaction's signature strictly and returns its id and the signer's key.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use varde_storage::{Column, Entry, StorageError, Store, WriteBatch};
 
-use crate::domain::{RecordKey, SubjectPseudonym};
+use crate::domain::{MisbehaviourKind, MisbehaviourSlot, RecordKey, SubjectPseudonym};
 use crate::identifiers::OrgNumber;
 use crate::signing::TransactionId;
 
@@ -134,6 +134,7 @@ pub mod keys {
     pub const META_CHAIN_ID: &[u8] = b"chain_id";
     pub const META_GENESIS: &[u8] = b"genesis";
     pub const META_HEAD: &[u8] = b"head";
+    pub const META_MISBEHAVIOUR: &[u8] = b"misbehaviour/";
     pub const INDEX_RECORDS_BY_SUBJECT: &[u8] = b"records_by_subject/";
     pub const INDEX_GRANTS_BY_SUBJECT: &[u8] = b"grants_by_subject/";
     pub const INDEX_GRANTS_BY_GRANTEE: &[u8] = b"grants_by_grantee/";
@@ -170,6 +171,26 @@ pub mod keys {
         key[..8].copy_from_slice(&height.to_be_bytes());
         key[8..].copy_from_slice(&index.to_be_bytes());
         key
+    }
+
+    /// Recorded misbehaviour in Meta: `misbehaviour/` || height (8 BE) || round (4 BE) ||
+    /// validator index (4 BE) || kind (1: prevote, 2: precommit, 3: proposal). One key per slot,
+    /// so a second report of the same misbehaviour finds it; sorts by height, then round.
+    pub fn misbehaviour(slot: &MisbehaviourSlot) -> Vec<u8> {
+        let kind: u8 = match slot.kind {
+            MisbehaviourKind::DuplicatePrevote => 1,
+            MisbehaviourKind::DuplicatePrecommit => 2,
+            MisbehaviourKind::DuplicateProposal => 3,
+        };
+        with_prefix(
+            META_MISBEHAVIOUR,
+            &[
+                &slot.height.to_be_bytes(),
+                &slot.round.to_be_bytes(),
+                &slot.validator_index.to_be_bytes(),
+                &[kind],
+            ],
+        )
     }
 
     pub fn records_by_subject(subject: &SubjectPseudonym, record: &RecordKey) -> Vec<u8> {

@@ -5,6 +5,7 @@
 use prost::Message;
 use varde_proto::v1;
 
+use crate::consensus_wire::{self, WireError};
 use crate::domain::*;
 use crate::identifiers::{self, HprNumber, IdentifierError, OrgNumber};
 use crate::signing::{self, SigningError, TransactionId};
@@ -283,6 +284,10 @@ pub fn decode_body(body: v1::TransactionBody) -> Result<TransactionBody, FieldEr
             block_id: TransactionId(bytes32("unblock_access.block_id", &unblock.block_id)?),
         },
         Wire::LogAccess(log) => Action::LogAccess(access_report(log)?),
+        Wire::ReportMisbehaviour(report) => Action::ReportMisbehaviour(Box::new(evidence(
+            "report_misbehaviour.evidence",
+            report.evidence.as_ref(),
+        )?)),
     };
     Ok(TransactionBody {
         expiry,
@@ -398,6 +403,38 @@ fn access_report(log: v1::LogAccess) -> Result<AccessReport, FieldError> {
             )?)
         },
         basis,
+    })
+}
+
+/// Checks the shape of consensus evidence (lengths, required parts); its signatures are checked
+/// at execution, against the validator set.
+fn evidence(
+    field: &str,
+    wire: Option<&v1::Evidence>,
+) -> Result<varde_consensus::Evidence, FieldError> {
+    let Some(wire) = wire.filter(|wire| wire.kind.is_some()) else {
+        return Err(field_error(field, FieldProblem::Missing));
+    };
+    consensus_wire::evidence_from_wire(wire).map_err(|error| match error {
+        WireError::Missing(part) => field_error(&format!("{field}.{part}"), FieldProblem::Missing),
+        WireError::Length {
+            field: part,
+            expected,
+            found,
+        } => field_error(
+            &format!("{field}.{part}"),
+            FieldProblem::WrongLength {
+                expected,
+                actual: found,
+            },
+        ),
+        WireError::VoteKind(0) => {
+            field_error(&format!("{field}.vote.kind"), FieldProblem::Unspecified)
+        }
+        WireError::VoteKind(value) => field_error(
+            &format!("{field}.vote.kind"),
+            FieldProblem::UnknownEnumValue(value),
+        ),
     })
 }
 
@@ -663,6 +700,32 @@ pub fn access_event_to_wire(event: &AccessEvent) -> v1::AccessEvent {
     }
 }
 
+pub fn misbehaviour_kind_to_wire(kind: MisbehaviourKind) -> v1::MisbehaviourKind {
+    match kind {
+        MisbehaviourKind::DuplicatePrevote => v1::MisbehaviourKind::DuplicatePrevote,
+        MisbehaviourKind::DuplicatePrecommit => v1::MisbehaviourKind::DuplicatePrecommit,
+        MisbehaviourKind::DuplicateProposal => v1::MisbehaviourKind::DuplicateProposal,
+    }
+}
+
+/// A recorded misbehaviour for the API. Fails only when the stored evidence bytes do not decode,
+/// which means the database is damaged.
+pub fn misbehaviour_to_wire(
+    record: &Misbehaviour,
+) -> Result<v1::MisbehaviourRecord, prost::DecodeError> {
+    Ok(v1::MisbehaviourRecord {
+        offender_public_key: record.offender.to_vec(),
+        validator_index: record.slot.validator_index,
+        height: record.slot.height,
+        round: record.slot.round,
+        kind: misbehaviour_kind_to_wire(record.slot.kind) as i32,
+        recorded_at_height: record.recorded_at_height,
+        reporter_org_number: record.reporter.to_string(),
+        report_transaction_id: record.report_id.0.to_vec(),
+        evidence: Some(v1::Evidence::decode(record.evidence.as_slice())?),
+    })
+}
+
 pub fn rejection_reason_to_wire(reason: RejectionReason) -> v1::RejectionReason {
     use v1::RejectionReason as Wire;
     match reason {
@@ -683,6 +746,8 @@ pub fn rejection_reason_to_wire(reason: RejectionReason) -> v1::RejectionReason 
         RejectionReason::BlockAlreadyLifted => Wire::BlockAlreadyLifted,
         RejectionReason::UnknownInstitution => Wire::UnknownInstitution,
         RejectionReason::SubjectMismatch => Wire::SubjectMismatch,
+        RejectionReason::InvalidEvidence => Wire::InvalidEvidence,
+        RejectionReason::EvidenceAlreadyRecorded => Wire::EvidenceAlreadyRecorded,
     }
 }
 

@@ -17,7 +17,10 @@
 //! - **CheckAccess** may be asked by the accessor, the record's custodian, a consent authority
 //!   or an auditor;
 //! - **StreamEvents** delivers an event when the caller is an auditor, or the transaction's
-//!   actor, or is named in it (grantee, blocked institution, custodian of the record read).
+//!   actor, or is named in it (grantee, blocked institution, custodian of the record read);
+//!   misbehaviour reports go to every caller.
+//! - **ListMisbehaviour** is open to anyone, unsigned: which validator key equivocated is no
+//!   personal data.
 //!
 //! A record that does not exist is NOT_FOUND only for its custodian and auditors; others get
 //! PERMISSION_DENIED, so that existence does not leak.
@@ -582,6 +585,31 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
             tokio_stream::wrappers::ReceiverStream::new(receiver),
         )))
     }
+
+    async fn list_misbehaviour(
+        &self,
+        request: Request<v1::ListMisbehaviourRequest>,
+    ) -> Result<Response<v1::ListMisbehaviourResponse>, Status> {
+        let request = request.into_inner();
+        let height = self.height()?;
+        // The listing caps the page size (query::PAGE_SIZE_MAX); 0 means the default.
+        let page = self
+            .context
+            .ledger
+            .list_misbehaviour(request.page_size as usize, &request.page_token)
+            .map_err(query_status)?;
+        let records = page
+            .items
+            .iter()
+            .map(wire::misbehaviour_to_wire)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        Ok(Response::new(v1::ListMisbehaviourResponse {
+            records,
+            next_page_token: page.next_page_token,
+            height,
+        }))
+    }
 }
 
 impl<S: Store + 'static> Api<S> {
@@ -622,6 +650,7 @@ fn event_kind(body: &v1::TransactionBody) -> v1::EventKind {
         Some(Action::GrantAccess(_) | Action::RevokeGrant(_)) => v1::EventKind::Grant,
         Some(Action::BlockAccess(_) | Action::UnblockAccess(_)) => v1::EventKind::Block,
         Some(Action::LogAccess(_)) => v1::EventKind::Access,
+        Some(Action::ReportMisbehaviour(_)) => v1::EventKind::Misbehaviour,
         None => v1::EventKind::Unspecified,
     }
 }
@@ -688,7 +717,8 @@ fn named_parties(body: &v1::TransactionBody) -> (Vec<u8>, Vec<String>) {
             }
             (Vec::new(), parties)
         }
-        None => (Vec::new(), Vec::new()),
+        // The reporter is the signer's institution, not named in the body.
+        Some(Action::ReportMisbehaviour(_)) | None => (Vec::new(), Vec::new()),
     }
 }
 
@@ -754,7 +784,9 @@ impl EventFilter {
                 return false;
             }
         }
-        self.caller.has_role(Role::Auditor)
+        // Misbehaviour reports hold no personal data: every member may follow them.
+        event.kind == v1::EventKind::Misbehaviour as i32
+            || self.caller.has_role(Role::Auditor)
             || parties
                 .iter()
                 .any(|party| party == self.caller.org_number.as_str())

@@ -683,6 +683,107 @@ async fn events_stream_from_a_height_with_filters() {
     node.stop().await;
 }
 
+// A validator's double precommit, reported through Submit, is listed by the unauthenticated
+// ListMisbehaviour with its evidence; a second report is rejected, a foreign page token is
+// INVALID_ARGUMENT, and a non-auditor member follows the report in StreamEvents.
+#[tokio::test]
+async fn reported_misbehaviour_is_listed_publicly() {
+    use varde_consensus::{BlockId, Evidence, SignedVote, Vote, VoteKind};
+    let dir = tempfile::tempdir().unwrap();
+    let keys = DemoKeys::from_seed(17);
+    let node = start_node(dir.path(), &keys).await;
+    let mut client = node.ledger().await;
+    let validator = keys.of(demo::VALIDATOR);
+    // The dev network's single validator has index 0.
+    let precommit = |block: u8| {
+        let vote = Vote {
+            kind: VoteKind::Precommit,
+            height: 3,
+            round: 1,
+            block_id: Some(BlockId([block; 32])),
+            validator: 0,
+        };
+        SignedVote::sign(CHAIN, vote, validator)
+    };
+    let evidence = Evidence::DuplicateVote {
+        first: precommit(1),
+        second: precommit(2),
+    };
+    let status = node
+        .node_client()
+        .await
+        .status(v1::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let report = |nonce: u8| {
+        varde_ledger::signing::sign_misbehaviour_report(
+            CHAIN,
+            validator,
+            &evidence,
+            status.height + 1_000,
+            &[nonce],
+        )
+        .unwrap()
+    };
+    let first = commit(&mut client, report(1)).await;
+    assert!(is_applied(&first.receipt), "{first:?}");
+    let again = commit(&mut client, report(2)).await;
+    assert_eq!(
+        rejection(&again.receipt),
+        Some(v1::RejectionReason::EvidenceAlreadyRecorded)
+    );
+
+    let listed = client
+        .list_misbehaviour(v1::ListMisbehaviourRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.records.len(), 1);
+    assert!(listed.next_page_token.is_empty());
+    let record = &listed.records[0];
+    assert_eq!(
+        record.offender_public_key,
+        validator.verifying_key().to_bytes().to_vec()
+    );
+    assert_eq!(
+        (record.validator_index, record.height, record.round),
+        (0, 3, 1)
+    );
+    assert_eq!(record.kind, v1::MisbehaviourKind::DuplicatePrecommit as i32);
+    assert_eq!(record.reporter_org_number, demo::VALIDATOR.org_number);
+    assert_eq!(record.report_transaction_id, first.transaction_id);
+    assert_eq!(
+        record.evidence,
+        Some(varde_ledger::consensus_wire::evidence_to_wire(&evidence))
+    );
+    assert!(listed.height >= first.receipt.as_ref().unwrap().height);
+
+    let bad_token = client
+        .list_misbehaviour(v1::ListMisbehaviourRequest {
+            page_size: 1,
+            page_token: "00".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_token.code(), Code::InvalidArgument);
+
+    let mut request = v1::StreamEventsRequest {
+        from_height: 1,
+        kinds: vec![v1::EventKind::Misbehaviour as i32],
+        ..Default::default()
+    };
+    request.auth = Some(authenticate(
+        keys.of(demo::MUNICIPALITY),
+        "/varde.v1.Ledger/StreamEvents",
+        &request,
+    ));
+    let mut stream = client.stream_events(request).await.unwrap().into_inner();
+    let event = stream.message().await.unwrap().unwrap();
+    assert_eq!(event.transaction_id, first.transaction_id);
+    node.stop().await;
+}
+
 async fn channel(node: &TestNode) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(node.endpoint())
         .unwrap()
