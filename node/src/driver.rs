@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use varde_consensus::{
     Block, BlockId, CommitCertificate, Decision, Ed25519Verifier, Engine, EngineConfig,
-    EngineError, Height, Input, Message, Output, Request, Round, SafetyState, Timeouts, Timer,
-    ValidatorSet,
+    EngineError, Evidence, Height, Input, Message, Output, Request, Round, SafetyState, Timeouts,
+    Timer, ValidatorSet,
 };
 use varde_ledger::{ExecutedBlock, LedgerError};
 use varde_proto::v1;
@@ -109,6 +109,8 @@ pub struct ConsensusDriver<S: Store + 'static, N: Network> {
     validators: ValidatorSet,
     network: N,
     proposer_key: [u8; 32],
+    /// Signs this validator's misbehaviour reports (the engine holds its own copy for votes).
+    report_key: SigningKey,
     block_limits: BlockConfig,
     timers: Vec<(Instant, Timer)>,
     pending_proposal: Option<PendingProposal>,
@@ -154,6 +156,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         let restored = read_safety_state(context.ledger.store())?;
         let config = EngineConfig::new(context.ledger.chain_id(), settings.timeouts)?;
         let proposer_key = settings.signing_key.verifying_key().to_bytes();
+        let report_key = settings.signing_key.clone();
         let engine = Engine::new(
             config,
             settings.signing_key,
@@ -170,6 +173,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 validators,
                 network,
                 proposer_key,
+                report_key,
                 block_limits: settings.block,
                 timers: Vec::new(),
                 pending_proposal: None,
@@ -272,7 +276,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 self.timers.push((deadline, *timer));
             }
             for evidence in &output.evidence {
-                tracing::warn!(?evidence, "misbehaviour evidence");
+                self.report_misbehaviour(evidence);
             }
             for rejection in &output.rejections {
                 tracing::debug!(?rejection, "consensus message refused");
@@ -323,6 +327,45 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 .set(i64::from(self.engine.round()));
         }
         Ok(())
+    }
+
+    /// Puts evidence of equivocation on the ledger: a report signed by this validator goes into
+    /// the mempool and out to the other validators. Several honest validators report the same
+    /// misbehaviour; the ledger records it once.
+    fn report_misbehaviour(&self, evidence: &Evidence) {
+        tracing::warn!(
+            validator = evidence.validator(),
+            height = self.engine.height(),
+            "a validator equivocated; reporting it to the ledger"
+        );
+        // Reports are valid for a while: long enough to be included, short enough to be forgotten.
+        let expires_at_height = self.engine.height() + 100;
+        let report = match varde_ledger::signing::sign_misbehaviour_report(
+            self.context.ledger.chain_id(),
+            &self.report_key,
+            evidence,
+            expires_at_height,
+            &[],
+        ) {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::error!(%error, "cannot sign a misbehaviour report");
+                return;
+            }
+        };
+        let admitted = {
+            let mut mempool = self.context.mempool.lock().expect("mempool lock");
+            mempool.admit(&self.context.ledger, &report, now_unix_ms())
+        };
+        match admitted {
+            Ok(_) => {
+                self.context.mempool_changed.notify_one();
+                if let Some(gossip) = self.context.transaction_gossip.get() {
+                    let _ = gossip.try_send(report);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "the misbehaviour report was not admitted"),
+        }
     }
 
     /// Applies a block fetched by sync if it is the one this node is deciding. The block is

@@ -8,6 +8,7 @@
 //! - the gRPC server ([`grpc`]): admits transactions to the mempool and reads the ledger;
 //! - the metrics endpoint ([`metrics`]).
 
+pub mod byzantine;
 pub mod config;
 pub mod context;
 pub mod demo;

@@ -100,6 +100,15 @@ pub async fn start<S: Store + 'static>(
             (Box::new(handle), Some(task))
         }
     };
+    let network: Box<dyn Network> = if config.testing.equivocate {
+        Box::new(crate::byzantine::Equivocator::new(
+            network,
+            context.ledger.chain_id(),
+            signing_key.clone(),
+        ))
+    } else {
+        network
+    };
     let peer_address = network_task.as_ref().map(|task| task.listen_address);
     let (driver, driver_handle) = ConsensusDriver::new(
         context.clone(),

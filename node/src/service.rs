@@ -11,8 +11,13 @@ use crate::config::{LogFormat, NodeConfig};
 fn install_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // A subscriber may already be installed by an embedding program; keep that one.
+    // Colours only on a terminal: a local network's nodes write to log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let _ = match format {
-        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).try_init(),
+        LogFormat::Human => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .try_init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)

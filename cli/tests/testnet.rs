@@ -1,0 +1,494 @@
+//! Multi-process tests of the validator network: real `varde node` processes on loopback, started
+//! and faulted with `varde testnet` (DESIGN.md §9). They run one at a time: each starts four
+//! validators, and two cores do not carry several networks at once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use varde_node::demo::{self, DemoKeys};
+use varde_proto::v1;
+
+/// One network at a time (an async mutex: each test has its own runtime).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long a network may take to commit what a test waits for (debug build, 2 busy cores).
+const PATIENCE: Duration = Duration::from_secs(90);
+
+fn varde(arguments: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_varde"))
+        .args(arguments)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the varde binary runs")
+}
+
+/// A running local network; `down` on drop, so a failed test leaves no process behind.
+struct Testnet {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    grpc: Vec<String>,
+    keys: DemoKeys,
+}
+
+impl Testnet {
+    fn up(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("net");
+        let root_text = root.display().to_string();
+        let mut arguments = vec!["--json", "testnet", "up", "--dir", &root_text];
+        arguments.extend_from_slice(extra);
+        let output = varde(&arguments);
+        if !output.status.success() {
+            dump_logs(&root);
+            panic!(
+                "testnet up failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let grpc = document["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|node| node["grpc"].as_str().unwrap().to_owned())
+            .collect();
+        let keys = DemoKeys::read(&root.join("keys")).unwrap();
+        Self {
+            _dir: dir,
+            root,
+            grpc,
+            keys,
+        }
+    }
+
+    fn run(&self, arguments: &[&str]) {
+        let root = self.root.display().to_string();
+        let mut all = vec!["testnet"];
+        all.extend_from_slice(arguments);
+        all.extend_from_slice(&["--dir", &root]);
+        let output = varde(&all);
+        assert!(
+            output.status.success(),
+            "varde {all:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    async fn ledger(&self, node: usize) -> v1::ledger_client::LedgerClient<Channel> {
+        v1::ledger_client::LedgerClient::connect(self.grpc[node].clone())
+            .await
+            .unwrap()
+    }
+
+    async fn status(&self, node: usize) -> Option<v1::StatusResponse> {
+        let call = async {
+            let mut client = v1::node_client::NodeClient::connect(self.grpc[node].clone())
+                .await
+                .ok()?;
+            client
+                .status(v1::StatusRequest {})
+                .await
+                .ok()
+                .map(tonic::Response::into_inner)
+        };
+        tokio::time::timeout(Duration::from_secs(3), call)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn height(&self, node: usize) -> u64 {
+        self.status(node).await.map_or(0, |status| status.height)
+    }
+
+    /// Waits until each of `nodes` has committed `height`.
+    async fn wait_for_height(&self, nodes: &[usize], height: u64) {
+        let deadline = Instant::now() + PATIENCE;
+        for &node in nodes {
+            while self.height(node).await < height {
+                if Instant::now() > deadline {
+                    dump_logs(&self.root);
+                    panic!("validator {node} did not reach height {height}");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// A fresh anchor by the demo hospital; `tag` keeps record ids apart.
+    fn anchor(&self, tag: &str) -> v1::SignedTransaction {
+        let now = demo_now();
+        demo::sign(
+            demo::CHAIN_ID,
+            self.keys.of(demo::HOSPITAL),
+            &demo::body(
+                demo::CHAIN_ID,
+                now,
+                demo::anchor_action(
+                    demo::HOSPITAL.org_number,
+                    &format!("test-{tag}"),
+                    demo::demo_subject(7),
+                    "laboratory",
+                    now,
+                ),
+            ),
+        )
+    }
+
+    /// Submits to `node` and waits for the commit; returns the transaction id.
+    async fn commit(&self, node: usize, transaction: v1::SignedTransaction) -> Vec<u8> {
+        let response = self
+            .ledger(node)
+            .await
+            .submit_and_wait(v1::SubmitAndWaitRequest {
+                transaction: Some(transaction),
+                timeout_ms: 60_000,
+            })
+            .await
+            .unwrap_or_else(|status| panic!("submit to validator {node}: {status}"))
+            .into_inner();
+        assert!(
+            response.receipt.is_some(),
+            "a committed transaction has a receipt"
+        );
+        response.transaction_id
+    }
+
+    /// Every block up to `height`, from `node`, as encoded headers.
+    async fn headers(&self, node: usize, height: u64) -> Vec<v1::BlockHeader> {
+        let mut client = self.ledger(node).await;
+        let mut headers = Vec::new();
+        for at in 1..=height {
+            let block = client
+                .get_block(v1::GetBlockRequest { height: at })
+                .await
+                .unwrap_or_else(|status| panic!("block {at} from validator {node}: {status}"))
+                .into_inner()
+                .block
+                .unwrap();
+            headers.push(block.header.unwrap());
+        }
+        headers
+    }
+
+    /// Every validator in `nodes` holds the same block hash chain and state roots up to the
+    /// lowest height among them: no fork.
+    async fn assert_agreement(&self, nodes: &[usize]) -> u64 {
+        let mut lowest = u64::MAX;
+        for &node in nodes {
+            lowest = lowest.min(self.height(node).await);
+        }
+        assert!(lowest > 0, "the validators have committed");
+        let reference = self.headers(nodes[0], lowest).await;
+        for &node in &nodes[1..] {
+            let headers = self.headers(node, lowest).await;
+            for (index, (ours, theirs)) in reference.iter().zip(&headers).enumerate() {
+                assert_eq!(
+                    ours,
+                    theirs,
+                    "validators {} and {node} differ at height {}",
+                    nodes[0],
+                    index + 1
+                );
+            }
+        }
+        lowest
+    }
+
+    /// The transaction is committed on `node`.
+    async fn assert_committed(&self, node: usize, id: &[u8]) {
+        let response = self
+            .ledger(node)
+            .await
+            .get_transaction(v1::GetTransactionRequest {
+                transaction_id: id.to_vec(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            response.status,
+            v1::TransactionStatus::Committed as i32,
+            "an acknowledged transaction is missing on validator {node}"
+        );
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        let root = self.root.display().to_string();
+        let _ = varde(&["testnet", "down", "--dir", &root]);
+    }
+}
+
+fn demo_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn dump_logs(root: &Path) {
+    for entry in std::fs::read_dir(root.join("logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        eprintln!("--- {} (last lines)", entry.path().display());
+        for line in tail.iter().rev() {
+            eprintln!("{line}");
+        }
+    }
+}
+
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+// Four validators commit transactions submitted to any of them, and all report the same block
+// hashes and state roots at every height.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_commit_and_agree() {
+    let _serial = serial().await;
+    let network = Testnet::up(&[]);
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        for node in 0..4 {
+            ids.push(
+                network
+                    .commit(node, network.anchor(&format!("{round}-{node}")))
+                    .await,
+            );
+        }
+    }
+    let head = network.height(0).await;
+    network.wait_for_height(&[0, 1, 2, 3], head).await;
+    network.assert_agreement(&[0, 1, 2, 3]).await;
+    for node in 0..4 {
+        for id in &ids {
+            network.assert_committed(node, id).await;
+        }
+    }
+}
+
+// One validator killed with SIGKILL: the others keep committing; restarted, it catches up. Two
+// of four killed: nothing commits and nothing forks; restarted, commits resume and every
+// acknowledged transaction is on every validator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validators_survive_one_crash_and_halt_safely_with_two() {
+    let _serial = serial().await;
+    let network = Testnet::up(&["--no-demo-data"]);
+    let mut acknowledged = Vec::new();
+
+    network.run(&["kill", "3"]);
+    for index in 0..6 {
+        acknowledged.push(
+            network
+                .commit(index % 3, network.anchor(&format!("one-down-{index}")))
+                .await,
+        );
+    }
+    network.run(&["restart", "3"]);
+    let head = network.height(0).await;
+    network.wait_for_height(&[3], head).await;
+    network.assert_agreement(&[0, 1, 2, 3]).await;
+
+    network.run(&["kill", "2"]);
+    network.run(&["kill", "3"]);
+    // Whatever was in flight settles; then the two survivors must not commit on their own.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let halted_at = [network.height(0).await, network.height(1).await];
+    let pending = network.anchor("while-halted");
+    let mut client = network.ledger(0).await;
+    let pending_id = client
+        .submit(v1::SubmitRequest {
+            transaction: Some(pending),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction_id;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        [network.height(0).await, network.height(1).await],
+        halted_at,
+        "two of four validators cannot commit"
+    );
+    network.assert_agreement(&[0, 1]).await;
+
+    network.run(&["restart", "2"]);
+    network.run(&["restart", "3"]);
+    let resumed = halted_at[0].max(halted_at[1]) + 2;
+    network.wait_for_height(&[0, 1, 2, 3], resumed).await;
+    acknowledged.push(network.commit(2, network.anchor("after-recovery")).await);
+    network.assert_agreement(&[0, 1, 2, 3]).await;
+    for node in 0..4 {
+        for id in &acknowledged {
+            network.assert_committed(node, id).await;
+        }
+    }
+    // The transaction submitted during the halt was kept and committed after it.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = client
+            .get_transaction(v1::GetTransactionRequest {
+                transaction_id: pending_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        if status == v1::TransactionStatus::Committed as i32 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pending transaction never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// A 2|2 partition stops commits without a fork; healed, the network commits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_two_two_halts_without_fork_and_heals() {
+    let _serial = serial().await;
+    let network = Testnet::up(&["--no-demo-data"]);
+    network.wait_for_height(&[0, 1, 2, 3], 2).await;
+    network.run(&["partition", "0,1/2,3"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut before = Vec::new();
+    for node in 0..4 {
+        before.push(network.height(node).await);
+    }
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    for (node, height) in before.iter().enumerate() {
+        assert_eq!(
+            network.height(node).await,
+            *height,
+            "validator {node} committed in a 2|2 partition"
+        );
+    }
+    network.run(&["heal"]);
+    let highest = *before.iter().max().unwrap();
+    network.wait_for_height(&[0, 1, 2, 3], highest + 3).await;
+    network.commit(1, network.anchor("after-heal")).await;
+    network.assert_agreement(&[0, 1, 2, 3]).await;
+}
+
+// A validator that equivocates does not break safety, and the others put the evidence of its
+// misbehaviour on the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocation_is_survived_and_recorded() {
+    let _serial = serial().await;
+    let network = Testnet::up(&["--no-demo-data", "--byzantine", "3"]);
+    for index in 0..4 {
+        network
+            .commit(index % 3, network.anchor(&format!("byzantine-{index}")))
+            .await;
+    }
+    let offender = std::fs::read_to_string(network.root.join("testnet.json")).unwrap();
+    let state: Value = serde_json::from_str(&offender).unwrap();
+    let offender_key = state["nodes"][3]["public_key"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + PATIENCE;
+    let records = loop {
+        let records = network
+            .ledger(0)
+            .await
+            .list_misbehaviour(v1::ListMisbehaviourRequest {
+                page_size: 100,
+                page_token: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .records;
+        if !records.is_empty() {
+            break records;
+        }
+        assert!(Instant::now() < deadline, "no misbehaviour was recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for record in &records {
+        let key: String = record
+            .offender_public_key
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(
+            key, offender_key,
+            "only the Byzantine validator is reported"
+        );
+    }
+    network.assert_agreement(&[0, 1, 2, 3]).await;
+}
+
+// A libp2p peer whose key is outside the validator set is refused at the handshake: a fifth
+// node with a fresh key, pointed straight at validator 0, gets no blocks and is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsider_cannot_connect() {
+    let _serial = serial().await;
+    let network = Testnet::up(&["--no-demo-data"]);
+    let outsider_dir = network.root.join("outsider");
+    std::fs::create_dir_all(&outsider_dir).unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    varde_ledger::keyfile::write_signing_key(&outsider_dir.join("validator.pem"), &key).unwrap();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(network.root.join("testnet.json")).unwrap())
+            .unwrap();
+    let node_zero = &state["nodes"][0];
+    let free = |_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let [grpc, peer]: [std::net::SocketAddr; 2] = std::array::from_fn(free);
+    let config = format!(
+        "data_dir = \"db\"\ngenesis_path = \"../genesis.json\"\nvalidator_key_path = \"validator.pem\"\n\
+         grpc_listen_address = \"{grpc}\"\n[network]\nlisten_address = \"{peer}\"\n\
+         [[network.peers]]\npublic_key = \"{}\"\naddress = \"{}\"\n",
+        node_zero["public_key"].as_str().unwrap(),
+        node_zero["peer"].as_str().unwrap(),
+    );
+    std::fs::write(outsider_dir.join("node.toml"), config).unwrap();
+    let mut outsider = Command::new(env!("CARGO_BIN_EXE_varde"))
+        .args(["node", "--config"])
+        .arg(outsider_dir.join("node.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let refused = loop {
+        let refused = network
+            .status(0)
+            .await
+            .map_or(0, |status| status.connections_refused);
+        if refused > 0 || Instant::now() > deadline {
+            break refused;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let outsider_status = async {
+        let mut client = v1::node_client::NodeClient::connect(format!("http://{grpc}"))
+            .await
+            .ok()?;
+        client.status(v1::StatusRequest {}).await.ok()
+    }
+    .await
+    .map(tonic::Response::into_inner);
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(refused > 0, "validator 0 did not refuse the outsider");
+    let outsider_status = outsider_status.expect("the outsider node serves its status");
+    assert_eq!(outsider_status.height, 0, "the outsider got blocks");
+    assert_eq!(network.status(0).await.unwrap().peers, 3);
+}
