@@ -13,6 +13,9 @@ pub enum Outcome {
     Rejected,
     /// `query check` answered deny.
     Denied,
+    /// A check the command ran found a fault (a chaos run lost a transaction or saw a fork);
+    /// the command printed what it found.
+    CheckFailed,
 }
 
 /// The stable exit codes.
@@ -48,6 +51,7 @@ impl From<Outcome> for ExitKind {
             Outcome::Success => Self::Success,
             Outcome::Rejected => Self::Rejected,
             Outcome::Denied => Self::Denied,
+            Outcome::CheckFailed => Self::Operational,
         }
     }
 }

@@ -84,6 +84,40 @@ pub enum TestnetCommand {
     Heal(DirArgs),
     /// Stop every process of the network; data and logs stay in DIR.
     Down(DirArgs),
+    /// Run a fresh network under steady load for S seconds while killing, restarting and
+    /// isolating validators (never more than f at once), then check that every acknowledged
+    /// transaction is committed on every validator and that all hold the same chain. The last
+    /// line is `acknowledged: A, lost: L, forks: F, seconds: T`.
+    Chaos {
+        #[arg(long)]
+        seconds: u64,
+        /// The network's directory (must not exist).
+        #[arg(long, value_name = "DIR", default_value = "./varde-chaos")]
+        dir: PathBuf,
+        #[arg(short = 'n', long = "validators", default_value_t = 4)]
+        validators: usize,
+        /// Closed-loop clients submitting signed transactions.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Seeds the fault schedule (random when not given; printed either way).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Keep the network's data and logs after the run.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Measure a fresh network: closed-loop clients submit signed transactions for S seconds;
+    /// prints committed throughput and submit-to-commit latency percentiles.
+    Bench {
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, value_name = "DIR", default_value = "./varde-bench")]
+        dir: PathBuf,
+        #[arg(short = 'n', long = "validators", default_value_t = 4)]
+        validators: usize,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
     /// Run the relay that carries the network's connections (started by `up`).
     #[command(hide = true)]
     Relay(DirArgs),
@@ -222,6 +256,77 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                     dir.dir.display()
                 )
             });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Chaos {
+            seconds,
+            dir,
+            validators,
+            clients,
+            seed,
+            keep,
+        } => {
+            let options = local::chaos::ChaosOptions {
+                dir: dir.clone(),
+                seconds,
+                validators,
+                clients,
+                seed: seed.unwrap_or_else(rand::random),
+            };
+            let outcome =
+                runtime.block_on(local::chaos::run(&Launcher::current()?, &options, |line| {
+                    println!("{line}")
+                }))?;
+            if !keep {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            println!("{outcome}");
+            Ok(if outcome.lost == 0 && outcome.forks == 0 {
+                Outcome::Success
+            } else {
+                Outcome::CheckFailed
+            })
+        }
+        TestnetCommand::Bench {
+            seconds,
+            dir,
+            validators,
+            clients,
+        } => {
+            let report = runtime.block_on(local::bench(
+                &Launcher::current()?,
+                &dir,
+                validators,
+                clients,
+                Duration::from_secs(seconds),
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let report = report?;
+            let milliseconds = |duration: Duration| duration.as_secs_f64() * 1_000.0;
+            render::emit(
+                json_output,
+                &json!({
+                    "validators": validators,
+                    "clients": clients,
+                    "seconds": report.elapsed.as_secs_f64(),
+                    "committed": report.acknowledged.len(),
+                    "failed": report.failures,
+                    "throughput_per_second": report.throughput_per_second(),
+                    "latency_p50_ms": milliseconds(report.percentile(0.50)),
+                    "latency_p99_ms": milliseconds(report.percentile(0.99)),
+                }),
+                || {
+                    format!(
+                        "{validators} validators, {clients} closed-loop clients, {:.1} s: {} committed ({} failed), {:.1} tx/s, submit-to-commit p50 {:.1} ms, p99 {:.1} ms",
+                        report.elapsed.as_secs_f64(),
+                        report.acknowledged.len(),
+                        report.failures,
+                        report.throughput_per_second(),
+                        milliseconds(report.percentile(0.50)),
+                        milliseconds(report.percentile(0.99)),
+                    )
+                },
+            );
             Ok(Outcome::Success)
         }
         TestnetCommand::Relay(dir) => {

@@ -4,6 +4,8 @@
 //! Each operation reads and writes the network's state file, so they can be run from separate
 //! commands (`varde testnet up`, `kill 2`, `partition 0,1/2,3`, `down`, ...).
 
+pub mod chaos;
+pub mod load;
 pub mod network;
 pub mod process;
 
@@ -205,6 +207,54 @@ pub fn restart(launcher: &Launcher, dir: &Path, index: usize) -> anyhow::Result<
     if let Some(pid) = node_mut(&mut state, index)?.pid.take() {
         process::stop(pid, &marker)?;
     }
+    start_node(launcher, &layout, &mut state, index)
+}
+
+/// Starts a fresh network in `dir` (which must not exist), runs `clients` closed-loop clients
+/// for `duration`, stops the network and returns what the clients saw.
+pub async fn bench(
+    launcher: &Launcher,
+    dir: &Path,
+    validators: usize,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<load::LoadReport> {
+    let dir = absolute(dir)?;
+    anyhow::ensure!(
+        !dir.exists(),
+        "{} exists; a benchmark runs on a fresh network",
+        dir.display()
+    );
+    let state = up(
+        launcher,
+        &UpOptions {
+            validators,
+            dir: dir.clone(),
+            byzantine: None,
+            load_demo_data: false,
+            timeout: Duration::from_secs(120),
+        },
+    )
+    .await?;
+    let keys = varde_node::demo::DemoKeys::read(&Layout::new(&dir).keys())?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(load::run(
+        state.nodes.iter().map(|node| node.grpc).collect(),
+        keys.of(varde_node::demo::HOSPITAL).clone(),
+        clients,
+        stop.clone(),
+    ));
+    tokio::time::sleep(duration).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let report = load.await;
+    down(&dir)?;
+    report.context("the load generator failed")
+}
+
+/// Starts validator `index` if it is not running.
+pub fn restart_if_stopped(launcher: &Launcher, dir: &Path, index: usize) -> anyhow::Result<()> {
+    let layout = Layout::new(&absolute(dir)?);
+    let mut state = layout.read_state()?;
     start_node(launcher, &layout, &mut state, index)
 }
 

@@ -1,0 +1,139 @@
+//! A closed-loop load of signed transactions: each client signs a fresh record anchor, submits it
+//! with SubmitAndWait to a validator, and waits for the commit before sending the next. A client
+//! whose validator fails moves on to the next validator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::time::Instant;
+use varde_node::demo;
+use varde_proto::v1;
+
+/// What the clients saw.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    /// Transactions whose commit a validator acknowledged, by id.
+    pub acknowledged: Vec<Vec<u8>>,
+    /// Submit-to-commit latency of each acknowledged transaction.
+    pub latencies: Vec<Duration>,
+    /// Submissions that failed (validator down, timeout, refused).
+    pub failures: u64,
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    /// The latency below which `fraction` of the acknowledged transactions fall.
+    pub fn percentile(&self, fraction: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        let rank = ((sorted.len() as f64 * fraction).ceil() as usize).saturating_sub(1);
+        sorted.get(rank).copied().unwrap_or_default()
+    }
+
+    pub fn throughput_per_second(&self) -> f64 {
+        self.acknowledged.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+/// Runs `clients` closed-loop clients against `validators` until `stop` is set.
+pub async fn run(
+    validators: Vec<SocketAddr>,
+    signer: SigningKey,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+) -> LoadReport {
+    let started = Instant::now();
+    let signer = Arc::new(signer);
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
+        let validators = validators.clone();
+        let signer = signer.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move { run_client(client, validators, &signer, &stop).await });
+    }
+    let mut report = LoadReport::default();
+    while let Some(result) = tasks.join_next().await {
+        if let Ok(client) = result {
+            report.acknowledged.extend(client.acknowledged);
+            report.latencies.extend(client.latencies);
+            report.failures += client.failures;
+        }
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+async fn run_client(
+    client: usize,
+    validators: Vec<SocketAddr>,
+    signer: &SigningKey,
+    stop: &AtomicBool,
+) -> LoadReport {
+    let mut report = LoadReport::default();
+    let mut target = client % validators.len();
+    let mut connection: Option<v1::ledger_client::LedgerClient<tonic::transport::Channel>> = None;
+    let mut sequence = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if connection.is_none() {
+            match v1::ledger_client::LedgerClient::connect(format!("http://{}", validators[target]))
+                .await
+            {
+                Ok(client) => connection = Some(client),
+                Err(_) => {
+                    report.failures += 1;
+                    target = (target + 1) % validators.len();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(ledger) = connection.as_mut() else {
+            continue;
+        };
+        sequence += 1;
+        let transaction = anchor(signer, client, sequence);
+        let sent = Instant::now();
+        let call = ledger.submit_and_wait(v1::SubmitAndWaitRequest {
+            transaction: Some(transaction),
+            timeout_ms: 20_000,
+        });
+        match tokio::time::timeout(Duration::from_secs(25), call).await {
+            Ok(Ok(response)) => {
+                let response = response.into_inner();
+                if response.receipt.is_some() {
+                    report.latencies.push(sent.elapsed());
+                    report.acknowledged.push(response.transaction_id);
+                }
+            }
+            _ => {
+                report.failures += 1;
+                connection = None;
+                target = (target + 1) % validators.len();
+            }
+        }
+    }
+    report
+}
+
+/// A record anchor that no other client or sequence number repeats.
+fn anchor(signer: &SigningKey, client: usize, sequence: u64) -> v1::SignedTransaction {
+    let now = varde_node::context::now_unix_ms();
+    demo::sign(
+        demo::CHAIN_ID,
+        signer,
+        &demo::body(
+            demo::CHAIN_ID,
+            now,
+            demo::anchor_action(
+                demo::HOSPITAL.org_number,
+                &format!("load-{client}-{sequence}-{now}"),
+                demo::demo_subject((sequence % 200) as u8),
+                "laboratory",
+                now,
+            ),
+        ),
+    )
+}
