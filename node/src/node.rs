@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use varde_ledger::Ledger;
 use varde_ledger::membership::Genesis;
 use varde_proto::v1;
@@ -239,7 +238,11 @@ async fn serve_grpc<S: Store + 'static>(
         .add_service(
             v1::node_server::NodeServer::new(api).max_decoding_message_size(REQUEST_BYTES_MAX),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // No Nagle: a small response held back for a delayed ACK costs a client 40 ms.
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
         .context("the gRPC server failed")
 }
