@@ -157,6 +157,19 @@ impl<S: Store> Ledger<S> {
         time_unix_ms: i64,
         transactions: Vec<v1::SignedTransaction>,
     ) -> Result<ExecutedBlock, LedgerError> {
+        self.execute_block_prechecked(proposer, time_unix_ms, transactions, &[])
+    }
+
+    /// [`Self::execute_block`], where `signature_verified[i]` says that transaction `i`'s exact
+    /// envelope was verified by this node before (missing entries: not verified), so that each
+    /// signature is verified once per node, not at admission and again in every block.
+    pub fn execute_block_prechecked(
+        &self,
+        proposer: [u8; 32],
+        time_unix_ms: i64,
+        transactions: Vec<v1::SignedTransaction>,
+        signature_verified: &[bool],
+    ) -> Result<ExecutedBlock, LedgerError> {
         let head = self.head()?;
         let height = head.as_ref().map_or(1, |head| head.height + 1);
         let previous_hash = head.as_ref().map_or([0u8; 32], |head| head.block_hash);
@@ -171,8 +184,10 @@ impl<S: Store> Ledger<S> {
         }
         let mut verified = Vec::with_capacity(transactions.len());
         for (index, envelope) in transactions.iter().enumerate() {
-            let transaction = wire::verify_envelope(&self.genesis.chain_id, envelope.clone())
-                .map_err(|error| LedgerError::InvalidTransaction { index, error })?;
+            let verified_before = signature_verified.get(index).copied().unwrap_or(false);
+            let transaction =
+                wire::check_envelope(&self.genesis.chain_id, envelope.clone(), verified_before)
+                    .map_err(|error| LedgerError::InvalidTransaction { index, error })?;
             verified.push(transaction);
         }
         let mut view = StateView::new(&self.store);

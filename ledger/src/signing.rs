@@ -154,6 +154,22 @@ pub fn sign_misbehaviour_report(
 }
 
 /// Verifies a transaction's signature strictly and returns its id and the signer's key.
+/// The id and key of a transaction whose signature this node has already verified strictly (at
+/// admission, over the same bytes): the checks of [`verify_strict`] but the curve arithmetic.
+pub fn id_of_verified(
+    chain_id: &str,
+    signer_public_key: &[u8],
+    body: &[u8],
+) -> Result<(TransactionId, VerifyingKey), SigningError> {
+    let key_bytes =
+        <[u8; 32]>::try_from(signer_public_key).map_err(|_| SigningError::PublicKeyLength {
+            length: signer_public_key.len(),
+        })?;
+    let verifying_key =
+        VerifyingKey::from_bytes(&key_bytes).map_err(|_| SigningError::PublicKeyInvalid)?;
+    Ok((signing_digest(chain_id, &key_bytes, body)?, verifying_key))
+}
+
 pub fn verify_strict(
     chain_id: &str,
     signer_public_key: &[u8],

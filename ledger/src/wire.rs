@@ -118,6 +118,16 @@ pub fn verify_envelope(
     chain_id: &str,
     envelope: v1::SignedTransaction,
 ) -> Result<VerifiedTransaction, TransactionError> {
+    check_envelope(chain_id, envelope, false)
+}
+
+/// [`verify_envelope`], skipping the signature's curve arithmetic when `signature_verified`: the
+/// caller verified these exact envelope bytes before (a node's own mempool).
+pub fn check_envelope(
+    chain_id: &str,
+    envelope: v1::SignedTransaction,
+    signature_verified: bool,
+) -> Result<VerifiedTransaction, TransactionError> {
     let size = envelope.encoded_len();
     if size > TRANSACTION_BYTES_MAX {
         return Err(TransactionError::TooLarge {
@@ -141,12 +151,16 @@ pub fn verify_envelope(
             found,
         });
     }
-    let (id, verifying_key) = signing::verify_strict(
-        chain_id,
-        &envelope.signer_public_key,
-        &envelope.signature,
-        &envelope.body,
-    )?;
+    let (id, verifying_key) = if signature_verified {
+        signing::id_of_verified(chain_id, &envelope.signer_public_key, &envelope.body)?
+    } else {
+        signing::verify_strict(
+            chain_id,
+            &envelope.signer_public_key,
+            &envelope.signature,
+            &envelope.body,
+        )?
+    };
     let body = decode_body(wire_body)?;
     Ok(VerifiedTransaction {
         id,

@@ -424,10 +424,13 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                     self.block_limits.max_transactions,
                     self.block_limits.max_bytes,
                 );
-            match self.context.ledger.execute_block(
+            // Every transaction comes from this node's mempool: verified at admission.
+            let verified = vec![true; transactions.len()];
+            match self.context.ledger.execute_block_prechecked(
                 self.proposer_key,
                 time_unix_ms,
                 transactions.clone(),
+                &verified,
             ) {
                 Ok(executed) => {
                     if executed.head.height != height {
@@ -508,10 +511,12 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         {
             return Ok(false);
         }
-        match self.context.ledger.execute_block(
+        let verified = self.verified_in_mempool(&decoded.transactions);
+        match self.context.ledger.execute_block_prechecked(
             proposer,
             header.time_unix_ms,
             decoded.transactions.clone(),
+            &verified,
         ) {
             Ok(executed) if executed.block_hash == block.id.0 => {
                 self.executed.insert(block.id, executed);
@@ -523,6 +528,26 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Which of `transactions` this node admitted to its mempool with exactly these bytes (their
+    /// signatures were verified then), so that a block's validation does not verify them again.
+    fn verified_in_mempool(&self, transactions: &[v1::SignedTransaction]) -> Vec<bool> {
+        let chain_id = self.context.ledger.chain_id();
+        let mempool = self.context.mempool.lock().expect("mempool lock");
+        transactions
+            .iter()
+            .map(|transaction| {
+                let Ok(key) = <&[u8; 32]>::try_from(transaction.signer_public_key.as_slice())
+                else {
+                    return false;
+                };
+                varde_ledger::signing::signing_digest(chain_id, key, &transaction.body)
+                    .ok()
+                    .and_then(|id| mempool.get(&id))
+                    .is_some_and(|admitted| admitted.signature == transaction.signature)
+            })
+            .collect()
     }
 
     /// Writes a decided block with its certificate in one atomic synced batch, then tells the

@@ -697,7 +697,9 @@ impl<S: Store + 'static> NetworkTask<S> {
         metrics.blocks_synced.inc_by(blocks.len() as u64);
         for (block, certificate) in blocks {
             if !driver.deliver(Inbound::Committed { block, certificate }) {
-                break;
+                // The driver is busy: let its next request say where it stands.
+                self.sync_wanted = None;
+                return;
             }
         }
         if last < head_height {
