@@ -2,8 +2,10 @@
 //!
 //! A frame is a 4-byte big-endian length and that many bytes (an encoded `varde.v1` message). The
 //! length is checked against the protocol's limit before a byte of the body is read, so a peer
-//! cannot make a node buffer more than the limit. Decoding the protobuf is left to the network
-//! task, which knows what a bad frame says about the peer.
+//! cannot make a node buffer more than the limit. An oversized frame is read as
+//! [`Frame::Oversized`] rather than as an I/O error, because libp2p's request-response drops
+//! inbound read errors without telling the behaviour, and the network task must see the fault to
+//! cut the peer. Decoding the protobuf is left to the network task as well.
 
 use std::io;
 
@@ -11,6 +13,17 @@ use bytes::Bytes;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
+
+/// One frame as read from (or written to) a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Bytes(Bytes),
+    /// The peer announced a frame over the limit; its body was not read.
+    Oversized {
+        length: usize,
+        limit: usize,
+    },
+}
 
 /// Size limits of one protocol's frames.
 #[derive(Debug, Clone, Copy)]
@@ -30,26 +43,29 @@ impl FrameCodec {
     }
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Bytes> {
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Frame> {
     let mut length = [0u8; 4];
     io.read_exact(&mut length).await?;
     let length = u32::from_be_bytes(length) as usize;
     if length > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("a frame of {length} bytes exceeds the limit of {limit}"),
-        ));
+        return Ok(Frame::Oversized { length, limit });
     }
     let mut body = vec![0u8; length];
     io.read_exact(&mut body).await?;
-    Ok(Bytes::from(body))
+    Ok(Frame::Bytes(Bytes::from(body)))
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(
     io: &mut T,
-    frame: &[u8],
+    frame: &Frame,
     limit: usize,
 ) -> io::Result<()> {
+    let Frame::Bytes(frame) = frame else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an oversized frame is never written",
+        ));
+    };
     if frame.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -66,14 +82,14 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(
 
 impl Codec for FrameCodec {
     type Protocol = StreamProtocol;
-    type Request = Bytes;
-    type Response = Bytes;
+    type Request = Frame;
+    type Response = Frame;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<Bytes> {
+    ) -> io::Result<Frame> {
         read_frame(io, self.limits.request_bytes_max).await
     }
 
@@ -81,7 +97,7 @@ impl Codec for FrameCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<Bytes> {
+    ) -> io::Result<Frame> {
         read_frame(io, self.limits.response_bytes_max).await
     }
 
@@ -89,7 +105,7 @@ impl Codec for FrameCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: Bytes,
+        request: Frame,
     ) -> io::Result<()> {
         write_frame(io, &request, self.limits.request_bytes_max).await
     }
@@ -98,7 +114,7 @@ impl Codec for FrameCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        response: Bytes,
+        response: Frame,
     ) -> io::Result<()> {
         write_frame(io, &response, self.limits.response_bytes_max).await
     }
@@ -123,7 +139,11 @@ mod tests {
     async fn frames_round_trip() {
         let mut buffer = Cursor::new(Vec::new());
         codec(16)
-            .write_request(&PROTOCOL, &mut buffer, Bytes::from_static(b"vote"))
+            .write_request(
+                &PROTOCOL,
+                &mut buffer,
+                Frame::Bytes(Bytes::from_static(b"vote")),
+            )
             .await
             .unwrap();
         let mut reader = Cursor::new(buffer.into_inner());
@@ -131,7 +151,7 @@ mod tests {
             .read_request(&PROTOCOL, &mut reader)
             .await
             .unwrap();
-        assert_eq!(&frame[..], b"vote");
+        assert_eq!(frame, Frame::Bytes(Bytes::from_static(b"vote")));
     }
 
     // A length prefix over the limit is refused before the body is read; so is a truncated frame.

@@ -43,7 +43,7 @@ use crate::context::{NodeContext, now_unix_ms};
 use crate::driver::{DriverHandle, Inbound};
 use crate::mempool::AdmissionError;
 use crate::network::Network;
-use codec::{FrameCodec, FrameLimits};
+use codec::{Frame, FrameCodec, FrameLimits};
 use redial::Redials;
 
 pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/varde/consensus/1");
@@ -163,6 +163,19 @@ enum PeerFault {
     Transaction(AdmissionError),
     #[error("a response nobody asked for")]
     Unsolicited,
+    #[error("a frame of {length} bytes exceeds the limit of {limit}")]
+    Oversized { length: usize, limit: usize },
+}
+
+/// The bytes of a frame that respected its protocol's limit.
+fn frame_bytes(frame: &Frame) -> Result<&[u8], PeerFault> {
+    match frame {
+        Frame::Bytes(bytes) => Ok(bytes),
+        Frame::Oversized { length, limit } => Err(PeerFault::Oversized {
+            length: *length,
+            limit: *limit,
+        }),
+    }
 }
 
 struct SyncInFlight {
@@ -343,7 +356,7 @@ impl<S: Store + 'static> NetworkTask<S> {
                     self.swarm
                         .behaviour_mut()
                         .consensus
-                        .send_request(&peer, frame.clone());
+                        .send_request(&peer, Frame::Bytes(frame.clone()));
                 }
             }
             Command::Sync(from_height) => {
@@ -381,7 +394,7 @@ impl<S: Store + 'static> NetworkTask<S> {
             .swarm
             .behaviour_mut()
             .sync
-            .send_request(&peer, Bytes::from(request.encode_to_vec()));
+            .send_request(&peer, Frame::Bytes(Bytes::from(request.encode_to_vec())));
         tracing::debug!(%peer, from_height, "asking for committed blocks");
         self.sync = Some(SyncInFlight {
             request,
@@ -418,7 +431,7 @@ impl<S: Store + 'static> NetworkTask<S> {
             self.swarm
                 .behaviour_mut()
                 .transactions
-                .send_request(&peer, frame.clone());
+                .send_request(&peer, Frame::Bytes(frame.clone()));
         }
     }
 
@@ -503,7 +516,7 @@ impl<S: Store + 'static> NetworkTask<S> {
 
     fn on_consensus_event(
         &mut self,
-        event: request_response::Event<Bytes, Bytes>,
+        event: request_response::Event<Frame, Frame>,
         driver: &DriverHandle,
     ) {
         match event {
@@ -519,8 +532,8 @@ impl<S: Store + 'static> NetworkTask<S> {
                     .swarm
                     .behaviour_mut()
                     .consensus
-                    .send_response(channel, Bytes::new());
-                match decode_consensus(&request) {
+                    .send_response(channel, Frame::Bytes(Bytes::new()));
+                match frame_bytes(&request).and_then(decode_consensus) {
                     Ok(messages) => {
                         for message in messages {
                             if !driver.deliver(Inbound::Message(message)) {
@@ -540,7 +553,7 @@ impl<S: Store + 'static> NetworkTask<S> {
         }
     }
 
-    fn on_transactions_event(&mut self, event: request_response::Event<Bytes, Bytes>) {
+    fn on_transactions_event(&mut self, event: request_response::Event<Frame, Frame>) {
         match event {
             request_response::Event::Message {
                 peer,
@@ -554,8 +567,10 @@ impl<S: Store + 'static> NetworkTask<S> {
                     .swarm
                     .behaviour_mut()
                     .transactions
-                    .send_response(channel, Bytes::new());
-                if let Err(fault) = self.admit_gossiped(&request) {
+                    .send_response(channel, Frame::Bytes(Bytes::new()));
+                if let Err(fault) =
+                    frame_bytes(&request).and_then(|frame| self.admit_gossiped(frame))
+                {
                     self.cut(peer, "transactions", &fault);
                 }
             }
@@ -600,7 +615,7 @@ impl<S: Store + 'static> NetworkTask<S> {
 
     fn on_sync_event(
         &mut self,
-        event: request_response::Event<Bytes, Bytes>,
+        event: request_response::Event<Frame, Frame>,
         driver: &DriverHandle,
     ) {
         match event {
@@ -611,7 +626,9 @@ impl<S: Store + 'static> NetworkTask<S> {
                         request, channel, ..
                     },
                 ..
-            } => match v1::SyncRequest::decode(&*request) {
+            } => match frame_bytes(&request)
+                .and_then(|frame| v1::SyncRequest::decode(frame).map_err(PeerFault::from))
+            {
                 Ok(request) => {
                     let response = match self.read_blocks(&request) {
                         Ok(response) => response,
@@ -620,13 +637,12 @@ impl<S: Store + 'static> NetworkTask<S> {
                             return;
                         }
                     };
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, Bytes::from(response.encode_to_vec()));
+                    let _ = self.swarm.behaviour_mut().sync.send_response(
+                        channel,
+                        Frame::Bytes(Bytes::from(response.encode_to_vec())),
+                    );
                 }
-                Err(error) => self.cut(peer, "sync", &PeerFault::Decode(error)),
+                Err(fault) => self.cut(peer, "sync", &fault),
             },
             request_response::Event::Message {
                 peer,
@@ -645,7 +661,7 @@ impl<S: Store + 'static> NetworkTask<S> {
                     return self.cut(peer, "sync", &PeerFault::Unsolicited);
                 }
                 self.sync = None;
-                match decode_synced(&response) {
+                match frame_bytes(&response).and_then(decode_synced) {
                     Ok((blocks, head_height)) => self.deliver_synced(blocks, head_height, driver),
                     Err(fault) => {
                         self.cut(peer, "sync", &fault);
