@@ -144,6 +144,7 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
             };
             let state = runtime.block_on(local::up(&Launcher::current()?, &options))?;
             let directory = local::absolute(&options.dir)?;
+            let demo_data = directory.join("demo-data-loaded").exists();
             let nodes: Vec<_> = state
                 .nodes
                 .iter()
@@ -161,12 +162,13 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                 .collect();
             render::emit(
                 json_output,
-                &json!({"dir": directory.display().to_string(), "chain_id": state.chain_id, "nodes": nodes}),
+                &json!({"dir": directory.display().to_string(), "chain_id": state.chain_id, "demo_data": demo_data, "nodes": nodes}),
                 || {
                     let mut text = format!(
-                        "Varde local network (chain {}): {} validators committing, demo data loaded\n",
+                        "Varde local network (chain {}): {} validators committing{}\n",
                         state.chain_id,
-                        state.nodes.len()
+                        state.nodes.len(),
+                        if demo_data { ", demo data loaded" } else { "" }
                     );
                     for node in &state.nodes {
                         text.push_str(&format!(
