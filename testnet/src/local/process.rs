@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 /// Starts `program args...` detached, appending its output to `log`; returns its pid.
 pub fn spawn(program: &Path, args: &[&std::ffi::OsStr], log: &Path) -> anyhow::Result<u32> {
@@ -38,17 +40,13 @@ pub fn is_running(pid: u32, marker: &str) -> bool {
     })
 }
 
-fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("cannot run `kill`")?;
-    // A process that exited meanwhile is what we wanted anyway.
-    let _ = status;
-    Ok(())
+fn signal(pid: u32, signal: Signal) -> anyhow::Result<()> {
+    let pid = i32::try_from(pid).context("not a process id")?;
+    match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+        // A process that exited meanwhile is what we wanted anyway.
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(error) => Err(anyhow::anyhow!("cannot signal process {pid}: {error}")),
+    }
 }
 
 /// Waits until the process is gone, up to `patience`.
@@ -68,7 +66,7 @@ pub fn kill(pid: u32, marker: &str) -> anyhow::Result<()> {
     if !is_running(pid, marker) {
         return Ok(());
     }
-    signal(pid, "KILL")?;
+    signal(pid, Signal::SIGKILL)?;
     anyhow::ensure!(
         wait_gone(pid, marker, Duration::from_secs(10)),
         "process {pid} survived SIGKILL"
@@ -81,7 +79,7 @@ pub fn stop(pid: u32, marker: &str) -> anyhow::Result<()> {
     if !is_running(pid, marker) {
         return Ok(());
     }
-    signal(pid, "TERM")?;
+    signal(pid, Signal::SIGTERM)?;
     if wait_gone(pid, marker, Duration::from_secs(10)) {
         return Ok(());
     }
