@@ -1,0 +1,519 @@
+//! The task that owns the swarm: dialling and redialling validators, sending consensus messages
+//! and gossip, serving and requesting block sync, and cutting peers that send invalid data.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ListenError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm};
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use varde_consensus::{Block, CommitCertificate, Height};
+use varde_proto::v1;
+use varde_storage::Store;
+
+use super::codec::Frame;
+use super::frames::{self, PeerFault, decode_consensus, decode_synced, frame_bytes};
+use super::redial::Redials;
+use super::{Behaviour, BehaviourEvent, Command, GOSSIP_BATCH_BYTES, SYNC_BLOCKS_MAX};
+use crate::context::{NodeContext, now_unix_ms};
+use crate::driver::{DriverHandle, Inbound};
+use crate::mempool::AdmissionError;
+
+/// An unanswered sync request is given up after this long, and another peer asked.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct SyncInFlight {
+    request: OutboundRequestId,
+    peer: PeerId,
+    since: Instant,
+}
+
+/// The task that owns the swarm.
+pub struct NetworkTask<S: Store + 'static> {
+    swarm: Swarm<Behaviour>,
+    context: Arc<NodeContext<S>>,
+    commands: mpsc::Receiver<Command>,
+    gossip: mpsc::Receiver<v1::SignedTransaction>,
+    /// Validators other than this node.
+    validators: BTreeSet<PeerId>,
+    /// Where to dial validators.
+    addresses: BTreeMap<PeerId, Multiaddr>,
+    connected: BTreeSet<PeerId>,
+    redials: Redials,
+    sync: Option<SyncInFlight>,
+    /// The lowest height the driver still needs, while it needs blocks.
+    sync_wanted: Option<Height>,
+    next_sync_peer: usize,
+    pub listen_address: SocketAddr,
+}
+
+impl<S: Store + 'static> NetworkTask<S> {
+    pub(super) fn new(
+        swarm: Swarm<Behaviour>,
+        context: Arc<NodeContext<S>>,
+        commands: mpsc::Receiver<Command>,
+        gossip: mpsc::Receiver<v1::SignedTransaction>,
+        validators: BTreeSet<PeerId>,
+        addresses: BTreeMap<PeerId, Multiaddr>,
+        listen_address: SocketAddr,
+    ) -> Self {
+        Self {
+            swarm,
+            context,
+            commands,
+            gossip,
+            validators,
+            addresses,
+            connected: BTreeSet::new(),
+            redials: Redials::default(),
+            sync: None,
+            sync_wanted: None,
+            next_sync_peer: 0,
+            listen_address,
+        }
+    }
+
+    /// Runs until `shutdown` completes.
+    pub async fn run(mut self, driver: DriverHandle, shutdown: impl Future<Output = ()> + Send) {
+        tokio::pin!(shutdown);
+        let now = Instant::now();
+        let peers: Vec<PeerId> = self.addresses.keys().copied().collect();
+        for peer in peers {
+            self.dial(peer, now);
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                event = self.swarm.select_next_some() => self.on_swarm_event(event, &driver),
+                Some(command) = self.commands.recv() => self.on_command(command),
+                Some(transaction) = self.gossip.recv() => self.gossip_transactions(transaction),
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        tracing::info!("network stopped");
+    }
+
+    fn dial(&mut self, peer: PeerId, now: Instant) {
+        let Some(address) = self.addresses.get(&peer) else {
+            return;
+        };
+        let options = DialOpts::peer_id(peer)
+            .addresses(vec![address.clone()])
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(error) = self.swarm.dial(options) {
+            tracing::debug!(%peer, %error, "dial not started");
+            if !self.connected.contains(&peer) {
+                self.redials.failed(peer, now);
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        for peer in self.redials.due(now) {
+            if !self.connected.contains(&peer) {
+                self.dial(peer, now);
+            }
+        }
+        if let Some(in_flight) = &self.sync {
+            if now.duration_since(in_flight.since) > SYNC_TIMEOUT {
+                self.sync = None;
+                self.send_sync_request();
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Consensus(frame) => {
+                let peers: Vec<PeerId> = self
+                    .validators
+                    .intersection(&self.connected)
+                    .copied()
+                    .collect();
+                for peer in peers {
+                    self.swarm
+                        .behaviour_mut()
+                        .consensus
+                        .send_request(&peer, Frame::Bytes(frame.clone()));
+                }
+            }
+            Command::Sync(from_height) => {
+                self.sync_wanted = Some(
+                    self.sync_wanted
+                        .map_or(from_height, |wanted| wanted.max(from_height)),
+                );
+                if self.sync.is_none() {
+                    self.send_sync_request();
+                }
+            }
+        }
+    }
+
+    /// Asks the next connected validator (round-robin) for blocks from the wanted height.
+    fn send_sync_request(&mut self) {
+        let Some(from_height) = self.sync_wanted else {
+            return;
+        };
+        let peers: Vec<PeerId> = self
+            .validators
+            .intersection(&self.connected)
+            .copied()
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let peer = peers[self.next_sync_peer % peers.len()];
+        self.next_sync_peer = self.next_sync_peer.wrapping_add(1);
+        let request = v1::SyncRequest {
+            from_height,
+            max_blocks: SYNC_BLOCKS_MAX,
+        };
+        let request = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, Frame::Bytes(Bytes::from(request.encode_to_vec())));
+        tracing::debug!(%peer, from_height, "asking for committed blocks");
+        self.sync = Some(SyncInFlight {
+            request,
+            peer,
+            since: Instant::now(),
+        });
+    }
+
+    /// Sends one admitted transaction, and whatever else is waiting, to every validator.
+    fn gossip_transactions(&mut self, first: v1::SignedTransaction) {
+        let mut bytes = first.encoded_len();
+        let mut batch = vec![first];
+        while bytes < GOSSIP_BATCH_BYTES {
+            match self.gossip.try_recv() {
+                Ok(transaction) => {
+                    bytes += transaction.encoded_len();
+                    batch.push(transaction);
+                }
+                Err(_) => break,
+            }
+        }
+        let frame = Bytes::from(
+            v1::TransactionBatch {
+                transactions: batch,
+            }
+            .encode_to_vec(),
+        );
+        let peers: Vec<PeerId> = self
+            .validators
+            .intersection(&self.connected)
+            .copied()
+            .collect();
+        for peer in peers {
+            self.swarm
+                .behaviour_mut()
+                .transactions
+                .send_request(&peer, Frame::Bytes(frame.clone()));
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>, driver: &DriverHandle) {
+        let metrics = &self.context.metrics;
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                if self.connected.insert(peer_id) {
+                    tracing::info!(peer = %peer_id, "peer connected");
+                }
+                self.redials.connected(&peer_id);
+                metrics.peers.set(self.connected.len() as i64);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } => {
+                self.connected.remove(&peer_id);
+                metrics.peers.set(self.connected.len() as i64);
+                tracing::info!(peer = %peer_id, cause = ?cause.map(|cause| cause.to_string()), "peer disconnected");
+                if self.addresses.contains_key(&peer_id) {
+                    self.redials.failed(peer_id, Instant::now());
+                }
+                if self.sync.as_ref().is_some_and(|sync| sync.peer == peer_id) {
+                    self.sync = None;
+                    self.send_sync_request();
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, %error, "dial failed");
+                self.redials.failed(peer, Instant::now());
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
+                if let ListenError::Denied { cause } = &error {
+                    metrics.connections_refused.inc();
+                    tracing::warn!(from = %send_back_addr, %cause, "refused a peer outside the validator set");
+                } else {
+                    tracing::debug!(from = %send_back_addr, %error, "incoming connection failed");
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening for peers");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => {
+                self.on_consensus_event(event, driver);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Transactions(event)) => {
+                self.on_transactions_event(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event, driver),
+            _ => {}
+        }
+    }
+
+    /// Cuts a peer that sent invalid data, counts it, and waits before dialling it again.
+    fn cut(&mut self, peer: PeerId, protocol: &str, fault: &PeerFault) {
+        tracing::warn!(%peer, protocol, %fault, "peer sent invalid data; disconnecting");
+        self.context.metrics.count_invalid_peer_message(protocol);
+        let _ = self.swarm.disconnect_peer_id(peer);
+        let now = Instant::now();
+        for _ in 0..6 {
+            self.redials.failed(peer, now);
+        }
+    }
+
+    fn count_io_failure(&mut self, peer: PeerId, protocol: &str, error: &dyn std::fmt::Display) {
+        // A frame over the limit or cut short arrives as an I/O error of the stream.
+        tracing::warn!(%peer, protocol, %error, "peer stream failed; disconnecting");
+        self.context.metrics.count_invalid_peer_message(protocol);
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    fn on_consensus_event(
+        &mut self,
+        event: request_response::Event<Frame, Frame>,
+        driver: &DriverHandle,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .consensus
+                    .send_response(channel, Frame::Bytes(Bytes::new()));
+                match frame_bytes(&request).and_then(decode_consensus) {
+                    Ok(messages) => {
+                        for message in messages {
+                            if !driver.deliver(Inbound::Message(message)) {
+                                tracing::debug!("consensus inbox full; message dropped");
+                            }
+                        }
+                    }
+                    Err(fault) => self.cut(peer, "consensus", &fault),
+                }
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                error: request_response::InboundFailure::Io(error),
+                ..
+            } => self.count_io_failure(peer, "consensus", &error),
+            _ => {}
+        }
+    }
+
+    fn on_transactions_event(&mut self, event: request_response::Event<Frame, Frame>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .transactions
+                    .send_response(channel, Frame::Bytes(Bytes::new()));
+                if let Err(fault) =
+                    frame_bytes(&request).and_then(|frame| self.admit_gossiped(frame))
+                {
+                    self.cut(peer, "transactions", &fault);
+                }
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                error: request_response::InboundFailure::Io(error),
+                ..
+            } => self.count_io_failure(peer, "transactions", &error),
+            _ => {}
+        }
+    }
+
+    /// Admits gossiped transactions to the mempool; the signature is verified here, once.
+    fn admit_gossiped(&mut self, frame: &[u8]) -> Result<(), PeerFault> {
+        let batch = v1::TransactionBatch::decode(frame)?;
+        let now = now_unix_ms();
+        let mut admitted = 0usize;
+        let mut fault = None;
+        {
+            let mut mempool = self.context.mempool.lock().expect("mempool lock");
+            for transaction in &batch.transactions {
+                match mempool.admit(&self.context.ledger, transaction, now) {
+                    Ok(_) => admitted += 1,
+                    Err(error @ (AdmissionError::Invalid(_) | AdmissionError::UnknownSigner)) => {
+                        fault = Some(PeerFault::Transaction(error));
+                        break;
+                    }
+                    // Already known, committed meanwhile, expired in flight, or no room.
+                    Err(_) => {}
+                }
+            }
+            self.context
+                .metrics
+                .mempool_transactions
+                .set(mempool.len() as i64);
+        }
+        if admitted > 0 {
+            self.context.mempool_changed.notify_one();
+        }
+        fault.map_or(Ok(()), Err)
+    }
+
+    fn on_sync_event(
+        &mut self,
+        event: request_response::Event<Frame, Frame>,
+        driver: &DriverHandle,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => match frame_bytes(&request)
+                .and_then(|frame| v1::SyncRequest::decode(frame).map_err(PeerFault::from))
+            {
+                Ok(request) => {
+                    let response = match frames::read_blocks(&self.context.ledger, &request) {
+                        Ok(response) => response,
+                        Err(error) => {
+                            tracing::error!(%error, "cannot read blocks for a peer");
+                            return;
+                        }
+                    };
+                    let _ = self.swarm.behaviour_mut().sync.send_response(
+                        channel,
+                        Frame::Bytes(Bytes::from(response.encode_to_vec())),
+                    );
+                }
+                Err(fault) => self.cut(peer, "sync", &fault),
+            },
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if self
+                    .sync
+                    .as_ref()
+                    .is_none_or(|sync| sync.request != request_id)
+                {
+                    return self.cut(peer, "sync", &PeerFault::Unsolicited);
+                }
+                self.sync = None;
+                match frame_bytes(&response).and_then(decode_synced) {
+                    Ok((blocks, head_height)) => self.deliver_synced(blocks, head_height, driver),
+                    Err(fault) => {
+                        self.cut(peer, "sync", &fault);
+                        self.send_sync_request();
+                    }
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            } if self
+                .sync
+                .as_ref()
+                .is_some_and(|sync| sync.request == request_id) =>
+            {
+                tracing::debug!(%peer, %error, "sync request failed");
+                self.sync = None;
+                if let request_response::OutboundFailure::Io(error) = &error {
+                    self.count_io_failure(peer, "sync", error);
+                }
+                self.send_sync_request();
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                error: request_response::InboundFailure::Io(error),
+                ..
+            } => self.count_io_failure(peer, "sync", &error),
+            _ => {}
+        }
+    }
+
+    fn deliver_synced(
+        &mut self,
+        blocks: Vec<(Block, CommitCertificate)>,
+        head_height: Height,
+        driver: &DriverHandle,
+    ) {
+        let metrics = &self.context.metrics;
+        metrics
+            .sync_target_height
+            .set(head_height.min(i64::MAX as u64) as i64);
+        let Some(last) = blocks.last().map(|(_, certificate)| certificate.height) else {
+            // The peer has nothing newer; the next message from ahead asks again.
+            self.sync_wanted = None;
+            return;
+        };
+        metrics.blocks_synced.inc_by(blocks.len() as u64);
+        for (block, certificate) in blocks {
+            if !driver.deliver(Inbound::Committed { block, certificate }) {
+                // The driver is busy: let its next request say where it stands.
+                self.sync_wanted = None;
+                return;
+            }
+        }
+        if last < head_height {
+            self.sync_wanted = Some(last + 1);
+            self.send_sync_request();
+        } else {
+            self.sync_wanted = None;
+        }
+    }
+}
