@@ -153,7 +153,6 @@ pub fn sign_misbehaviour_report(
     sign_transaction(chain_id, signing_key, &body)
 }
 
-/// Verifies a transaction's signature strictly and returns its id and the signer's key.
 /// The id and key of a transaction whose signature this node has already verified strictly (at
 /// admission, over the same bytes): the checks of [`verify_strict`] but the curve arithmetic.
 pub fn id_of_verified(
@@ -170,23 +169,18 @@ pub fn id_of_verified(
     Ok((signing_digest(chain_id, &key_bytes, body)?, verifying_key))
 }
 
+/// Verifies a transaction's signature strictly and returns its id and the signer's key.
 pub fn verify_strict(
     chain_id: &str,
     signer_public_key: &[u8],
     signature: &[u8],
     body: &[u8],
 ) -> Result<(TransactionId, VerifyingKey), SigningError> {
-    let key_bytes =
-        <[u8; 32]>::try_from(signer_public_key).map_err(|_| SigningError::PublicKeyLength {
-            length: signer_public_key.len(),
-        })?;
     let signature_bytes =
         <[u8; 64]>::try_from(signature).map_err(|_| SigningError::SignatureLength {
             length: signature.len(),
         })?;
-    let verifying_key =
-        VerifyingKey::from_bytes(&key_bytes).map_err(|_| SigningError::PublicKeyInvalid)?;
-    let transaction_id = signing_digest(chain_id, &key_bytes, body)?;
+    let (transaction_id, verifying_key) = id_of_verified(chain_id, signer_public_key, body)?;
     verifying_key
         .verify_strict(
             transaction_id.as_bytes(),

@@ -20,7 +20,7 @@ use varde_consensus::{Block, CommitCertificate, Height};
 use varde_proto::v1;
 use varde_storage::Store;
 
-use super::codec::Frame;
+use super::codec::{Frame, FrameCodec};
 use super::frames::{self, PeerFault, decode_consensus, decode_synced, frame_bytes};
 use super::redial::Redials;
 use super::{Behaviour, BehaviourEvent, Command, GOSSIP_BATCH_BYTES, SYNC_BLOCKS_MAX};
@@ -298,79 +298,36 @@ impl<S: Store + 'static> NetworkTask<S> {
         }
     }
 
-    fn count_io_failure(&mut self, peer: PeerId, protocol: &str, error: &dyn std::fmt::Display) {
-        // A frame over the limit or cut short arrives as an I/O error of the stream.
-        tracing::warn!(%peer, protocol, %error, "peer stream failed; disconnecting");
-        self.context.metrics.count_invalid_peer_message(protocol);
-        let _ = self.swarm.disconnect_peer_id(peer);
-    }
-
     fn on_consensus_event(
         &mut self,
         event: request_response::Event<Frame, Frame>,
         driver: &DriverHandle,
     ) {
-        match event {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .consensus
-                    .send_response(channel, Frame::Bytes(Bytes::new()));
-                match frame_bytes(&request).and_then(decode_consensus) {
-                    Ok(messages) => {
-                        for message in messages {
-                            if !driver.deliver(Inbound::Message(message)) {
-                                tracing::debug!("consensus inbox full; message dropped");
-                            }
-                        }
+        let Some((peer, request)) =
+            one_way_request(&mut self.swarm.behaviour_mut().consensus, event)
+        else {
+            return;
+        };
+        match frame_bytes(&request).and_then(decode_consensus) {
+            Ok(messages) => {
+                for message in messages {
+                    if !driver.deliver(Inbound::Message(message)) {
+                        tracing::debug!("consensus inbox full; message dropped");
                     }
-                    Err(fault) => self.cut(peer, "consensus", &fault),
                 }
             }
-            request_response::Event::InboundFailure {
-                peer,
-                error: request_response::InboundFailure::Io(error),
-                ..
-            } => self.count_io_failure(peer, "consensus", &error),
-            _ => {}
+            Err(fault) => self.cut(peer, "consensus", &fault),
         }
     }
 
     fn on_transactions_event(&mut self, event: request_response::Event<Frame, Frame>) {
-        match event {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .transactions
-                    .send_response(channel, Frame::Bytes(Bytes::new()));
-                if let Err(fault) =
-                    frame_bytes(&request).and_then(|frame| self.admit_gossiped(frame))
-                {
-                    self.cut(peer, "transactions", &fault);
-                }
-            }
-            request_response::Event::InboundFailure {
-                peer,
-                error: request_response::InboundFailure::Io(error),
-                ..
-            } => self.count_io_failure(peer, "transactions", &error),
-            _ => {}
+        let Some((peer, request)) =
+            one_way_request(&mut self.swarm.behaviour_mut().transactions, event)
+        else {
+            return;
+        };
+        if let Err(fault) = frame_bytes(&request).and_then(|frame| self.admit_gossiped(frame)) {
+            self.cut(peer, "transactions", &fault);
         }
     }
 
@@ -470,18 +427,11 @@ impl<S: Store + 'static> NetworkTask<S> {
                 .as_ref()
                 .is_some_and(|sync| sync.request == request_id) =>
             {
+                // A peer gone or slow, or a response cut short: ask another.
                 tracing::debug!(%peer, %error, "sync request failed");
                 self.sync = None;
-                if let request_response::OutboundFailure::Io(error) = &error {
-                    self.count_io_failure(peer, "sync", error);
-                }
                 self.send_sync_request();
             }
-            request_response::Event::InboundFailure {
-                peer,
-                error: request_response::InboundFailure::Io(error),
-                ..
-            } => self.count_io_failure(peer, "sync", &error),
             _ => {}
         }
     }
@@ -515,5 +465,32 @@ impl<S: Store + 'static> NetworkTask<S> {
         } else {
             self.sync_wanted = None;
         }
+    }
+}
+
+/// A request of a one-way protocol (consensus, transactions): acknowledged at once, since the
+/// acknowledgement says nothing about validity, and handed back with its sender to be judged.
+fn one_way_request(
+    behaviour: &mut request_response::Behaviour<FrameCodec>,
+    event: request_response::Event<Frame, Frame>,
+) -> Option<(PeerId, Frame)> {
+    match event {
+        request_response::Event::Message {
+            peer,
+            message:
+                request_response::Message::Request {
+                    request, channel, ..
+                },
+            ..
+        } => {
+            let _ = behaviour.send_response(channel, Frame::Bytes(Bytes::new()));
+            Some((peer, request))
+        }
+        request_response::Event::InboundFailure { peer, error, .. } => {
+            // The peer went away before the acknowledgement: nothing it sent was judged.
+            tracing::debug!(%peer, %error, "inbound request failed");
+            None
+        }
+        _ => None,
     }
 }
