@@ -58,12 +58,10 @@ pub struct UpOptions {
     pub timeout: Duration,
 }
 
-/// Makes `dir` absolute, so that markers and configs name one place whatever the working directory.
+/// Makes `dir` absolute (without `.` components), so that markers and configs name one place
+/// whatever the working directory.
 pub fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
-    if dir.is_absolute() {
-        return Ok(dir.to_path_buf());
-    }
-    Ok(std::env::current_dir()?.join(dir))
+    std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))
 }
 
 /// Creates (or resumes) a network in `options.dir`, starts the relay and every validator, waits
