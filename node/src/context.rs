@@ -5,11 +5,12 @@ use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::{Notify, broadcast, mpsc};
 use varde_ledger::Ledger;
+use varde_ledger::signing::TransactionId;
 use varde_proto::v1;
 use varde_storage::Store;
 
 use crate::events::CommittedBlock;
-use crate::mempool::Mempool;
+use crate::mempool::{AdmissionError, Mempool};
 use crate::metrics::Metrics;
 
 /// How many committed blocks a slow subscriber may lag before it must resume from storage.
@@ -34,6 +35,26 @@ pub struct NodeContext<S: Store> {
 }
 
 impl<S: Store> NodeContext<S> {
+    /// Admits a transaction submitted to this node (by a client, or by this validator itself),
+    /// wakes a waiting proposer and hands the transaction to the network for gossip.
+    pub fn admit_and_gossip(
+        &self,
+        transaction: v1::SignedTransaction,
+    ) -> Result<TransactionId, AdmissionError> {
+        let id = {
+            let mut mempool = self.mempool.lock().expect("mempool lock");
+            let result = mempool.admit(&self.ledger, &transaction, now_unix_ms());
+            self.metrics.mempool_transactions.set(mempool.len() as i64);
+            result?
+        };
+        self.mempool_changed.notify_one();
+        if let Some(gossip) = self.transaction_gossip.get() {
+            // A full queue only means the others learn of it from this node's block.
+            let _ = gossip.try_send(transaction);
+        }
+        Ok(id)
+    }
+
     pub fn new(ledger: Ledger<S>, mempool: Mempool, node_public_key: [u8; 32]) -> Self {
         let (committed, _) = broadcast::channel(COMMITTED_CHANNEL_CAPACITY);
         Self {

@@ -353,18 +353,8 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 return;
             }
         };
-        let admitted = {
-            let mut mempool = self.context.mempool.lock().expect("mempool lock");
-            mempool.admit(&self.context.ledger, &report, now_unix_ms())
-        };
-        match admitted {
-            Ok(_) => {
-                self.context.mempool_changed.notify_one();
-                if let Some(gossip) = self.context.transaction_gossip.get() {
-                    let _ = gossip.try_send(report);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "the misbehaviour report was not admitted"),
+        if let Err(error) = self.context.admit_and_gossip(report) {
+            tracing::warn!(%error, "the misbehaviour report was not admitted");
         }
     }
 

@@ -151,22 +151,8 @@ impl<S: Store + 'static> Api<S> {
     fn admit(&self, transaction: Option<v1::SignedTransaction>) -> Result<TransactionId, Status> {
         let transaction = transaction
             .ok_or_else(|| Status::invalid_argument("field `transaction` is required"))?;
-        let result = {
-            let mut mempool = self.context.mempool.lock().expect("mempool lock");
-            let result = mempool.admit(&self.context.ledger, &transaction, now_unix_ms());
-            self.context
-                .metrics
-                .mempool_transactions
-                .set(mempool.len() as i64);
-            result
-        };
-        match result {
+        match self.context.admit_and_gossip(transaction) {
             Ok(id) => {
-                self.context.mempool_changed.notify_one();
-                if let Some(gossip) = self.context.transaction_gossip.get() {
-                    // A full queue only means the others learn of it from this node's block.
-                    let _ = gossip.try_send(transaction);
-                }
                 tracing::debug!(transaction = %crate::context::short_hex(&id.0), "admitted");
                 Ok(id)
             }
