@@ -121,7 +121,7 @@ impl Testnet {
 
     /// A fresh anchor by the demo hospital; `tag` keeps record ids apart.
     fn anchor(&self, tag: &str) -> v1::SignedTransaction {
-        let now = demo_now();
+        let now = varde_node::context::now_unix_ms();
         demo::sign(
             demo::CHAIN_ID,
             self.keys.of(demo::HOSPITAL),
@@ -223,13 +223,6 @@ impl Drop for Testnet {
         let root = self.root.display().to_string();
         let _ = varde(&["testnet", "down", "--dir", &root]);
     }
-}
-
-fn demo_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn dump_logs(root: &Path) {
@@ -416,11 +409,7 @@ async fn equivocation_is_survived_and_recorded() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     for record in &records {
-        let key: String = record
-            .offender_public_key
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let key = varde_ledger::hex::encode(&record.offender_public_key);
         assert_eq!(
             key, offender_key,
             "only the Byzantine validator is reported"

@@ -104,6 +104,14 @@ impl<S: Store + 'static> NetworkTask<S> {
         tracing::info!("network stopped");
     }
 
+    /// Validators (other than this node) with an open connection.
+    fn connected_validators(&self) -> Vec<PeerId> {
+        self.validators
+            .intersection(&self.connected)
+            .copied()
+            .collect()
+    }
+
     fn dial(&mut self, peer: PeerId, now: Instant) {
         let Some(address) = self.addresses.get(&peer) else {
             return;
@@ -138,11 +146,7 @@ impl<S: Store + 'static> NetworkTask<S> {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Consensus(frame) => {
-                let peers: Vec<PeerId> = self
-                    .validators
-                    .intersection(&self.connected)
-                    .copied()
-                    .collect();
+                let peers = self.connected_validators();
                 for peer in peers {
                     self.swarm
                         .behaviour_mut()
@@ -167,11 +171,7 @@ impl<S: Store + 'static> NetworkTask<S> {
         let Some(from_height) = self.sync_wanted else {
             return;
         };
-        let peers: Vec<PeerId> = self
-            .validators
-            .intersection(&self.connected)
-            .copied()
-            .collect();
+        let peers = self.connected_validators();
         if peers.is_empty() {
             return;
         }
@@ -213,11 +213,7 @@ impl<S: Store + 'static> NetworkTask<S> {
             }
             .encode_to_vec(),
         );
-        let peers: Vec<PeerId> = self
-            .validators
-            .intersection(&self.connected)
-            .copied()
-            .collect();
+        let peers = self.connected_validators();
         for peer in peers {
             self.swarm
                 .behaviour_mut()
