@@ -105,8 +105,14 @@ mod tests {
             &log,
         )
         .unwrap();
+        // The shell's own command line already names `sleep 30`: wait for its output too, so
+        // that the kill cannot land before the echo.
+        let started = || {
+            std::fs::read_to_string(&log).is_ok_and(|text| text.contains("started"))
+                && is_running(pid, "sleep 30")
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !is_running(pid, "sleep 30") && Instant::now() < deadline {
+        while !started() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(is_running(pid, "sleep 30"));
