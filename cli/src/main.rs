@@ -3,6 +3,7 @@
 //! Every command prints human-readable text by default and one JSON document with `--json`.
 //! Exit codes are stable (see `exit.rs` and cli/README.md).
 
+mod access_log;
 mod client;
 mod dev;
 mod exit;

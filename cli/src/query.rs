@@ -1,8 +1,8 @@
-//! `varde query`: signed queries (scheme varde-query-v1, `varde_ledger::signing::query_digest`).
+//! `varde query`: signed queries (scheme varde-query-v2, `varde_ledger::signing::sign_query`).
 
 use std::path::PathBuf;
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use prost::Message;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -46,7 +46,8 @@ pub enum QueryCommand {
         #[command(flatten)]
         options: QueryOptions,
     },
-    /// Access events of a subject, of a record, or by an accessor.
+    /// Access events of a subject (the patient's "who looked at my records?"), of a record, or by
+    /// an accessor, as a table.
     AccessLog {
         /// The subject's pseudonym (64 hex characters) ...
         #[arg(long, value_name = "HEX", conflicts_with_all = ["record_id", "accessor"])]
@@ -60,6 +61,16 @@ pub enum QueryCommand {
         /// ... or the accessor's organisation number.
         #[arg(long, required_unless_present_any = ["subject", "record_id"])]
         accessor: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+        #[command(flatten)]
+        options: QueryOptions,
+    },
+    /// A patient's blocks of institutions and persons (lifted ones too).
+    Blocks {
+        /// The subject's pseudonym (64 hex characters).
+        #[arg(long, value_name = "HEX")]
+        subject: String,
         #[command(flatten)]
         paging: Paging,
         #[command(flatten)]
@@ -116,7 +127,8 @@ pub struct Paging {
     pub all: bool,
 }
 
-/// Signs `request` (whose `auth` is unset) for `method`, per varde-query-v1.
+/// Signs `request` (whose `auth` is unset) for `method`, per varde-query-v2, with a fresh random
+/// nonce.
 pub fn authenticate(
     request: &impl Message,
     method: &str,
@@ -124,20 +136,15 @@ pub fn authenticate(
     key: &SigningKey,
     signed_at_unix_ms: i64,
 ) -> anyhow::Result<v1::RequestAuthentication> {
-    let caller_public_key = key.verifying_key().to_bytes();
-    let digest = varde_ledger::signing::query_digest(
+    varde_ledger::signing::sign_query(
         chain_id,
         method,
+        key,
         signed_at_unix_ms,
-        &caller_public_key,
-        &request.encode_to_vec(),
+        &rand::random::<[u8; 16]>(),
+        request,
     )
-    .map_err(|error| usage(format!("cannot sign the query: {error}")))?;
-    Ok(v1::RequestAuthentication {
-        caller_public_key: caller_public_key.to_vec(),
-        signed_at_unix_ms,
-        signature: key.sign(&digest).to_bytes().to_vec(),
-    })
+    .map_err(|error| usage(format!("cannot sign the query: {error}")))
 }
 
 fn subject_bytes(text: &str) -> anyhow::Result<Vec<u8>> {
@@ -381,10 +388,45 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
                     &next,
                     height,
                 ),
+                || crate::access_log::page_text(&events, &next, height),
+            );
+        }
+        QueryCommand::Blocks {
+            subject,
+            paging,
+            options,
+        } => {
+            let subject = subject_bytes(&subject)?;
+            let mut caller = Caller::open(&options).await?;
+            let (blocks, next, height) = paginate(&paging, async |page_token| {
+                let mut request = v1::ListAccessBlocksRequest {
+                    auth: None,
+                    subject_pseudonym: subject.clone(),
+                    page_size: paging.page_size,
+                    page_token,
+                };
+                request.auth = Some(caller.sign(&request, "/varde.v1.Query/ListAccessBlocks")?);
+                let response = caller
+                    .client
+                    .list_access_blocks(request)
+                    .await
+                    .map_err(|status| caller.error(&status))?
+                    .into_inner();
+                Ok((response.blocks, response.next_page_token, response.height))
+            })
+            .await?;
+            render::emit(
+                json_output,
+                &page_document(
+                    "blocks",
+                    blocks.iter().map(crate::access_log::block_json).collect(),
+                    &next,
+                    height,
+                ),
                 || {
                     page_text(
-                        events.iter().map(render::event_text).collect(),
-                        "access events",
+                        blocks.iter().map(crate::access_log::block_text).collect(),
+                        "blocks",
                         &next,
                         height,
                     )
@@ -461,11 +503,10 @@ fn check_text(response: &v1::CheckAccessResponse) -> String {
 
 #[cfg(test)]
 mod tests {
-    use ed25519_dalek::Verifier;
-
     use super::*;
 
-    // The signature verifies with the ledger's own query verifier over the request without auth.
+    // The signature verifies with the ledger's own query verifier over the request without auth,
+    // is bound to the method, and carries a fresh nonce each time.
     #[test]
     fn query_signature_verifies_with_the_ledger() {
         let key = SigningKey::from_bytes(&[5; 32]);
@@ -480,38 +521,25 @@ mod tests {
             purpose: v1::PurposeOfUse::Treat as i32,
             at_unix_ms: 0,
         };
-        let auth = authenticate(
-            &request,
-            "/varde.v1.Query/CheckAccess",
-            "varde-test",
-            &key,
-            77,
-        )
-        .unwrap();
+        let method = "/varde.v1.Query/CheckAccess";
+        let auth = authenticate(&request, method, "varde-test", &key, 77).unwrap();
         request.auth = Some(auth.clone());
         // What the node does: re-encode without auth and verify.
         let mut unsigned = request.clone();
         unsigned.auth = None;
-        varde_ledger::signing::verify_query(
-            "varde-test",
-            "/varde.v1.Query/CheckAccess",
-            77,
-            &auth.caller_public_key,
-            &auth.signature,
-            &unsigned.encode_to_vec(),
-        )
-        .unwrap();
-        // And it is bound to the method.
-        let digest = varde_ledger::signing::query_digest(
-            "varde-test",
-            "/varde.v1.Query/GetRecord",
-            77,
-            &key.verifying_key().to_bytes(),
-            &unsigned.encode_to_vec(),
-        )
-        .unwrap();
-        let signature = ed25519_dalek::Signature::from_slice(&auth.signature).unwrap();
-        assert!(key.verifying_key().verify(&digest, &signature).is_err());
+        let bytes = unsigned.encode_to_vec();
+        varde_ledger::signing::verify_query("varde-test", method, &auth, &bytes).unwrap();
+        assert!(
+            varde_ledger::signing::verify_query(
+                "varde-test",
+                "/varde.v1.Query/GetRecord",
+                &auth,
+                &bytes
+            )
+            .is_err()
+        );
+        let again = authenticate(&unsigned, method, "varde-test", &key, 77).unwrap();
+        assert_ne!(again.nonce, auth.nonce);
     }
 
     // A denied check renders as DENIED; an emergency allow says to log the justification.

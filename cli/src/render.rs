@@ -238,41 +238,6 @@ pub fn event_json(event: &v1::AccessEvent) -> Value {
     })
 }
 
-pub fn event_text(event: &v1::AccessEvent) -> String {
-    let (accessor, record, purpose, at) = event.report.as_ref().map_or_else(
-        || (String::new(), String::new(), String::new(), 0),
-        |report| {
-            (
-                format!(
-                    "{} (HPR {})",
-                    report.accessor_org_number, report.accessor_hpr_number
-                ),
-                report.record.as_ref().map_or_else(String::new, |record| {
-                    format!("{}/{}", record.custodian_org_number, record.record_id)
-                }),
-                purpose_name(report.purpose),
-                report.accessed_at_unix_ms,
-            )
-        },
-    );
-    format!(
-        "{} {}{} read {} by {} for {} at {}: {}{}",
-        hex_of(&event.event_id),
-        classification_name(event.classification),
-        if event.flagged { " FLAGGED" } else { "" },
-        record,
-        accessor,
-        purpose,
-        at,
-        event.reason,
-        if event.grant_id.is_empty() {
-            String::new()
-        } else {
-            format!(" (grant {})", hex_of(&event.grant_id))
-        },
-    )
-}
-
 pub fn receipt_json(receipt: &v1::Receipt) -> Value {
     let mut document = json!({
         "transaction_id": hex_of(&receipt.transaction_id),

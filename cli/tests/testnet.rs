@@ -1,5 +1,5 @@
 //! Multi-process tests of the validator network: real `varde node` processes on loopback, started
-//! and faulted with `varde testnet` (DESIGN.md §9). They run one at a time: each starts four
+//! and faulted with `varde testnet` (ARCHITECTURE.md, "What is tested"). They run one at a time: each starts four
 //! validators, and two cores do not carry several networks at once.
 
 use std::path::{Path, PathBuf};
@@ -158,18 +158,39 @@ impl Testnet {
         response.transaction_id
     }
 
+    /// A read request signed by the demo auditor: `build(auth)` makes the request with the given
+    /// `auth`, once without it (to sign) and once with it.
+    fn signed<T: prost::Message>(
+        &self,
+        method: &str,
+        build: impl Fn(Option<v1::RequestAuthentication>) -> T,
+    ) -> T {
+        let auth = varde_ledger::signing::sign_query(
+            demo::CHAIN_ID,
+            method,
+            self.keys.of(demo::AUDITOR),
+            varde_node::context::now_unix_ms(),
+            &rand::random::<[u8; 16]>(),
+            &build(None),
+        )
+        .unwrap();
+        build(Some(auth))
+    }
+
     /// Every block up to `height`, from `node`, as encoded headers.
     async fn headers(&self, node: usize, height: u64) -> Vec<v1::BlockHeader> {
         let mut client = self.ledger(node).await;
         let mut headers = Vec::new();
         for at in 1..=height {
+            let request = self.signed("/varde.v1.Ledger/GetBlock", |auth| v1::GetBlockRequest {
+                auth,
+                height: at,
+            });
             let block = client
-                .get_block(v1::GetBlockRequest { height: at })
+                .get_block(request)
                 .await
                 .unwrap_or_else(|status| panic!("block {at} from validator {node}: {status}"))
-                .into_inner()
-                .block
-                .unwrap();
+                .into_inner();
             headers.push(block.header.unwrap());
         }
         headers
@@ -204,9 +225,12 @@ impl Testnet {
         let response = self
             .ledger(node)
             .await
-            .get_transaction(v1::GetTransactionRequest {
-                transaction_id: id.to_vec(),
-            })
+            .get_transaction(self.signed("/varde.v1.Ledger/GetTransaction", |auth| {
+                v1::GetTransactionRequest {
+                    auth,
+                    transaction_id: id.to_vec(),
+                }
+            }))
             .await
             .unwrap()
             .into_inner();
@@ -330,9 +354,12 @@ async fn validators_survive_one_crash_and_halt_safely_with_two() {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let status = client
-            .get_transaction(v1::GetTransactionRequest {
-                transaction_id: pending_id.clone(),
-            })
+            .get_transaction(network.signed("/varde.v1.Ledger/GetTransaction", |auth| {
+                v1::GetTransactionRequest {
+                    auth,
+                    transaction_id: pending_id.clone(),
+                }
+            }))
             .await
             .unwrap()
             .into_inner()
@@ -394,10 +421,13 @@ async fn equivocation_is_survived_and_recorded() {
         let records = network
             .ledger(0)
             .await
-            .list_misbehaviour(v1::ListMisbehaviourRequest {
-                page_size: 100,
-                page_token: String::new(),
-            })
+            .list_misbehaviour(network.signed("/varde.v1.Ledger/ListMisbehaviour", |auth| {
+                v1::ListMisbehaviourRequest {
+                    auth,
+                    page_size: 100,
+                    page_token: String::new(),
+                }
+            }))
             .await
             .unwrap()
             .into_inner()

@@ -207,18 +207,49 @@ fn apply<S: Store + ?Sized>(
             }
             match &terms.scope {
                 GrantScope::Record(record_key) => {
-                    let record = existing_record(view, &keys::record(record_key))?;
-                    if record.subject != terms.subject {
-                        return reject(
-                            RejectionReason::SubjectMismatch,
-                            "the record belongs to another subject",
-                        );
-                    }
-                    if !consent_authority && record.record.custodian != terms.issuer {
+                    let custodian = record_key.custodian == terms.issuer;
+                    // Decided from the body alone, before any lookup: a non-custodian learns
+                    // nothing about the record from this refusal.
+                    if !consent_authority && !custodian {
                         return reject(
                             RejectionReason::NotAuthorisedIssuer,
                             "only the record's custodian or a consent authority may grant access to it",
                         );
+                    }
+                    let record =
+                        read::<RecordPointer, _>(view, Column::Records, &keys::record(record_key))?;
+                    match record {
+                        Some(record) if custodian => {
+                            if record.retracted.is_some() {
+                                return reject(
+                                    RejectionReason::RecordRetracted,
+                                    "the record has been retracted",
+                                );
+                            }
+                            if record.subject != terms.subject {
+                                return reject(
+                                    RejectionReason::SubjectMismatch,
+                                    "the record belongs to another subject",
+                                );
+                            }
+                        }
+                        None if custodian => {
+                            return reject(
+                                RejectionReason::UnknownRecord,
+                                "no such record at this custodian",
+                            );
+                        }
+                        // A consent authority that is not the custodian gets one answer for an
+                        // unknown, retracted or another subject's record, so that the refusal
+                        // does not tell whether the record exists or whose it is.
+                        Some(record)
+                            if record.retracted.is_none() && record.subject == terms.subject => {}
+                        _ => {
+                            return reject(
+                                RejectionReason::UnknownRecord,
+                                "no record of this subject with that id at that custodian",
+                            );
+                        }
                     }
                 }
                 GrantScope::Category(_) | GrantScope::AllRecords => {

@@ -301,10 +301,9 @@ impl<S: Store> Ledger<S> {
     /// [`query::PAGE_SIZE_MAX`].
     pub fn list_misbehaviour(
         &self,
-        page_size: usize,
-        page_token: &str,
+        request: query::PageRequest<'_>,
     ) -> Result<query::Page<Misbehaviour>, query::QueryError> {
-        query::misbehaviour(&self.store, page_size, page_token)
+        query::misbehaviour(&self.store, request)
     }
 
     /// A committed transaction's receipt.

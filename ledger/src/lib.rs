@@ -1,7 +1,7 @@
 //! Varde's domain state machine: record pointers, access grants and blocks, access events.
 //!
 //! It validates and executes transactions deterministically over a [`varde_storage::Store`]; see
-//! DESIGN.md §2–3 for the rules it enforces and `README.md` beside this crate for the state layout.
+//! ARCHITECTURE.md ("The domain", "Who sees what") for the rules it enforces and `README.md` beside this crate for the state layout.
 
 pub mod access;
 pub mod accumulator;
@@ -13,10 +13,12 @@ pub mod identifiers;
 pub mod keyfile;
 pub mod ledger;
 pub mod membership;
+pub mod page_token;
 pub mod pseudonym;
 pub mod query;
 pub mod replay;
 pub mod signing;
 pub mod state;
+pub mod visibility;
 pub mod wire;
 pub use ledger::{ExecutedBlock, Head, Ledger, LedgerError};

@@ -1,16 +1,22 @@
-//! Paginated listings over the secondary indexes in `Column::Indexes` (and over the recorded
-//! misbehaviour in `Column::Meta`). The page token is the hex of the last key returned (opaque to
-//! clients; checked to lie under the listing's prefix).
+//! Paginated listings over the secondary indexes in `Column::Indexes` (and over the records of a
+//! custodian and the recorded misbehaviour).
+//!
+//! Each listing takes a visibility predicate (from [`crate::visibility`]) and skips what the
+//! caller may not see, so a page is full whenever more visible items follow, and its token is
+//! empty exactly when none do. Tokens are sealed by the node ([`crate::page_token`]) and name only
+//! the last item the caller was shown.
 
 use varde_storage::{Column, Store};
 
 use crate::domain::*;
-use crate::hex;
 use crate::identifiers::OrgNumber;
+use crate::page_token::PageTokenKey;
 use crate::state::{StateError, StateView, keys};
 
 pub const PAGE_SIZE_DEFAULT: usize = 50;
 pub const PAGE_SIZE_MAX: usize = 500;
+/// Index entries read per storage scan while filling a page.
+const SCAN_CHUNK_MIN: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -23,85 +29,108 @@ pub enum QueryError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// Empty when there are no more items.
+    /// Empty when there are no more items the caller may see.
     pub next_page_token: String,
 }
 
-/// Lists index entries under `prefix` and loads each item with `load(index key, index value)`.
-fn list<S, T>(
-    store: &S,
-    prefix: &[u8],
-    page_size: usize,
-    page_token: &str,
-    load: impl Fn(&StateView<'_, S>, &[u8], &[u8]) -> Result<Option<T>, StateError>,
-) -> Result<Page<T>, QueryError>
-where
-    S: Store + ?Sized,
-{
-    list_in(store, Column::Indexes, prefix, page_size, page_token, load)
+/// Where a page starts and how its token is sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest<'a> {
+    /// 0 means [`PAGE_SIZE_DEFAULT`]; capped at [`PAGE_SIZE_MAX`].
+    pub page_size: usize,
+    /// Empty for the first page.
+    pub page_token: &'a str,
+    pub tokens: &'a PageTokenKey,
+    /// Binds tokens to the caller, the method and the filter (any bytes that differ between
+    /// listings that must not share tokens).
+    pub scope: &'a [u8],
 }
 
-/// As [`list`], over the entries under `prefix` in `column`; `load` gets the key after the prefix.
-fn list_in<S, T>(
+impl PageRequest<'_> {
+    fn size(&self) -> usize {
+        match self.page_size {
+            0 => PAGE_SIZE_DEFAULT,
+            size => size.min(PAGE_SIZE_MAX),
+        }
+    }
+}
+
+/// Lists entries under `prefix` in `column`: `load(view, key after the prefix, value)` reads an
+/// item, `visible(view, item)` says whether the caller may see it.
+fn list<S, T>(
     store: &S,
     column: Column,
     prefix: &[u8],
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
     load: impl Fn(&StateView<'_, S>, &[u8], &[u8]) -> Result<Option<T>, StateError>,
+    mut visible: impl FnMut(&StateView<'_, S>, &T) -> Result<bool, StateError>,
 ) -> Result<Page<T>, QueryError>
 where
     S: Store + ?Sized,
 {
-    let page_size = match page_size {
-        0 => PAGE_SIZE_DEFAULT,
-        size => size.min(PAGE_SIZE_MAX),
-    };
-    let cursor = if page_token.is_empty() {
+    let page_size = request.size();
+    let mut cursor = if request.page_token.is_empty() {
         None
     } else {
-        let key = hex::decode(page_token).ok_or(QueryError::InvalidPageToken)?;
+        let key = request
+            .tokens
+            .open(request.scope, request.page_token)
+            .ok_or(QueryError::InvalidPageToken)?;
         if !key.starts_with(prefix) {
             return Err(QueryError::InvalidPageToken);
         }
         Some(key)
     };
-    let entries = store
-        .scan_prefix(column, prefix, cursor.as_deref(), page_size + 1)
-        .map_err(StateError::from)?;
     let view = StateView::new(store);
-    let more = entries.len() > page_size;
-    let mut items = Vec::new();
-    let mut last_key = Vec::new();
-    for (key, value) in entries.into_iter().take(page_size) {
-        if let Some(item) = load(&view, &key[prefix.len()..], &value)? {
-            items.push(item);
+    let chunk = (page_size + 1).max(SCAN_CHUNK_MIN);
+    // One item past the page tells whether another visible item follows.
+    let mut shown: Vec<(Vec<u8>, T)> = Vec::with_capacity(page_size + 1);
+    'scan: loop {
+        let entries = store
+            .scan_prefix(column, prefix, cursor.as_deref(), chunk)
+            .map_err(StateError::from)?;
+        let exhausted = entries.len() < chunk;
+        for (key, value) in entries {
+            if let Some(item) = load(&view, &key[prefix.len()..], &value)? {
+                if visible(&view, &item)? {
+                    shown.push((key.clone(), item));
+                    if shown.len() > page_size {
+                        break 'scan;
+                    }
+                }
+            }
+            cursor = Some(key);
         }
-        last_key = key;
+        if exhausted {
+            break;
+        }
     }
+    let more = shown.len() > page_size;
+    shown.truncate(page_size);
+    let next_page_token = match shown.last() {
+        Some((last_key, _)) if more => request.tokens.seal(request.scope, last_key),
+        _ => String::new(),
+    };
     Ok(Page {
-        items,
-        next_page_token: if more {
-            hex::encode(&last_key)
-        } else {
-            String::new()
-        },
+        items: shown.into_iter().map(|(_, item)| item).collect(),
+        next_page_token,
     })
 }
 
 pub fn records_by_subject<S: Store + ?Sized>(
     store: &S,
     subject: &SubjectPseudonym,
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &RecordPointer) -> Result<bool, StateError>,
 ) -> Result<Page<RecordPointer>, QueryError> {
     let prefix = keys::with_prefix(keys::INDEX_RECORDS_BY_SUBJECT, &[&subject.0]);
     list(
         store,
+        Column::Indexes,
         &prefix,
-        page_size,
-        page_token,
+        request,
         |view, record_key, _| view.get_json(Column::Records, record_key),
+        visible,
     )
 }
 
@@ -109,64 +138,42 @@ pub fn records_by_subject<S: Store + ?Sized>(
 pub fn records_by_custodian<S: Store + ?Sized>(
     store: &S,
     custodian: &OrgNumber,
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &RecordPointer) -> Result<bool, StateError>,
 ) -> Result<Page<RecordPointer>, QueryError> {
     let prefix = keys::custodian_prefix(custodian);
-    let page_size = match page_size {
-        0 => PAGE_SIZE_DEFAULT,
-        size => size.min(PAGE_SIZE_MAX),
-    };
-    let cursor = if page_token.is_empty() {
-        None
-    } else {
-        let key = hex::decode(page_token).ok_or(QueryError::InvalidPageToken)?;
-        if !key.starts_with(&prefix) {
-            return Err(QueryError::InvalidPageToken);
-        }
-        Some(key)
-    };
-    let entries = store
-        .scan_prefix(Column::Records, &prefix, cursor.as_deref(), page_size + 1)
-        .map_err(StateError::from)?;
-    let more = entries.len() > page_size;
-    let mut items = Vec::new();
-    let mut last_key = Vec::new();
-    for (key, value) in entries.into_iter().take(page_size) {
-        items.push(crate::state::decode_json(Column::Records, &value)?);
-        last_key = key;
-    }
-    Ok(Page {
-        items,
-        next_page_token: if more {
-            hex::encode(&last_key)
-        } else {
-            String::new()
-        },
-    })
+    list(
+        store,
+        Column::Records,
+        &prefix,
+        request,
+        |_, _, value| crate::state::decode_json(Column::Records, value).map(Some),
+        visible,
+    )
 }
 
 pub fn grants_by_subject<S: Store + ?Sized>(
     store: &S,
     subject: &SubjectPseudonym,
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &Grant) -> Result<bool, StateError>,
 ) -> Result<Page<Grant>, QueryError> {
     let prefix = keys::with_prefix(keys::INDEX_GRANTS_BY_SUBJECT, &[&subject.0]);
     list(
         store,
+        Column::Indexes,
         &prefix,
-        page_size,
-        page_token,
+        request,
         |view, grant_id, _| view.get_json(Column::Grants, grant_id),
+        visible,
     )
 }
 
 pub fn grants_by_grantee<S: Store + ?Sized>(
     store: &S,
     grantee: &OrgNumber,
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &Grant) -> Result<bool, StateError>,
 ) -> Result<Page<Grant>, QueryError> {
     let prefix = keys::with_prefix(
         keys::INDEX_GRANTS_BY_GRANTEE,
@@ -174,10 +181,29 @@ pub fn grants_by_grantee<S: Store + ?Sized>(
     );
     list(
         store,
+        Column::Indexes,
         &prefix,
-        page_size,
-        page_token,
+        request,
         |view, grant_id, _| view.get_json(Column::Grants, grant_id),
+        visible,
+    )
+}
+
+/// A patient's blocks of institutions and persons, lifted ones included.
+pub fn access_blocks_by_subject<S: Store + ?Sized>(
+    store: &S,
+    subject: &SubjectPseudonym,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &AccessBlock) -> Result<bool, StateError>,
+) -> Result<Page<AccessBlock>, QueryError> {
+    let prefix = keys::with_prefix(keys::INDEX_BLOCKS_BY_SUBJECT, &[&subject.0]);
+    list(
+        store,
+        Column::Indexes,
+        &prefix,
+        request,
+        |view, block_id, _| view.get_json(Column::AccessBlocks, block_id),
+        visible,
     )
 }
 
@@ -193,50 +219,71 @@ fn load_event<S: Store + ?Sized>(
 pub fn access_events_by_subject<S: Store + ?Sized>(
     store: &S,
     subject: &SubjectPseudonym,
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &AccessEvent) -> Result<bool, StateError>,
 ) -> Result<Page<AccessEvent>, QueryError> {
     let prefix = keys::with_prefix(keys::INDEX_EVENTS_BY_SUBJECT, &[&subject.0]);
-    list(store, &prefix, page_size, page_token, load_event)
+    list(
+        store,
+        Column::Indexes,
+        &prefix,
+        request,
+        load_event,
+        visible,
+    )
 }
 
 pub fn access_events_by_record<S: Store + ?Sized>(
     store: &S,
     record: &RecordKey,
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &AccessEvent) -> Result<bool, StateError>,
 ) -> Result<Page<AccessEvent>, QueryError> {
     let mut record_part = keys::record(record);
     record_part.push(0);
     let prefix = keys::with_prefix(keys::INDEX_EVENTS_BY_RECORD, &[&record_part]);
-    list(store, &prefix, page_size, page_token, load_event)
+    list(
+        store,
+        Column::Indexes,
+        &prefix,
+        request,
+        load_event,
+        visible,
+    )
 }
 
 pub fn access_events_by_accessor<S: Store + ?Sized>(
     store: &S,
     accessor: &OrgNumber,
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &AccessEvent) -> Result<bool, StateError>,
 ) -> Result<Page<AccessEvent>, QueryError> {
     let prefix = keys::with_prefix(
         keys::INDEX_EVENTS_BY_ACCESSOR,
         &[&keys::custodian_prefix(accessor)],
     );
-    list(store, &prefix, page_size, page_token, load_event)
+    list(
+        store,
+        Column::Indexes,
+        &prefix,
+        request,
+        load_event,
+        visible,
+    )
 }
 
-/// Recorded validator misbehaviour, ascending by height, round, validator index and kind.
+/// Recorded validator misbehaviour, ascending by height, round, validator index and kind. It
+/// names validator keys only, so every member may see all of it.
 pub fn misbehaviour<S: Store + ?Sized>(
     store: &S,
-    page_size: usize,
-    page_token: &str,
+    request: PageRequest<'_>,
 ) -> Result<Page<Misbehaviour>, QueryError> {
-    list_in(
+    list(
         store,
         Column::Meta,
         keys::META_MISBEHAVIOUR,
-        page_size,
-        page_token,
+        request,
         |_, _, value| crate::state::decode_json(Column::Meta, value).map(Some),
+        |_, _| Ok(true),
     )
 }

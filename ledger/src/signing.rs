@@ -1,5 +1,5 @@
 //! The `varde-tx-v1` signing scheme (specified in `proto/proto/varde/v1/transaction.proto`), the
-//! `varde-query-v1` request authentication (`query_service.proto`), and helpers that build signed
+//! `varde-query-v2` request authentication (`query_service.proto`), and helpers that build signed
 //! transactions.
 //!
 //! signing_digest = SHA-256("varde-tx-v1" || 0x00 || u16be(len chain_id) || chain_id
@@ -17,7 +17,7 @@ use crate::{consensus_wire, hex};
 /// Domain separator of transaction signatures.
 pub const TRANSACTION_DOMAIN: &[u8] = b"varde-tx-v1";
 /// Domain separator of query request signatures.
-pub const QUERY_DOMAIN: &[u8] = b"varde-query-v1";
+pub const QUERY_DOMAIN: &[u8] = b"varde-query-v2";
 
 /// A transaction id: the 32-byte signing digest.
 #[derive(
@@ -64,6 +64,8 @@ pub enum SigningError {
     SignatureLength { length: usize },
     #[error("the signature does not verify (strict Ed25519) for this chain, key and body")]
     SignatureInvalid,
+    #[error("the query nonce must be 16 to 32 bytes, got {length}")]
+    NonceLength { length: usize },
 }
 
 fn length_prefix(bytes: &[u8]) -> Result<[u8; 2], SigningError> {
@@ -190,15 +192,25 @@ pub fn verify_strict(
     Ok((transaction_id, verifying_key))
 }
 
-/// The digest a query caller signs (`varde-query-v1`, see `query_service.proto`). `request_bytes`
+/// The shortest and longest nonce of a signed query.
+pub const QUERY_NONCE_BYTES_MIN: usize = 16;
+pub const QUERY_NONCE_BYTES_MAX: usize = 32;
+
+/// The digest a query caller signs (`varde-query-v2`, see `query_service.proto`). `request_bytes`
 /// is the request encoded without its `auth` field.
 pub fn query_digest(
     chain_id: &str,
     method: &str,
     signed_at_unix_ms: i64,
+    nonce: &[u8],
     caller_public_key: &[u8; 32],
     request_bytes: &[u8],
 ) -> Result<[u8; 32], SigningError> {
+    if !(QUERY_NONCE_BYTES_MIN..=QUERY_NONCE_BYTES_MAX).contains(&nonce.len()) {
+        return Err(SigningError::NonceLength {
+            length: nonce.len(),
+        });
+    }
     let mut hasher = Sha256::new();
     hasher.update(QUERY_DOMAIN);
     hasher.update([0u8]);
@@ -207,34 +219,65 @@ pub fn query_digest(
     hasher.update(length_prefix(method.as_bytes())?);
     hasher.update(method.as_bytes());
     hasher.update(signed_at_unix_ms.to_be_bytes());
+    hasher.update([nonce.len() as u8]);
+    hasher.update(nonce);
     hasher.update(caller_public_key);
     hasher.update(request_bytes);
     Ok(hasher.finalize().into())
 }
 
-/// Verifies a query request's signature strictly.
+/// Signs `request` (whose `auth` field is unset) for `method` with `key`: the `auth` value to put
+/// in it. `nonce` must be fresh for every request (16 to 32 random bytes).
+pub fn sign_query(
+    chain_id: &str,
+    method: &str,
+    key: &SigningKey,
+    signed_at_unix_ms: i64,
+    nonce: &[u8],
+    request: &impl Message,
+) -> Result<v1::RequestAuthentication, SigningError> {
+    let caller_public_key = key.verifying_key().to_bytes();
+    let digest = query_digest(
+        chain_id,
+        method,
+        signed_at_unix_ms,
+        nonce,
+        &caller_public_key,
+        &request.encode_to_vec(),
+    )?;
+    Ok(v1::RequestAuthentication {
+        caller_public_key: caller_public_key.to_vec(),
+        signed_at_unix_ms,
+        signature: key.sign(&digest).to_bytes().to_vec(),
+        nonce: nonce.to_vec(),
+    })
+}
+
+/// Verifies a query request's signature strictly; `request_bytes` is the request encoded
+/// without its `auth` field.
 pub fn verify_query(
     chain_id: &str,
     method: &str,
-    signed_at_unix_ms: i64,
-    caller_public_key: &[u8],
-    signature: &[u8],
+    auth: &v1::RequestAuthentication,
     request_bytes: &[u8],
 ) -> Result<VerifyingKey, SigningError> {
-    let key_bytes =
-        <[u8; 32]>::try_from(caller_public_key).map_err(|_| SigningError::PublicKeyLength {
-            length: caller_public_key.len(),
-        })?;
-    let signature_bytes =
-        <[u8; 64]>::try_from(signature).map_err(|_| SigningError::SignatureLength {
-            length: signature.len(),
-        })?;
+    let key_bytes = <[u8; 32]>::try_from(auth.caller_public_key.as_slice()).map_err(|_| {
+        SigningError::PublicKeyLength {
+            length: auth.caller_public_key.len(),
+        }
+    })?;
+    let signature_bytes = <[u8; 64]>::try_from(auth.signature.as_slice()).map_err(|_| {
+        SigningError::SignatureLength {
+            length: auth.signature.len(),
+        }
+    })?;
     let verifying_key =
         VerifyingKey::from_bytes(&key_bytes).map_err(|_| SigningError::PublicKeyInvalid)?;
     let digest = query_digest(
         chain_id,
         method,
-        signed_at_unix_ms,
+        auth.signed_at_unix_ms,
+        &auth.nonce,
         &key_bytes,
         request_bytes,
     )?;
@@ -329,52 +372,33 @@ mod tests {
         );
     }
 
-    // A query signature verifies for its method and time and fails for another method.
+    // A query signature verifies for its method, time and nonce, and fails when any changes.
     #[test]
-    fn query_signature_binds_method_and_time() {
+    fn query_signature_binds_method_time_and_nonce() {
         let signing_key = key(4);
-        let public_key = signing_key.verifying_key().to_bytes();
-        let digest = query_digest(
-            "c",
-            "/varde.v1.Query/CheckAccess",
-            1_000,
-            &public_key,
-            b"req",
-        )
-        .unwrap();
-        let signature = signing_key.sign(&digest).to_bytes();
-        assert!(
-            verify_query(
-                "c",
-                "/varde.v1.Query/CheckAccess",
-                1_000,
-                &public_key,
-                &signature,
-                b"req"
-            )
-            .is_ok()
-        );
-        assert!(
-            verify_query(
-                "c",
-                "/varde.v1.Query/GetRecord",
-                1_000,
-                &public_key,
-                &signature,
-                b"req"
-            )
-            .is_err()
-        );
-        assert!(
-            verify_query(
-                "c",
-                "/varde.v1.Query/CheckAccess",
-                1_001,
-                &public_key,
-                &signature,
-                b"req"
-            )
-            .is_err()
+        let request = v1::GetBlockRequest {
+            auth: None,
+            height: 7,
+        };
+        let nonce = [9u8; 16];
+        let method = "/varde.v1.Ledger/GetBlock";
+        let auth = sign_query("c", method, &signing_key, 1_000, &nonce, &request).unwrap();
+        let bytes = request.encode_to_vec();
+        assert!(verify_query("c", method, &auth, &bytes).is_ok());
+        assert!(verify_query("c", "/varde.v1.Query/GetRecord", &auth, &bytes).is_err());
+        assert!(verify_query("other", method, &auth, &bytes).is_err());
+        assert!(verify_query("c", method, &auth, b"other request").is_err());
+        let mut later = auth.clone();
+        later.signed_at_unix_ms += 1;
+        assert!(verify_query("c", method, &later, &bytes).is_err());
+        let mut renonced = auth.clone();
+        renonced.nonce[0] ^= 1;
+        assert!(verify_query("c", method, &renonced, &bytes).is_err());
+        let mut short = auth;
+        short.nonce.truncate(15);
+        assert_eq!(
+            verify_query("c", method, &short, &bytes),
+            Err(SigningError::NonceLength { length: 15 })
         );
     }
 }

@@ -711,6 +711,28 @@ pub fn access_event_to_wire(event: &AccessEvent) -> v1::AccessEvent {
         reason: event.reason.clone(),
         grant_id: event.grant_id.map(|id| id.0.to_vec()).unwrap_or_default(),
         height: event.height,
+        accessor_institution_name: String::new(),
+    }
+}
+
+pub fn access_block_to_wire(block: &AccessBlock) -> v1::AccessBlockEntry {
+    v1::AccessBlockEntry {
+        block_id: block.block_id.0.to_vec(),
+        terms: Some(v1::BlockAccess {
+            issuer_org_number: block.issuer.to_string(),
+            subject_pseudonym: block.subject.0.to_vec(),
+            target: Some(match &block.target {
+                BlockTarget::Institution(org_number) => {
+                    v1::block_access::Target::InstitutionOrgNumber(org_number.to_string())
+                }
+                BlockTarget::Person(hpr_number) => {
+                    v1::block_access::Target::HprNumber(hpr_number.to_string())
+                }
+            }),
+        }),
+        blocked_at_height: block.blocked_at_height,
+        lifted: block.lifted_at_height.is_some(),
+        lifted_at_height: block.lifted_at_height.unwrap_or_default(),
     }
 }
 

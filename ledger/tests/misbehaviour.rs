@@ -150,7 +150,7 @@ fn equivocation_is_recorded_and_listed() {
     let receipts = commit(&ledger, T0, vec![report(11, &evidence)]);
     assert!(receipts[0].is_applied(), "{receipts:?}");
 
-    let page = ledger.list_misbehaviour(0, "").unwrap();
+    let page = list_all(&ledger).unwrap();
     assert_eq!(page.items.len(), 1);
     assert!(page.next_page_token.is_empty());
     let record = &page.items[0];
@@ -220,8 +220,7 @@ fn the_same_misbehaviour_is_recorded_once() {
     let receipts = commit(&ledger, T0 + 2, vec![report(14, &prevotes)]);
     assert!(receipts[0].is_applied(), "{receipts:?}");
 
-    let kinds: Vec<MisbehaviourKind> = ledger
-        .list_misbehaviour(0, "")
+    let kinds: Vec<MisbehaviourKind> = list_all(&ledger)
         .unwrap()
         .items
         .iter()
@@ -306,7 +305,7 @@ fn forged_evidence_is_invalid() {
         assert_eq!(reason, RejectionReason::InvalidEvidence);
         assert!(detail.contains(expected), "{detail}");
     }
-    assert!(ledger.list_misbehaviour(0, "").unwrap().items.is_empty());
+    assert!(list_all(&ledger).unwrap().items.is_empty());
 }
 
 // A genuine report signed by an institution without the validator role is MISSING_ROLE and
@@ -319,7 +318,7 @@ fn a_non_validator_may_not_report() {
     let (reason, detail) = rejected(&receipts[0]);
     assert_eq!(reason, RejectionReason::MissingRole);
     assert!(detail.contains("validator"), "{detail}");
-    assert!(ledger.list_misbehaviour(0, "").unwrap().items.is_empty());
+    assert!(list_all(&ledger).unwrap().items.is_empty());
 }
 
 // Malformed evidence never reaches a block: admission refuses it and names the field.
@@ -399,10 +398,19 @@ fn misbehaviour_lists_in_pages() {
     );
     assert!(receipts.iter().all(Receipt::is_applied), "{receipts:?}");
 
-    let first = ledger.list_misbehaviour(2, "").unwrap();
+    let tokens = varde_ledger::page_token::PageTokenKey::derive(b"test node");
+    let page = |page_size: usize, page_token: &str| {
+        ledger.list_misbehaviour(varde_ledger::query::PageRequest {
+            page_size,
+            page_token,
+            tokens: &tokens,
+            scope: b"misbehaviour",
+        })
+    };
+    let first = page(2, "").unwrap();
     assert_eq!(first.items.len(), 2);
     assert!(!first.next_page_token.is_empty());
-    let second = ledger.list_misbehaviour(2, &first.next_page_token).unwrap();
+    let second = page(2, &first.next_page_token).unwrap();
     assert!(second.next_page_token.is_empty());
     let slots: Vec<(u64, u32, MisbehaviourKind)> = first
         .items
@@ -420,7 +428,20 @@ fn misbehaviour_lists_in_pages() {
     );
     // A token that points outside the listing (here: at the chain id) is not accepted.
     assert!(matches!(
-        ledger.list_misbehaviour(2, &varde_ledger::hex::encode(b"chain_id")),
+        page(2, &varde_ledger::hex::encode(b"chain_id")),
         Err(QueryError::InvalidPageToken)
     ));
+}
+
+/// Every recorded misbehaviour, in one page.
+fn list_all(
+    ledger: &Ledger<MemoryStore>,
+) -> Result<varde_ledger::query::Page<varde_ledger::domain::Misbehaviour>, QueryError> {
+    let tokens = varde_ledger::page_token::PageTokenKey::derive(b"test node");
+    ledger.list_misbehaviour(varde_ledger::query::PageRequest {
+        page_size: 0,
+        page_token: "",
+        tokens: &tokens,
+        scope: b"misbehaviour",
+    })
 }

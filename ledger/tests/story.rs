@@ -145,7 +145,7 @@ fn log_access(
     })
 }
 
-// The story of DESIGN.md §2: anchor, deny, grant, allow, log, block, deny in emergency, emergency
+// The domain's story (ARCHITECTURE.md, "The domain"): anchor, deny, grant, allow, log, block, deny in emergency, emergency
 // read elsewhere, revoke, and the patient's access log with every event and its basis.
 #[test]
 fn domain_story() {
@@ -316,12 +316,30 @@ fn domain_story() {
     );
 
     // The patient's access log lists every event with its basis, in order, across pages.
-    let first = query::access_events_by_subject(ledger.store(), &subject(), 2, "").unwrap();
+    let tokens = varde_ledger::page_token::PageTokenKey::derive(b"test node");
+    let page = |page_size: usize, page_token: &'static str| -> query::PageRequest<'_> {
+        query::PageRequest {
+            page_size,
+            page_token,
+            tokens: &tokens,
+            scope: b"story",
+        }
+    };
+    let first =
+        query::access_events_by_subject(ledger.store(), &subject(), page(2, ""), everything)
+            .unwrap();
     assert_eq!(first.items.len(), 2);
     assert!(!first.next_page_token.is_empty());
-    let second =
-        query::access_events_by_subject(ledger.store(), &subject(), 2, &first.next_page_token)
-            .unwrap();
+    let second = query::access_events_by_subject(
+        ledger.store(),
+        &subject(),
+        query::PageRequest {
+            page_token: &first.next_page_token,
+            ..page(2, "")
+        },
+        everything,
+    )
+    .unwrap();
     assert!(second.next_page_token.is_empty());
     let events: Vec<_> = first.items.into_iter().chain(second.items).collect();
     let summary: Vec<(AccessClassification, bool, Option<TransactionId>, &str)> = events
@@ -360,13 +378,13 @@ fn domain_story() {
     );
     // Records and grants are listed by subject; the grant shows its revocation.
     assert_eq!(
-        query::records_by_subject(ledger.store(), &subject(), 0, "")
+        query::records_by_subject(ledger.store(), &subject(), page(0, ""), everything)
             .unwrap()
             .items
             .len(),
         1
     );
-    let grants = query::grants_by_subject(ledger.store(), &subject(), 0, "")
+    let grants = query::grants_by_subject(ledger.store(), &subject(), page(0, ""), everything)
         .unwrap()
         .items;
     assert!(grants[0].revoked.is_some());
@@ -374,8 +392,8 @@ fn domain_story() {
         query::access_events_by_accessor(
             ledger.store(),
             &OrgNumber::parse(MUNICIPALITY).unwrap(),
-            0,
-            ""
+            page(0, ""),
+            everything
         )
         .unwrap()
         .items
@@ -564,4 +582,13 @@ fn execution_is_deterministic() {
         commit(ledger, T0, vec![envelope(CHAIN, 1, &body(anchor()))]);
     }
     assert_eq!(first.head().unwrap(), second.head().unwrap());
+}
+
+/// The visibility predicate of a caller who sees everything (the rules are tested in
+/// tests/visibility.rs).
+fn everything<T>(
+    _: &varde_ledger::state::StateView<'_, MemoryStore>,
+    _: &T,
+) -> Result<bool, varde_ledger::state::StateError> {
+    Ok(true)
 }

@@ -1,5 +1,5 @@
 //! `varde-node`: one validator. It wires the mempool, the consensus engine, the ledger, storage,
-//! the gRPC API and metrics together (DESIGN.md §5, §7); the libp2p network plugs in through
+//! the gRPC API and metrics together (ARCHITECTURE.md, "Network" and "Interfaces"); the libp2p network plugs in through
 //! [`network::Network`] and [`driver::DriverHandle`].
 //!
 //! Tasks and channels (see `README.md`):

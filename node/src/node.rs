@@ -68,6 +68,9 @@ pub async fn start<S: Store + 'static>(
 ) -> anyhow::Result<RunningNode> {
     config.validate().context("invalid node configuration")?;
     let signing_key = varde_ledger::keyfile::read_signing_key(&config.validator_key_path)?;
+    // Page tokens are sealed with a key derived from the node's own secret: they survive a
+    // restart, and no other node can forge or read them.
+    let page_tokens = varde_ledger::page_token::PageTokenKey::derive(&signing_key.to_bytes());
     let ledger = Ledger::open(store, genesis).context("cannot open the ledger")?;
     let context = Arc::new(NodeContext::new(
         ledger,
@@ -157,7 +160,7 @@ pub async fn start<S: Store + 'static>(
     let network_task =
         network_task.map(|task| tokio::spawn(task.run(driver_handle, wait_for_stop())));
     let mut driver_task = tokio::spawn(driver.run(wait_for_stop()));
-    let api = Api::new(context.clone(), stopped_receiver);
+    let api = Api::new(context.clone(), stopped_receiver, page_tokens);
     let mut grpc_task = tokio::spawn(serve_grpc(api, grpc_listener, wait_for_stop()));
     let metrics_task = metrics_listener.map(|listener| {
         tokio::spawn(crate::metrics::serve(

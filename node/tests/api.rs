@@ -160,31 +160,50 @@ async fn submitted_transaction_is_found_in_a_block_with_a_proof() {
     // Waiting again for the same transaction returns its receipt (SubmitAndWait is retryable).
     let waited = commit(&mut client, transaction.clone()).await;
     assert_eq!(waited.transaction_id, id);
+    let hospital = keys.of(demo::HOSPITAL);
     let found = client
-        .get_transaction(v1::GetTransactionRequest {
-            transaction_id: id.clone(),
-        })
+        .get_transaction(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetTransaction",
+            v1::GetTransactionRequest {
+                auth: None,
+                transaction_id: id.clone(),
+            }
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(found.status, v1::TransactionStatus::Committed as i32);
-    assert_eq!(found.transaction, Some(transaction));
+    assert_eq!(found.transaction, Some(transaction.clone()));
+    assert!(!found.withheld);
     let receipt = found.receipt.unwrap();
     let block = client
-        .get_block(v1::GetBlockRequest {
-            height: receipt.height,
-        })
+        .get_block(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetBlock",
+            v1::GetBlockRequest {
+                auth: None,
+                height: receipt.height,
+            }
+        ))
         .await
         .unwrap()
-        .into_inner()
-        .block
-        .unwrap();
+        .into_inner();
     assert_eq!(block.header.unwrap().height, receipt.height);
+    assert!(block.certificate.is_some());
+    let in_block = &block.transactions[receipt.index as usize];
+    assert_eq!(in_block.transaction_id, id);
+    assert_eq!(in_block.transaction, Some(transaction));
     let proof = client
-        .get_inclusion_proof(v1::GetInclusionProofRequest {
-            transaction_id: id.clone(),
-            tree_size: 0,
-        })
+        .get_inclusion_proof(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetInclusionProof",
+            v1::GetInclusionProofRequest {
+                auth: None,
+                transaction_id: id.clone(),
+                tree_size: 0,
+            }
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -204,15 +223,27 @@ async fn submitted_transaction_is_found_in_a_block_with_a_proof() {
         &proof.ledger_root.as_slice().try_into().unwrap()
     ));
     let unknown = client
-        .get_transaction(v1::GetTransactionRequest {
-            transaction_id: vec![9; 32],
-        })
+        .get_transaction(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetTransaction",
+            v1::GetTransactionRequest {
+                auth: None,
+                transaction_id: vec![9; 32],
+            }
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(unknown.status, v1::TransactionStatus::Unknown as i32);
     let missing = client
-        .get_block(v1::GetBlockRequest { height: 10_000 })
+        .get_block(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetBlock",
+            v1::GetBlockRequest {
+                auth: None,
+                height: 10_000
+            }
+        ))
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
@@ -533,9 +564,14 @@ async fn restart_keeps_every_committed_transaction() {
     let mut client = node.ledger().await;
     for id in &ids {
         let found = client
-            .get_transaction(v1::GetTransactionRequest {
-                transaction_id: id.clone(),
-            })
+            .get_transaction(sign!(
+                keys.of(demo::AUDITOR),
+                "/varde.v1.Ledger/GetTransaction",
+                v1::GetTransactionRequest {
+                    auth: None,
+                    transaction_id: id.clone(),
+                }
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -683,8 +719,8 @@ async fn events_stream_from_a_height_with_filters() {
     node.stop().await;
 }
 
-// A validator's double precommit, reported through Submit, is listed by the unauthenticated
-// ListMisbehaviour with its evidence; a second report is rejected, a foreign page token is
+// A validator's double precommit, reported through Submit, is listed by ListMisbehaviour to any
+// member with its evidence; a second report is rejected, a foreign page token is
 // INVALID_ARGUMENT, and a non-auditor member follows the report in StreamEvents.
 #[tokio::test]
 async fn reported_misbehaviour_is_listed_publicly() {
@@ -734,8 +770,13 @@ async fn reported_misbehaviour_is_listed_publicly() {
         Some(v1::RejectionReason::EvidenceAlreadyRecorded)
     );
 
+    let municipality = keys.of(demo::MUNICIPALITY);
     let listed = client
-        .list_misbehaviour(v1::ListMisbehaviourRequest::default())
+        .list_misbehaviour(sign!(
+            municipality,
+            "/varde.v1.Ledger/ListMisbehaviour",
+            v1::ListMisbehaviourRequest::default()
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -760,10 +801,15 @@ async fn reported_misbehaviour_is_listed_publicly() {
     assert!(listed.height >= first.receipt.as_ref().unwrap().height);
 
     let bad_token = client
-        .list_misbehaviour(v1::ListMisbehaviourRequest {
-            page_size: 1,
-            page_token: "00".to_owned(),
-        })
+        .list_misbehaviour(sign!(
+            municipality,
+            "/varde.v1.Ledger/ListMisbehaviour",
+            v1::ListMisbehaviourRequest {
+                auth: None,
+                page_size: 1,
+                page_token: "00".to_owned(),
+            }
+        ))
         .await
         .unwrap_err();
     assert_eq!(bad_token.code(), Code::InvalidArgument);

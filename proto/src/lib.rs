@@ -1,7 +1,7 @@
 //! Varde's wire types and gRPC service definitions (package `varde.v1`), generated at build time
 //! from `proto/varde/v1/*.proto` without a system `protoc`.
 //!
-//! This crate holds no logic (DESIGN.md §8). The signing scheme is specified in
+//! This crate holds no logic (ARCHITECTURE.md, "Code map"). The signing scheme is specified in
 //! `proto/varde/v1/transaction.proto`; `testdata/signing-vectors.json` holds worked examples, and
 //! `varde-ledger` implements and checks them.
 

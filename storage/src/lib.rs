@@ -1,6 +1,6 @@
 //! Varde's storage contract.
 //!
-//! The ledger keeps everything it knows in a handful of column families (DESIGN.md §6) and commits each
+//! The ledger keeps everything it knows in a handful of column families (ARCHITECTURE.md, "Storage") and commits each
 //! block as one atomic, durable [`WriteBatch`]. [`Store`] is that contract; [`RocksStore`] implements it
 //! on RocksDB for nodes, [`MemoryStore`] in memory for simulation and unit tests. Both check, when
 //! opened, that the database belongs to the expected chain ([`ChainIdentity`], [`check_identity`]).

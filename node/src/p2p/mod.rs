@@ -1,4 +1,4 @@
-//! The validator network over libp2p (DESIGN.md §5): TCP + Noise + Yamux, the validator's Ed25519
+//! The validator network over libp2p (ARCHITECTURE.md, "Network"): TCP + Noise + Yamux, the validator's Ed25519
 //! key as its libp2p identity.
 //!
 //! - **Gating.** Only the genesis validators and the configured observers are allowed; any other

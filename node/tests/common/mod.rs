@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use prost::Message;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -133,25 +133,31 @@ pub fn is_applied(receipt: &Option<v1::Receipt>) -> bool {
     )
 }
 
-/// The `auth` of a query request (varde-query-v1), for `request` encoded without it.
+/// The `auth` of a signed request (varde-query-v2) with a fresh nonce, for `request` encoded
+/// without it.
 pub fn authenticate<T: Message>(
     key: &SigningKey,
     method: &str,
     request: &T,
 ) -> v1::RequestAuthentication {
-    let signed_at_unix_ms = now_unix_ms();
-    let public_key = key.verifying_key().to_bytes();
-    let digest = varde_ledger::signing::query_digest(
+    varde_ledger::signing::sign_query(
         CHAIN,
         method,
-        signed_at_unix_ms,
-        &public_key,
-        &request.encode_to_vec(),
+        key,
+        now_unix_ms(),
+        &rand::random::<[u8; 16]>(),
+        request,
     )
-    .unwrap();
-    v1::RequestAuthentication {
-        caller_public_key: public_key.to_vec(),
-        signed_at_unix_ms,
-        signature: key.sign(&digest).to_bytes().to_vec(),
-    }
+    .unwrap()
+}
+
+/// Signs `$request` (a request message with an `auth` field) for `$method` with `$key`.
+#[macro_export]
+macro_rules! sign {
+    ($key:expr, $method:expr, $request:expr) => {{
+        let mut request = $request;
+        request.auth = None;
+        request.auth = Some($crate::common::authenticate($key, $method, &request));
+        request
+    }};
 }

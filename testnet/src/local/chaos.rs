@@ -178,11 +178,13 @@ async fn run_on(
     for validator in &validators {
         clients.push(ledger(*validator).await?);
     }
-    let forks = count_forks(&mut clients, head).await?;
+    // The checks read as the demo auditor, who may see every block and transaction.
+    let reader = keys.of(varde_node::demo::AUDITOR).clone();
+    let forks = count_forks(&mut clients, &reader, head).await?;
     let mut lost = 0;
     for id in &report.acknowledged {
         for client in &mut clients {
-            if !is_committed(client, id).await? {
+            if !is_committed(client, &reader, id).await? {
                 lost += 1;
                 break;
             }
@@ -233,18 +235,24 @@ async fn settle(validators: &[std::net::SocketAddr]) -> anyhow::Result<u64> {
 }
 
 /// Heights up to `head` at which some validator's block header differs from the first's.
-async fn count_forks(clients: &mut [LedgerClient], head: u64) -> anyhow::Result<usize> {
+async fn count_forks(
+    clients: &mut [LedgerClient],
+    reader: &ed25519_dalek::SigningKey,
+    head: u64,
+) -> anyhow::Result<usize> {
     let mut forks = 0;
     for height in 1..=head {
         let mut reference: Option<v1::BlockHeader> = None;
         for client in clients.iter_mut() {
+            let request = signed(reader, "/varde.v1.Ledger/GetBlock", |auth| {
+                v1::GetBlockRequest { auth, height }
+            })?;
             let header = client
-                .get_block(v1::GetBlockRequest { height })
+                .get_block(request)
                 .await
                 .with_context(|| format!("reading block {height}"))?
                 .into_inner()
-                .block
-                .and_then(|block| block.header);
+                .header;
             match (&reference, header) {
                 (None, Some(header)) => reference = Some(header),
                 (Some(expected), Some(header)) if *expected == header => {}
@@ -258,11 +266,36 @@ async fn count_forks(clients: &mut [LedgerClient], head: u64) -> anyhow::Result<
     Ok(forks)
 }
 
-async fn is_committed(client: &mut LedgerClient, id: &[u8]) -> anyhow::Result<bool> {
-    let response = client
-        .get_transaction(v1::GetTransactionRequest {
+/// A read request signed by `reader` (varde-query-v2): `build(auth)` makes it.
+pub(crate) fn signed<T: prost::Message>(
+    reader: &ed25519_dalek::SigningKey,
+    method: &str,
+    build: impl Fn(Option<v1::RequestAuthentication>) -> T,
+) -> anyhow::Result<T> {
+    let auth = varde_ledger::signing::sign_query(
+        varde_node::demo::CHAIN_ID,
+        method,
+        reader,
+        varde_node::context::now_unix_ms(),
+        &rand::random::<[u8; 16]>(),
+        &build(None),
+    )?;
+    Ok(build(Some(auth)))
+}
+
+async fn is_committed(
+    client: &mut LedgerClient,
+    reader: &ed25519_dalek::SigningKey,
+    id: &[u8],
+) -> anyhow::Result<bool> {
+    let request = signed(reader, "/varde.v1.Ledger/GetTransaction", |auth| {
+        v1::GetTransactionRequest {
+            auth,
             transaction_id: id.to_vec(),
-        })
+        }
+    })?;
+    let response = client
+        .get_transaction(request)
         .await
         .context("reading a transaction")?
         .into_inner();

@@ -1,0 +1,339 @@
+//! `varde.v1.Ledger`: submissions, and the reads of transactions, blocks, proofs, events and
+//! recorded misbehaviour, each through the visibility rule.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tonic::{Request, Response, Status};
+use varde_ledger::accumulator;
+use varde_ledger::signing::TransactionId;
+use varde_ledger::state::StateView;
+use varde_ledger::visibility::Viewer;
+use varde_ledger::wire;
+use varde_proto::v1;
+use varde_storage::Store;
+
+use super::events::EventStream;
+use super::{
+    Api, SUBMIT_WAIT_DEFAULT, SUBMIT_WAIT_MAX, admission_status, internal, query_status,
+    redacted_receipt, transaction_id,
+};
+use crate::context::now_unix_ms;
+
+impl<S: Store + 'static> Api<S> {
+    fn admit(&self, transaction: Option<v1::SignedTransaction>) -> Result<TransactionId, Status> {
+        let transaction = transaction
+            .ok_or_else(|| Status::invalid_argument("field `transaction` is required"))?;
+        match self.context.admit_and_gossip(transaction) {
+            Ok(id) => {
+                tracing::debug!(transaction = %crate::context::short_hex(&id.0), "admitted");
+                Ok(id)
+            }
+            Err(error) => {
+                self.context.metrics.count_rejection(error.reason());
+                tracing::debug!(reason = error.reason(), "submission refused");
+                Err(admission_status(&error))
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
+    async fn submit(
+        &self,
+        request: Request<v1::SubmitRequest>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
+        let id = self.admit(request.into_inner().transaction)?;
+        Ok(Response::new(v1::SubmitResponse {
+            transaction_id: id.0.to_vec(),
+        }))
+    }
+
+    async fn submit_and_wait(
+        &self,
+        request: Request<v1::SubmitAndWaitRequest>,
+    ) -> Result<Response<v1::SubmitAndWaitResponse>, Status> {
+        let request = request.into_inner();
+        let wait = match request.timeout_ms {
+            0 => SUBMIT_WAIT_DEFAULT,
+            milliseconds => Duration::from_millis(u64::from(milliseconds)).min(SUBMIT_WAIT_MAX),
+        };
+        // Subscribe before admission, so that a commit right after admission is not missed.
+        let mut committed = self.context.committed.subscribe();
+        let transaction = request.transaction;
+        let id = match self.admit(transaction.clone()) {
+            Ok(id) => id,
+            Err(status) if status.code() == tonic::Code::AlreadyExists => {
+                // A retry of a submitted transaction waits for it (SubmitAndWait is retryable).
+                let message = status.message().to_owned();
+                let refuse = || Status::already_exists(message.clone());
+                let envelope = transaction.ok_or_else(refuse)?;
+                let signer = <[u8; 32]>::try_from(envelope.signer_public_key.as_slice())
+                    .map_err(|_| refuse())?;
+                let id = varde_ledger::signing::signing_digest(
+                    self.context.ledger.chain_id(),
+                    &signer,
+                    &envelope.body,
+                )
+                .map_err(|_| refuse())?;
+                if let Some((receipt, _)) = self.committed_transaction(&id)? {
+                    return Ok(Response::new(v1::SubmitAndWaitResponse {
+                        transaction_id: id.0.to_vec(),
+                        receipt: Some(wire::receipt_to_wire(&receipt)),
+                    }));
+                }
+                id
+            }
+            Err(status) => return Err(status),
+        };
+        let wait_for_commit = async {
+            loop {
+                match committed.recv().await {
+                    Ok(block) => {
+                        if let Some(transaction) = block
+                            .transactions
+                            .iter()
+                            .find(|transaction| transaction.id == id)
+                        {
+                            return Ok(wire::receipt_to_wire(&transaction.receipt));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if let Some((receipt, _)) = self.committed_transaction(&id)? {
+                            return Ok(wire::receipt_to_wire(&receipt));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(Status::unavailable(
+                            "the node is shutting down; query the transaction later",
+                        ));
+                    }
+                }
+            }
+        };
+        let stopped = self.stopped();
+        let wait_for_commit = async {
+            tokio::select! {
+                _ = stopped => Err(Status::unavailable(
+                    "the node is shutting down; query the transaction later with GetTransaction",
+                )),
+                result = wait_for_commit => result,
+            }
+        };
+        match tokio::time::timeout(wait, wait_for_commit).await {
+            Ok(result) => Ok(Response::new(v1::SubmitAndWaitResponse {
+                transaction_id: id.0.to_vec(),
+                receipt: Some(result?),
+            })),
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "transaction {id} was admitted but not committed within {} ms; it may still commit: follow it with GetTransaction",
+                wait.as_millis()
+            ))),
+        }
+    }
+
+    async fn get_transaction(
+        &self,
+        request: Request<v1::GetTransactionRequest>,
+    ) -> Result<Response<v1::GetTransactionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = self.authenticate(
+            "/varde.v1.Ledger/GetTransaction",
+            &request,
+            request.auth.as_ref(),
+            |unsigned| unsigned.auth = None,
+        )?;
+        let id = transaction_id(&request.transaction_id)?;
+        let viewer = Viewer::new(&caller, now_unix_ms());
+        if let Some((receipt, envelope)) = self.committed_transaction(&id)? {
+            let visible = match &envelope {
+                Some(envelope) => self.may_see_envelope(&viewer, envelope, Some(&receipt))?,
+                None => false,
+            };
+            let wire_receipt = wire::receipt_to_wire(&receipt);
+            return Ok(Response::new(v1::GetTransactionResponse {
+                status: v1::TransactionStatus::Committed as i32,
+                receipt: Some(if visible {
+                    wire_receipt
+                } else {
+                    redacted_receipt(wire_receipt)
+                }),
+                transaction: envelope.filter(|_| visible),
+                withheld: !visible,
+            }));
+        }
+        let pending = self
+            .context
+            .mempool
+            .lock()
+            .expect("mempool lock")
+            .get(&id)
+            .cloned();
+        Ok(Response::new(match pending {
+            Some(transaction) => {
+                let visible = self.may_see_envelope(&viewer, &transaction, None)?;
+                v1::GetTransactionResponse {
+                    status: v1::TransactionStatus::Pending as i32,
+                    receipt: None,
+                    transaction: visible.then_some(transaction),
+                    withheld: !visible,
+                }
+            }
+            None => v1::GetTransactionResponse {
+                status: v1::TransactionStatus::Unknown as i32,
+                receipt: None,
+                transaction: None,
+                withheld: false,
+            },
+        }))
+    }
+
+    async fn get_block(
+        &self,
+        request: Request<v1::GetBlockRequest>,
+    ) -> Result<Response<v1::GetBlockResponse>, Status> {
+        let request = request.into_inner();
+        let caller = self.authenticate(
+            "/varde.v1.Ledger/GetBlock",
+            &request,
+            request.auth.as_ref(),
+            |unsigned| unsigned.auth = None,
+        )?;
+        let mut height = request.height;
+        if height == 0 {
+            height = self.height()?;
+            if height == 0 {
+                return Err(Status::not_found("no block is committed yet"));
+            }
+        }
+        let block = self.block_at(height)?.ok_or_else(|| {
+            Status::not_found(format!("no block at height {height}; the chain is shorter"))
+        })?;
+        let viewer = Viewer::new(&caller, now_unix_ms());
+        let mut transactions = Vec::with_capacity(block.transactions.len());
+        for (index, envelope) in block.transactions.into_iter().enumerate() {
+            let index = index as u32;
+            let receipt = self
+                .receipt_at(height, index)?
+                .ok_or_else(|| internal(format!("no receipt at height {height} index {index}")))?;
+            let visible = self.may_see_envelope(&viewer, &envelope, Some(&receipt))?;
+            let wire_receipt = wire::receipt_to_wire(&receipt);
+            transactions.push(v1::BlockTransaction {
+                transaction_id: receipt.transaction_id.0.to_vec(),
+                index,
+                receipt: Some(if visible {
+                    wire_receipt
+                } else {
+                    redacted_receipt(wire_receipt)
+                }),
+                transaction: visible.then_some(envelope),
+                withheld: !visible,
+            });
+        }
+        Ok(Response::new(v1::GetBlockResponse {
+            header: block.header,
+            transactions,
+            certificate: self.certificate_at(height)?,
+        }))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<v1::GetInclusionProofRequest>,
+    ) -> Result<Response<v1::GetInclusionProofResponse>, Status> {
+        let request = request.into_inner();
+        self.authenticate(
+            "/varde.v1.Ledger/GetInclusionProof",
+            &request,
+            request.auth.as_ref(),
+            |unsigned| unsigned.auth = None,
+        )?;
+        let id = transaction_id(&request.transaction_id)?;
+        let receipt = self
+            .context
+            .ledger
+            .receipt(&id)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("transaction {id} is not committed")))?;
+        let store = self.context.ledger.store();
+        let view = StateView::new(store);
+        let size = accumulator::size(&view).map_err(internal)?;
+        // The accumulator holds every transaction of every block in order: the leaf index is the
+        // number of transactions in the blocks before this one plus the index in the block.
+        let head = self.height()?;
+        let mut after = 0u64;
+        for height in receipt.height..=head {
+            let block = self
+                .block_at(height)?
+                .ok_or_else(|| internal("a block is missing"))?;
+            after += block.transactions.len() as u64;
+        }
+        let leaf_index = size - after + u64::from(receipt.index);
+        let tree_size = if request.tree_size == 0 {
+            size
+        } else {
+            request.tree_size
+        };
+        let proof = accumulator::inclusion_proof(&view, leaf_index, tree_size)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "field `tree_size` must be above the leaf index {leaf_index} and at most the ledger size {size}"
+                ))
+            })?;
+        let root = accumulator::root_at(&view, tree_size).map_err(internal)?;
+        Ok(Response::new(v1::GetInclusionProofResponse {
+            leaf_index,
+            tree_size,
+            audit_path: proof.audit_path.iter().map(|hash| hash.to_vec()).collect(),
+            ledger_root: root.to_vec(),
+        }))
+    }
+
+    type StreamEventsStream = EventStream;
+
+    async fn stream_events(
+        &self,
+        request: Request<v1::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let request = request.into_inner();
+        let caller = self.authenticate(
+            "/varde.v1.Ledger/StreamEvents",
+            &request,
+            request.auth.as_ref(),
+            |unsigned| unsigned.auth = None,
+        )?;
+        let stream = self.event_stream(request, caller)?;
+        Ok(Response::new(stream))
+    }
+
+    async fn list_misbehaviour(
+        &self,
+        request: Request<v1::ListMisbehaviourRequest>,
+    ) -> Result<Response<v1::ListMisbehaviourResponse>, Status> {
+        let request = request.into_inner();
+        let method = "/varde.v1.Ledger/ListMisbehaviour";
+        let caller = self.authenticate(method, &request, request.auth.as_ref(), |unsigned| {
+            unsigned.auth = None
+        })?;
+        let height = self.height()?;
+        let scope = super::query_service::page_scope(&caller, method, &[]);
+        let page = self
+            .context
+            .ledger
+            .list_misbehaviour(self.page_request(request.page_size, &request.page_token, &scope))
+            .map_err(query_status)?;
+        let records = page
+            .items
+            .iter()
+            .map(wire::misbehaviour_to_wire)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        Ok(Response::new(v1::ListMisbehaviourResponse {
+            records,
+            next_page_token: page.next_page_token,
+            height,
+        }))
+    }
+}
