@@ -235,6 +235,7 @@ pub fn event_json(event: &v1::AccessEvent) -> Value {
         "reason": event.reason,
         "grant_id": optional_hex(&event.grant_id),
         "height": event.height,
+        "accessor_institution_name": optional_text(&event.accessor_institution_name),
     })
 }
 
