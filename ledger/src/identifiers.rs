@@ -206,10 +206,13 @@ fn check_digits_valid_current_rule(values: &[u32]) -> bool {
 ///   Devanagari, mathematical, … — [`ND_ZEROS`]) or a compatibility form of digits (superscript,
 ///   subscript, circled, parenthesised, with full stop or comma — [`COMPATIBILITY_DIGITS`]; a
 ///   circled 12 counts as the digits 1 and 2);
-/// - any number of separators may stand between two digits, anywhere (6+5, 2+2+2+5, 6+3+2 or
-///   between every digit): every Unicode White_Space character, `+`, hyphens and dashes, full
-///   stops and dots, and invisible formatting characters and combining marks
-///   ([`is_separator`]); anything else ends the run of digits (letters, `/`, `:`, `,`, …);
+/// - the 11 digits stand together, also inside a longer run of digits, or they are whole groups of
+///   digits with only separators between the groups (6+5, 2+2+2+5, 6+3+2, 4+2+5, or a separator
+///   after every digit): any number of separators, each one of every Unicode White_Space
+///   character, `+`, hyphens and dashes, full stops and dots, invisible formatting characters and
+///   combining marks ([`is_separator`]); anything else (letters, `/`, `:`, `,`, …) ends the
+///   chain of groups. Groups are taken whole so that unrelated numbers next to each other
+///   (`python-1764585695123-4711`, `31.12.2025 14.30`) are not read as one long run;
 /// - the text is scanned as written and again after URI-style decoding, repeated while it changes
 ///   (at most [`DECODE_ROUNDS`] times): `%XX` percent-escapes in either case (also partial, and
 ///   of separators or of UTF-8 sequences) and HTML numeric character references (`&#51;`,
@@ -259,30 +262,74 @@ pub fn bytes_contain_national_id_like(bytes: &[u8]) -> bool {
     contains_ascii_digit_run(bytes) || contains_national_id_like(&String::from_utf8_lossy(bytes))
 }
 
-/// The scan of one variant of the text: runs of digits, separators skipped.
+/// The scan of one variant of the text. Digits form groups; groups with only separators between
+/// them form a chain; anything else ends the chain. A number is found as 11 consecutive digits
+/// inside one group, or as whole consecutive groups of one chain with 11 digits in all.
 fn scan_for_national_id(text: &str) -> bool {
-    // The last 11 digit values of the current run, oldest first once full.
-    let mut window = [0u8; NATIONAL_ID_DIGITS];
-    let mut filled = 0usize;
+    let mut chain = Chain::default();
     for character in text.chars() {
         if let Some(digits) = digits_of(character) {
             for &digit in digits.as_slice() {
-                if filled == NATIONAL_ID_DIGITS {
-                    window.rotate_left(1);
-                    window[NATIONAL_ID_DIGITS - 1] = digit;
-                } else {
-                    window[filled] = digit;
-                    filled += 1;
-                }
-                if filled == NATIONAL_ID_DIGITS && kind_of_values(&window).is_some() {
+                if chain.push_digit(digit) {
                     return true;
                 }
             }
-        } else if !is_separator(character) {
-            filled = 0;
+        } else if is_separator(character) {
+            if chain.close_group() {
+                return true;
+            }
+        } else {
+            if chain.close_group() {
+                return true;
+            }
+            chain.groups.clear();
         }
     }
-    false
+    chain.close_group()
+}
+
+/// The groups of digits of the current chain (the last 11 at most: a group has at least one
+/// digit) and the group being read.
+#[derive(Debug, Default)]
+struct Chain {
+    groups: Vec<Vec<u8>>,
+    current: Vec<u8>,
+}
+
+impl Chain {
+    /// Adds a digit to the current group; true when the group's last 11 digits are a number.
+    fn push_digit(&mut self, digit: u8) -> bool {
+        self.current.push(digit);
+        let length = self.current.len();
+        length >= NATIONAL_ID_DIGITS
+            && <&[u8; 11]>::try_from(&self.current[length - NATIONAL_ID_DIGITS..])
+                .is_ok_and(|digits| kind_of_values(digits).is_some())
+    }
+
+    /// Ends the current group (if any); true when whole groups ending with it hold 11 digits that
+    /// are a number.
+    fn close_group(&mut self) -> bool {
+        if self.current.is_empty() {
+            return false;
+        }
+        self.groups.push(std::mem::take(&mut self.current));
+        if self.groups.len() > NATIONAL_ID_DIGITS {
+            self.groups.remove(0);
+        }
+        let mut total = 0;
+        for (index, group) in self.groups.iter().enumerate().rev() {
+            total += group.len();
+            if total == NATIONAL_ID_DIGITS && index + 1 < self.groups.len() {
+                let digits: Vec<u8> = self.groups[index..].concat();
+                return <&[u8; 11]>::try_from(digits.as_slice())
+                    .is_ok_and(|digits| kind_of_values(digits).is_some());
+            }
+            if total >= NATIONAL_ID_DIGITS {
+                break;
+            }
+        }
+        false
+    }
 }
 
 /// One or two digit values (a circled 12 is two digits).
@@ -792,6 +839,32 @@ mod tests {
             "kl. 14.30, rom 312",
         ] {
             assert!(!contains_national_id_like(text), "{text:?}");
+        }
+        // Joined into one run of digits, each of these would hold a valid number; taken as whole
+        // groups, none does.
+        for text in [
+            "python-1764591252221-3181",
+            "01.12.2025 04.30",
+            "lab-2026-03-17-00107",
+        ] {
+            let joined: String = text.chars().filter(char::is_ascii_digit).collect();
+            assert!(contains_national_id_like(&joined), "{joined}");
+            assert!(!contains_national_id_like(text), "{text:?}");
+        }
+    }
+
+    // Whole groups with 11 digits in all are found wherever they stand in a chain; 11 digits
+    // inside one longer group too.
+    #[test]
+    fn whole_groups_of_eleven_digits_are_found() {
+        for text in [
+            "2026 311299 56715",
+            "311299 56715 2026",
+            "12-31-12-99-567-15-7",
+            "31 1 2 9 9 5 6 7 1 5",
+            "0031129956715000 42",
+        ] {
+            assert!(contains_national_id_like(text), "{text:?}");
         }
     }
 
