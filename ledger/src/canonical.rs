@@ -13,9 +13,11 @@
 //! are written when set, even to a default). An unknown enum value is kept as its number and
 //! written back the same, so it survives this check and is refused by field validation instead.
 //!
-//! Standard encoders (prost, protobuf-go, protobuf-python, protobuf-java, protobuf-es) produce this
-//! encoding for Varde's messages: every oneof of `varde.v1` comes after the plain fields with
-//! smaller numbers, so "fields in number order" and "oneofs last" agree.
+//! Standard encoders (prost, protobuf-go, protobuf-python, protobuf-java, ...) write known fields
+//! in field-number order and leave implicit defaults out, so they produce this encoding for Varde's
+//! messages: every oneof of `varde.v1` comes after the plain fields with smaller numbers, so
+//! "fields in number order" and "oneofs last" agree. `cli/tests/python_client.rs` submits a body
+//! encoded by protobuf-python to a node.
 
 use prost::Message;
 
