@@ -8,6 +8,7 @@ use varde_proto::v1;
 use varde_storage::{Column, Store, WriteBatch};
 
 use crate::access::{self, AccessRequest, Decision};
+use crate::canonical::{self, CanonicalError};
 use crate::domain::{Misbehaviour, Receipt};
 use crate::execution::{self, ExecutionContext};
 use crate::membership::{Genesis, GenesisError, Membership};
@@ -317,6 +318,15 @@ impl<S: Store> Ledger<S> {
         };
         Ok(view.get_json(Column::Receipts, &position)?)
     }
+}
+
+/// Decodes a block's payload as a peer sent it (in a proposal or a sync response). Only the
+/// canonical encoding of a `varde.v1.Block` is accepted ([`crate::canonical`]): the block's id is
+/// the hash of its header alone, so bytes the decoded view does not show (unknown fields, first
+/// copies of repeated fields) would otherwise travel, and be re-proposed, under a valid id.
+/// Honest proposers send `ExecutedBlock::block` as prost encodes it, which is canonical.
+pub fn decode_block(payload: &[u8]) -> Result<v1::Block, CanonicalError> {
+    canonical::decode_canonical(payload)
 }
 
 /// state_root(h) = SHA-256("varde-state-v1" || 0x00 || state_root(h-1) || every change of block h

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod accumulator;
+pub mod canonical;
 pub mod consensus_wire;
 pub mod domain;
 pub mod execution;

@@ -5,6 +5,7 @@
 use prost::Message;
 use varde_proto::v1;
 
+use crate::canonical::{self, CanonicalError};
 use crate::consensus_wire::{self, WireError};
 use crate::domain::*;
 use crate::identifiers::{self, HprNumber, IdentifierError, OrgNumber};
@@ -38,6 +39,10 @@ pub enum FieldProblem {
         "contains something shaped like a national identity number; use the subject pseudonym instead"
     )]
     NationalIdLike,
+    #[error(
+        "holds 11 consecutive ASCII digits, the shape of a national identity number; binary fields must not"
+    )]
+    DigitRun,
     #[error("{0}")]
     Identifier(#[from] IdentifierError),
     #[error("has unknown enum value {0}")]
@@ -76,8 +81,19 @@ pub enum TransactionError {
     TooLarge { size: usize, max: usize },
     #[error("the bytes are not a SignedTransaction: {0}")]
     MalformedEnvelope(String),
+    #[error(
+        "the bytes are not the canonical encoding of the SignedTransaction they decode to (unknown, \
+         repeated or out-of-order fields, non-minimal varints or explicitly encoded defaults)"
+    )]
+    NonCanonicalEnvelope,
     #[error("the body is not a TransactionBody: {0}")]
     MalformedBody(String),
+    #[error(
+        "the body is not the canonical encoding of the TransactionBody it decodes to (unknown, \
+         repeated or out-of-order fields, non-minimal varints, unpacked repeated fields or \
+         explicitly encoded defaults); sign what a standard proto3 encoder writes"
+    )]
+    NonCanonicalBody,
     #[error("the body names chain `{found}`, but this network is `{expected}`")]
     WrongChain { expected: String, found: String },
     #[error(transparent)]
@@ -97,7 +113,8 @@ pub struct VerifiedTransaction {
 }
 
 /// Decodes an encoded `SignedTransaction`, verifies its signature for `chain_id` and validates its
-/// body into the domain.
+/// body into the domain. The envelope and the body must each be the canonical encoding of what
+/// they decode to ([`canonical`]).
 pub fn decode_transaction(
     chain_id: &str,
     bytes: &[u8],
@@ -108,12 +125,17 @@ pub fn decode_transaction(
             max: TRANSACTION_BYTES_MAX,
         });
     }
-    let envelope = v1::SignedTransaction::decode(bytes)
-        .map_err(|error| TransactionError::MalformedEnvelope(error.to_string()))?;
+    let envelope = canonical::decode_canonical::<v1::SignedTransaction>(bytes).map_err(
+        |error| match error {
+            CanonicalError::Decode(error) => TransactionError::MalformedEnvelope(error.to_string()),
+            CanonicalError::NotCanonical => TransactionError::NonCanonicalEnvelope,
+        },
+    )?;
     verify_envelope(chain_id, envelope)
 }
 
-/// As [`decode_transaction`], for an envelope already decoded (e.g. by gRPC).
+/// As [`decode_transaction`], for an envelope already decoded (e.g. by gRPC): its own encoding is
+/// whatever this node re-encodes, but the body's bytes are kept as received and must be canonical.
 pub fn verify_envelope(
     chain_id: &str,
     envelope: v1::SignedTransaction,
@@ -135,8 +157,14 @@ pub fn check_envelope(
             max: TRANSACTION_BYTES_MAX,
         });
     }
-    let wire_body = v1::TransactionBody::decode(envelope.body.as_slice())
-        .map_err(|error| TransactionError::MalformedBody(error.to_string()))?;
+    // The body is stored byte for byte but checked through its decoded view: the two must agree.
+    let wire_body =
+        canonical::decode_canonical::<v1::TransactionBody>(&envelope.body).map_err(|error| {
+            match error {
+                CanonicalError::Decode(error) => TransactionError::MalformedBody(error.to_string()),
+                CanonicalError::NotCanonical => TransactionError::NonCanonicalBody,
+            }
+        })?;
     // A named chain is checked first so that a wrong chain reads as such, not as a bad signature.
     if !wire_body.chain_id.is_empty() && wire_body.chain_id != chain_id {
         let found = if wire_body.chain_id.chars().count() > CHAIN_ID_CHARS_MAX
@@ -162,6 +190,11 @@ pub fn check_envelope(
         )?
     };
     let body = decode_body(wire_body)?;
+    // Defence in depth: every field passed, but a number could still stand across the bytes of
+    // adjacent fields (tags and lengths can be digits too).
+    if identifiers::contains_plain_national_id(&envelope.body) {
+        return Err(field_error("body", FieldProblem::NationalIdLike).into());
+    }
     Ok(VerifiedTransaction {
         id,
         signer: verifying_key.to_bytes(),
@@ -181,6 +214,7 @@ pub fn decode_body(body: v1::TransactionBody) -> Result<TransactionBody, FieldEr
             },
         ));
     }
+    binary("nonce", &body.nonce)?;
     if body.expires_at_unix_ms < 0 {
         return Err(field_error("expires_at_unix_ms", FieldProblem::Negative));
     }
@@ -429,7 +463,7 @@ fn evidence(
     let Some(wire) = wire.filter(|wire| wire.kind.is_some()) else {
         return Err(field_error(field, FieldProblem::Missing));
     };
-    consensus_wire::evidence_from_wire(wire).map_err(|error| match error {
+    let evidence = consensus_wire::evidence_from_wire(wire).map_err(|error| match error {
         WireError::Missing(part) => field_error(&format!("{field}.{part}"), FieldProblem::Missing),
         WireError::Length {
             field: part,
@@ -449,7 +483,49 @@ fn evidence(
             &format!("{field}.vote.kind"),
             FieldProblem::UnknownEnumValue(value),
         ),
-    })
+    })?;
+    evidence_binaries(field, wire)?;
+    Ok(evidence)
+}
+
+/// The block ids and signatures of evidence are binary fields like any other.
+fn evidence_binaries(field: &str, wire: &v1::Evidence) -> Result<(), FieldError> {
+    match &wire.kind {
+        Some(v1::evidence::Kind::DuplicateVote(pair)) => {
+            for (name, signed) in [("first", &pair.first), ("second", &pair.second)] {
+                let Some(signed) = signed else { continue };
+                let path = format!("{field}.duplicate_vote.{name}");
+                if let Some(vote) = &signed.vote {
+                    binary(&format!("{path}.vote.block_id"), &vote.block_id)?;
+                }
+                binary(&format!("{path}.signature"), &signed.signature)?;
+            }
+        }
+        Some(v1::evidence::Kind::DuplicateProposal(pair)) => {
+            for (name, signed) in [("first", &pair.first), ("second", &pair.second)] {
+                let Some(signed) = signed else { continue };
+                let path = format!("{field}.duplicate_proposal.{name}");
+                if let Some(proposal) = &signed.proposal {
+                    binary(&format!("{path}.proposal.block_id"), &proposal.block_id)?;
+                }
+                binary(&format!("{path}.signature"), &signed.signature)?;
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// A binary field (nonce, hash, pseudonym, id, signature) must not hold 11 consecutive ASCII
+/// digits, nor, read as UTF-8, anything the free-text rule refuses.
+fn binary(field: &str, value: &[u8]) -> Result<(), FieldError> {
+    if identifiers::contains_ascii_digit_run(value) {
+        return Err(field_error(field, FieldProblem::DigitRun));
+    }
+    if identifiers::contains_national_id_like(&String::from_utf8_lossy(value)) {
+        return Err(field_error(field, FieldProblem::NationalIdLike));
+    }
+    Ok(())
 }
 
 /// Validates a free-text field: length in characters, no control characters, nothing shaped like
@@ -499,7 +575,7 @@ pub fn hpr_number(field: &str, value: &str) -> Result<HprNumber, FieldError> {
 }
 
 fn bytes32(field: &str, value: &[u8]) -> Result<[u8; 32], FieldError> {
-    <[u8; 32]>::try_from(value).map_err(|_| {
+    let bytes = <[u8; 32]>::try_from(value).map_err(|_| {
         field_error(
             field,
             if value.is_empty() {
@@ -511,7 +587,9 @@ fn bytes32(field: &str, value: &[u8]) -> Result<[u8; 32], FieldError> {
                 }
             },
         )
-    })
+    })?;
+    binary(field, value)?;
+    Ok(bytes)
 }
 
 pub fn subject(field: &str, value: &[u8]) -> Result<SubjectPseudonym, FieldError> {

@@ -6,7 +6,7 @@ use ed25519_dalek::SigningKey;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use varde_ledger::{hex, signing};
+use varde_ledger::{canonical, hex, signing};
 use varde_proto::v1;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -154,8 +154,13 @@ fn signing_vectors_recompute_exactly() {
             .unwrap();
         let signing_key = SigningKey::from_bytes(&seed);
         let body = hex::decode(&vector.body_hex).unwrap();
-        // The body is a real TransactionBody.
+        // The body is a real TransactionBody, in its canonical encoding (nodes refuse any other).
         v1::TransactionBody::decode(body.as_slice()).unwrap();
+        assert!(
+            canonical::decode_canonical::<v1::TransactionBody>(&body).is_ok(),
+            "{}",
+            vector.description
+        );
         let parts = signing::sign(&vector.chain_id, &signing_key, &body).unwrap();
         assert_eq!(
             hex::encode(&parts.signer_public_key),

@@ -480,7 +480,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         if self.executed.contains_key(&block.id) {
             return Ok(true);
         }
-        let Ok(decoded) = v1::Block::decode(&*block.payload) else {
+        let Ok(decoded) = varde_ledger::ledger::decode_block(&block.payload) else {
             return Ok(false);
         };
         let Some(header) = decoded.header.as_ref() else {
@@ -547,12 +547,12 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         let mut executed = match self.executed.remove(&decision.block.id) {
             Some(executed) => executed,
             None => {
-                let decoded = v1::Block::decode(&*decision.block.payload).map_err(|error| {
-                    DriverError::DecidedBlockMismatch {
+                let decoded = varde_ledger::ledger::decode_block(&decision.block.payload).map_err(
+                    |error| DriverError::DecidedBlockMismatch {
                         height,
                         detail: format!("the payload is not a block: {error}"),
-                    }
-                })?;
+                    },
+                )?;
                 let header = decoded.header.clone().unwrap_or_default();
                 let proposer = <[u8; 32]>::try_from(header.proposer.as_slice()).unwrap_or([0; 32]);
                 self.context.ledger.execute_block(

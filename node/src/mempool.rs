@@ -47,6 +47,9 @@ impl AdmissionError {
             AdmissionError::Invalid(TransactionError::TooLarge { .. }) => "too_large",
             AdmissionError::Invalid(TransactionError::MalformedEnvelope(_))
             | AdmissionError::Invalid(TransactionError::MalformedBody(_)) => "malformed",
+            AdmissionError::Invalid(
+                TransactionError::NonCanonicalEnvelope | TransactionError::NonCanonicalBody,
+            ) => "non_canonical",
             AdmissionError::Invalid(TransactionError::WrongChain { .. }) => "wrong_chain",
             AdmissionError::Invalid(TransactionError::Signature(_)) => "bad_signature",
             AdmissionError::Invalid(TransactionError::Field(_)) => "invalid_field",
