@@ -336,6 +336,9 @@ pub enum RejectionReason {
     SubjectMismatch,
     InvalidEvidence,
     EvidenceAlreadyRecorded,
+    /// A logged read's `accessed_at_unix_ms` lies outside the window around the block time
+    /// ([`crate::execution::ACCESS_TIME_BEFORE_BLOCK_MAX_MS`], `..._AFTER_BLOCK_MAX_MS`).
+    AccessTimeOutsideWindow,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
