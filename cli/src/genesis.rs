@@ -482,8 +482,8 @@ mod tests {
         assert!(add_validator(&mut genesis, org("983974899"), None, [3u8; 32]).is_err());
         // A submitting key or another validator's key is refused as a consensus key.
         for taken in [[1u8; 32], [2u8; 32]] {
-            let error = add_validator(&mut genesis, org("983974899"), Some("K".into()), taken)
-                .unwrap_err();
+            let error =
+                add_validator(&mut genesis, org("983974899"), Some("K".into()), taken).unwrap_err();
             assert!(error.to_string().contains("registered already"), "{error}");
         }
         add_validator(

@@ -297,10 +297,17 @@ mod tests {
         let submitting = key(20);
         assert!(!with_submitting.validator_keys().contains(&submitting));
         assert_eq!(
-            with_submitting.owner_of_key(&submitting).unwrap().org_number,
+            with_submitting
+                .owner_of_key(&submitting)
+                .unwrap()
+                .org_number,
             org(ORGS[0])
         );
-        assert!(with_submitting.validator_owner_of_key(&submitting).is_none());
+        assert!(
+            with_submitting
+                .validator_owner_of_key(&submitting)
+                .is_none()
+        );
         let consensus = key(10);
         assert!(with_submitting.owner_of_key(&consensus).is_none());
         assert_eq!(
@@ -412,7 +419,10 @@ mod tests {
         let genesis = genesis(0);
         let json = serde_json::to_value(&genesis).unwrap();
         assert_eq!(json["institutions"][0]["validator_key"], hex_key(10));
-        assert_eq!(json["institutions"][0]["public_keys"], serde_json::json!([]));
+        assert_eq!(
+            json["institutions"][0]["public_keys"],
+            serde_json::json!([])
+        );
         assert!(json["institutions"][4].get("validator_key").is_none());
         assert_eq!(
             serde_json::from_value::<Genesis>(json.clone()).unwrap(),

@@ -252,13 +252,25 @@ fn far_outside_and_emergencies() {
         &ledger,
         block_time,
         vec![
-            envelope(MUNICIPALITY_KEY, granted_read(block_time - 7 * 24 * HOUR, &grant_id), 1),
-            envelope(MUNICIPALITY_KEY, granted_read(block_time + HOUR, &grant_id), 2),
+            envelope(
+                MUNICIPALITY_KEY,
+                granted_read(block_time - 7 * 24 * HOUR, &grant_id),
+                1,
+            ),
+            envelope(
+                MUNICIPALITY_KEY,
+                granted_read(block_time + HOUR, &grant_id),
+                2,
+            ),
             envelope(MUNICIPALITY_KEY, granted_read(i64::MIN, &grant_id), 3),
             envelope(MUNICIPALITY_KEY, granted_read(i64::MAX, &grant_id), 4),
             envelope(
                 MUNICIPALITY_KEY,
-                read(block_time - 25 * HOUR, v1::PurposeOfUse::Etreat, emergency.clone()),
+                read(
+                    block_time - 25 * HOUR,
+                    v1::PurposeOfUse::Etreat,
+                    emergency.clone(),
+                ),
                 5,
             ),
             envelope(
@@ -268,11 +280,11 @@ fn far_outside_and_emergencies() {
             ),
         ],
     );
-    for outside in 0..5 {
+    for (index, receipt) in receipts[..5].iter().enumerate() {
         assert_eq!(
-            rejected(&receipts[outside]).0,
+            rejected(receipt).0,
             RejectionReason::AccessTimeOutsideWindow,
-            "receipt {outside}"
+            "receipt {index}"
         );
     }
     assert_eq!(
@@ -340,7 +352,14 @@ fn a_revocation_after_the_read_does_not_unauthorise_it() {
         grant_id: grant_id.clone(),
         reason: "samtykke trukket".to_owned(),
     });
-    assert!(commit(&ledger, revoked_at, vec![envelope(CONSENT_AUTHORITY_KEY, revoke, 1)])[0].is_applied());
+    assert!(
+        commit(
+            &ledger,
+            revoked_at,
+            vec![envelope(CONSENT_AUTHORITY_KEY, revoke, 1)]
+        )[0]
+        .is_applied()
+    );
     let receipts = commit(
         &ledger,
         revoked_at + 2 * HOUR,

@@ -363,16 +363,18 @@ fn a_validator_reports_with_its_consensus_or_submitting_key() {
     let anchor = v1::TransactionBody {
         chain_id: CHAIN.to_owned(),
         expires_at_height: 50,
-        action: Some(v1::transaction_body::Action::AnchorRecord(v1::AnchorRecord {
-            custodian_org_number: VALIDATORS[0].0.to_owned(),
-            record_id: "r-1".to_owned(),
-            subject_pseudonym: vec![1; 32],
-            category_code: "epikrise".to_owned(),
-            location_uri: "https://ehr.example.invalid/r-1".to_owned(),
-            content_sha256: vec![2; 32],
-            confidentiality: v1::Confidentiality::Normal as i32,
-            created_at_unix_ms: T0,
-        })),
+        action: Some(v1::transaction_body::Action::AnchorRecord(
+            v1::AnchorRecord {
+                custodian_org_number: VALIDATORS[0].0.to_owned(),
+                record_id: "r-1".to_owned(),
+                subject_pseudonym: vec![1; 32],
+                category_code: "epikrise".to_owned(),
+                location_uri: "https://ehr.example.invalid/r-1".to_owned(),
+                content_sha256: vec![2; 32],
+                confidentiality: v1::Confidentiality::Normal as i32,
+                created_at_unix_ms: T0,
+            },
+        )),
         ..Default::default()
     };
     let signed = varde_ledger::signing::sign_transaction(CHAIN, &key(11), &anchor).unwrap();

@@ -34,8 +34,7 @@ fn institution(org: &str, name: &str, roles: Vec<Role>, seed: u8) -> Institution
         roles,
         public_keys: vec![key(seed).verifying_key().to_bytes()],
         // The validator's consensus key is its own (seed + 100), never a submitting key.
-        validator_key: roles_validator
-            .then(|| key(seed + 100).verifying_key().to_bytes()),
+        validator_key: roles_validator.then(|| key(seed + 100).verifying_key().to_bytes()),
     }
 }
 

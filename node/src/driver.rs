@@ -640,7 +640,11 @@ mod tests {
         let keys = DemoKeys::from_seed(5);
         let validators_of = |genesis| {
             let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
-            let context = NodeContext::new(ledger, crate::mempool::Mempool::new(Default::default()), [0; 32]);
+            let context = NodeContext::new(
+                ledger,
+                crate::mempool::Mempool::new(Default::default()),
+                [0; 32],
+            );
             genesis_validators(&context).unwrap()
         };
         let plain = validators_of(keys.genesis(demo::CHAIN_ID, 0));
@@ -652,7 +656,11 @@ mod tests {
             .unwrap();
         operator.roles.push(Role::Submitter);
         operator.public_keys = (0x60..0x63)
-            .map(|seed| SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes())
+            .map(|seed| {
+                SigningKey::from_bytes(&[seed; 32])
+                    .verifying_key()
+                    .to_bytes()
+            })
             .collect();
         let with_submitting = validators_of(genesis);
         assert_eq!(with_submitting, plain);

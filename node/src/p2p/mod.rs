@@ -268,7 +268,9 @@ mod tests {
     fn submitting_keys_do_not_pass_the_gate() {
         let keys = DemoKeys::from_seed(3);
         let mut genesis = keys.genesis(demo::CHAIN_ID, 0);
-        let submitting = SigningKey::from_bytes(&[0x77; 32]).verifying_key().to_bytes();
+        let submitting = SigningKey::from_bytes(&[0x77; 32])
+            .verifying_key()
+            .to_bytes();
         let operator = genesis
             .institutions
             .iter_mut()
@@ -279,11 +281,17 @@ mod tests {
         let second = SigningKey::from_bytes(&[0x78; 32]);
         let mut other = operator.clone();
         other.org_number = varde_ledger::identifiers::OrgNumber::parse("991324968").unwrap();
-        other.public_keys = vec![SigningKey::from_bytes(&[0x79; 32]).verifying_key().to_bytes()];
+        other.public_keys = vec![
+            SigningKey::from_bytes(&[0x79; 32])
+                .verifying_key()
+                .to_bytes(),
+        ];
         other.validator_key = Some(second.verifying_key().to_bytes());
         genesis.institutions.push(other.clone());
         let membership = Membership::from_genesis(&genesis).unwrap();
-        let observer = SigningKey::from_bytes(&[0x7a; 32]).verifying_key().to_bytes();
+        let observer = SigningKey::from_bytes(&[0x7a; 32])
+            .verifying_key()
+            .to_bytes();
         let settings = NetworkSettings {
             listen_address: "127.0.0.1:0".parse().unwrap(),
             peers: Vec::new(),
