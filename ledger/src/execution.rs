@@ -313,6 +313,8 @@ fn apply<S: Store + ?Sized>(
                 target: target.clone(),
                 blocked_at_height: context.height,
                 lifted_at_height: None,
+                blocked_at_unix_ms: context.time_unix_ms,
+                lifted_at_unix_ms: None,
             };
             view.put_json(Column::AccessBlocks, id.0.to_vec(), &block);
             view.put(
@@ -338,6 +340,7 @@ fn apply<S: Store + ?Sized>(
                 );
             }
             block.lifted_at_height = Some(context.height);
+            block.lifted_at_unix_ms = Some(context.time_unix_ms);
             view.put_json(Column::AccessBlocks, block_id.0.to_vec(), &block);
             Ok(None)
         }
@@ -479,18 +482,20 @@ fn misbehaviour_name(kind: MisbehaviourKind) -> &'static str {
     }
 }
 
-/// Classifies a reported read: blocks hold first (even in an emergency), then the named grant,
-/// then emergency, then the custodian's own reads; anything else is unauthorised.
+/// Classifies a reported read at its reported time: blocks in force then hold first (even in an
+/// emergency), then the named grant, then emergency, then the custodian's own reads; anything else
+/// is unauthorised.
 fn classify<S: Store + ?Sized>(
     view: &StateView<'_, S>,
     report: &AccessReport,
     record: &RecordPointer,
 ) -> Result<(AccessClassification, String, Option<TransactionId>), Failure> {
-    let blocked = access::is_blocked(
+    let blocked = access::was_blocked_at(
         view,
         &record.subject,
         &report.accessor,
         Some(&report.accessor_person),
+        report.accessed_at_unix_ms,
     )?;
     if blocked {
         return Ok((

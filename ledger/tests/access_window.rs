@@ -1,6 +1,7 @@
 //! The audit trail cannot be backdated: a logged read must lie within 24 hours before and 5
 //! minutes after the block time, an emergency read needs purpose ETREAT, and a read is classified
-//! at its reported time (a grant revoked after the read still covers it).
+//! at its reported time (a grant revoked after the read still covers it; a patient block counts
+//! if it held at that time).
 
 use ed25519_dalek::SigningKey;
 use prost::Message;
@@ -383,4 +384,66 @@ fn a_revocation_after_the_read_does_not_unauthorise_it() {
     assert_eq!(events[0].grant_id.map(|id| id.0.to_vec()), Some(grant_id));
     assert_eq!(events[1].reason, "grant revoked");
     assert!(events[1].flagged);
+}
+
+fn block_municipality(ledger: &Ledger<MemoryStore>, at: i64) -> Vec<u8> {
+    let block = Action::BlockAccess(v1::BlockAccess {
+        issuer_org_number: CONSENT_AUTHORITY.to_owned(),
+        subject_pseudonym: subject(),
+        target: Some(v1::block_access::Target::InstitutionOrgNumber(
+            MUNICIPALITY.to_owned(),
+        )),
+    });
+    let receipts = commit(ledger, at, vec![envelope(CONSENT_AUTHORITY_KEY, block, 7)]);
+    assert!(receipts[0].is_applied(), "{receipts:?}");
+    receipts[0].transaction_id.0.to_vec()
+}
+
+// Patient blocks are judged at the reported time too, over [placed, lifted) in block times: a
+// block placed after the read does not flag it; a read while the block held is unauthorised even
+// when it is logged after the block was lifted; a read after the lift is judged by its grant.
+#[test]
+fn a_block_counts_if_it_held_when_the_read_happened() {
+    let (ledger, grant_id) = with_record_and_grant();
+    let placed = T0 + 5 * HOUR;
+    let block_id = block_municipality(&ledger, placed);
+    let lifted = T0 + 8 * HOUR;
+    let unblock = Action::UnblockAccess(v1::UnblockAccess {
+        issuer_org_number: CONSENT_AUTHORITY.to_owned(),
+        block_id,
+    });
+    assert!(
+        commit(
+            &ledger,
+            lifted,
+            vec![envelope(CONSENT_AUTHORITY_KEY, unblock, 8)]
+        )[0]
+        .is_applied()
+    );
+    let receipts = commit(
+        &ledger,
+        lifted + HOUR,
+        vec![
+            envelope(MUNICIPALITY_KEY, granted_read(placed - 1, &grant_id), 1),
+            envelope(MUNICIPALITY_KEY, granted_read(placed, &grant_id), 2),
+            envelope(MUNICIPALITY_KEY, granted_read(lifted - 1, &grant_id), 3),
+            envelope(MUNICIPALITY_KEY, granted_read(lifted, &grant_id), 4),
+        ],
+    );
+    let classes: Vec<_> = receipts.iter().map(classification).collect();
+    assert_eq!(
+        classes,
+        vec![
+            Some(AccessClassification::Authorised),
+            Some(AccessClassification::Unauthorised),
+            Some(AccessClassification::Unauthorised),
+            Some(AccessClassification::Authorised),
+        ]
+    );
+    let subject = varde_ledger::domain::SubjectPseudonym(subject().try_into().unwrap());
+    let events = query::access_events_by_subject(ledger.store(), &subject, 10, "")
+        .unwrap()
+        .items;
+    assert_eq!(events[1].reason, "blocked by patient");
+    assert_eq!(events[2].reason, "blocked by patient");
 }
