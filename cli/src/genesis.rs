@@ -32,7 +32,8 @@ pub enum GenesisCommand {
         #[arg(long, value_name = "UNIX_MS")]
         genesis_time_unix_ms: Option<i64>,
     },
-    /// Add a member institution with its roles and first key.
+    /// Add a member institution with its roles and first submitting key (it signs the
+    /// institution's transactions and queries). Validators are made with `add-validator`.
     AddInstitution {
         #[arg(long, value_name = "FILE")]
         genesis: PathBuf,
@@ -42,13 +43,15 @@ pub enum GenesisCommand {
         /// Display name.
         #[arg(long)]
         name: String,
-        /// One or more of: validator, submitter, consent-authority, auditor.
+        /// One or more of: submitter, consent-authority, auditor (validator: use add-validator).
         #[arg(long = "role", value_name = "ROLE", required = true, value_parser = parse_role)]
         roles: Vec<Role>,
         #[command(flatten)]
         key: KeySource,
     },
-    /// Make an institution a validator with the given key (adds the institution if it is new).
+    /// Make an institution a validator whose node has the given consensus key (adds the
+    /// institution if it is new). The key is the node's `validator_key_path`; it becomes the
+    /// institution's `validator_key`, never a submitting key.
     AddValidator {
         #[arg(long, value_name = "FILE")]
         genesis: PathBuf,
@@ -201,6 +204,7 @@ fn report(json_output: bool, path: &Path, genesis: &Genesis, human: impl FnOnce(
                 "name": institution.name,
                 "roles": institution.roles.iter().map(|role| role_name(*role)).collect::<Vec<_>>(),
                 "public_keys": institution.public_keys.iter().map(|key| hex::encode(key)).collect::<Vec<_>>(),
+                "validator_key": institution.validator_key.map(|key| hex::encode(&key)),
             })
         })
         .collect();
@@ -216,13 +220,13 @@ fn report(json_output: bool, path: &Path, genesis: &Genesis, human: impl FnOnce(
     );
 }
 
-/// Refuses a key that any institution has registered already.
+/// Refuses a key that any institution has registered already, as a submitting key or as its
+/// validator key.
 fn refuse_registered_key(genesis: &Genesis, public_key: &[u8; 32]) -> anyhow::Result<()> {
-    if let Some(owner) = genesis
-        .institutions
-        .iter()
-        .find(|institution| institution.public_keys.contains(public_key))
-    {
+    if let Some(owner) = genesis.institutions.iter().find(|institution| {
+        institution.public_keys.contains(public_key)
+            || institution.validator_key == Some(*public_key)
+    }) {
         return Err(usage(format!(
             "public key {} is registered already (institution {}); each key belongs to one \
              institution: make a new one with `varde keys new`",
@@ -240,9 +244,18 @@ pub fn add_institution(
     mut roles: Vec<Role>,
     public_key: [u8; 32],
 ) -> anyhow::Result<()> {
-    if name.trim().is_empty() || name.chars().any(char::is_control) {
-        return Err(usage("--name must be printable, non-empty text"));
+    if roles.contains(&Role::Validator) {
+        return Err(usage(
+            "the validator role comes with the node's consensus key: add the institution \
+             without it, then run `varde genesis add-validator --org-number N --key NODE_KEY`",
+        ));
     }
+    if roles.is_empty() {
+        return Err(usage(
+            "give at least one --role (submitter, consent-authority or auditor)",
+        ));
+    }
+    check_name(&name)?;
     if genesis
         .institutions
         .iter()
@@ -261,15 +274,26 @@ pub fn add_institution(
         name,
         roles,
         public_keys: vec![public_key],
+        validator_key: None,
     });
     Ok(())
 }
 
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(usage("--name must be printable, non-empty text"));
+    }
+    Ok(())
+}
+
+/// Gives `org_number` the validator role and `validator_key` as its consensus key, adding the
+/// institution (validator role only, no submitting key) when it is new. Its submitting keys stay
+/// as they are: they never count as validators.
 pub fn add_validator(
     genesis: &mut Genesis,
     org_number: OrgNumber,
     name: Option<String>,
-    public_key: [u8; 32],
+    validator_key: [u8; 32],
 ) -> anyhow::Result<()> {
     let existing = genesis
         .institutions
@@ -281,16 +305,30 @@ pub fn add_validator(
                 "institution {org_number} is not in the genesis yet: give --name to add it"
             ))
         })?;
-        return add_institution(genesis, org_number, name, vec![Role::Validator], public_key);
+        check_name(&name)?;
+        refuse_registered_key(genesis, &validator_key)?;
+        genesis.institutions.push(Institution {
+            org_number,
+            name,
+            roles: vec![Role::Validator],
+            public_keys: Vec::new(),
+            validator_key: Some(validator_key),
+        });
+        return Ok(());
     };
-    if !genesis.institutions[index]
-        .public_keys
-        .contains(&public_key)
-    {
-        refuse_registered_key(genesis, &public_key)?;
-        genesis.institutions[index].public_keys.push(public_key);
+    match genesis.institutions[index].validator_key {
+        Some(key) if key == validator_key => {}
+        Some(key) => {
+            return Err(usage(format!(
+                "institution {org_number} is a validator with key {} already; an institution \
+                 runs one validator",
+                hex::encode(&key)
+            )));
+        }
+        None => refuse_registered_key(genesis, &validator_key)?,
     }
     let institution = &mut genesis.institutions[index];
+    institution.validator_key = Some(validator_key);
     if !institution.has_role(Role::Validator) {
         institution.roles.push(Role::Validator);
         institution.roles.sort();
@@ -416,7 +454,9 @@ mod tests {
         assert!(add_validator(&mut genesis, org("983974899"), Some("M".into()), key).is_err());
     }
 
-    // add-validator adds the role and key to an existing institution, or creates it with --name.
+    // add-validator gives an existing institution the validator role and its consensus key,
+    // leaving its submitting keys alone, or creates a validator-only institution with --name. The
+    // consensus key is never a submitting key, and no key serves twice.
     #[test]
     fn add_validator_extends_or_creates() {
         let mut genesis = empty();
@@ -430,9 +470,22 @@ mod tests {
         .unwrap();
         add_validator(&mut genesis, org("974760673"), None, [2u8; 32]).unwrap();
         let hospital = &genesis.institutions[0];
-        assert!(hospital.has_role(Role::Validator));
-        assert_eq!(hospital.public_keys, vec![[1u8; 32], [2u8; 32]]);
+        assert_eq!(hospital.roles, vec![Role::Validator, Role::Submitter]);
+        assert_eq!(hospital.public_keys, vec![[1u8; 32]]);
+        assert_eq!(hospital.validator_key, Some([2u8; 32]));
+        // Again with the same key: nothing changes; with another: one validator per institution.
+        add_validator(&mut genesis, org("974760673"), None, [2u8; 32]).unwrap();
+        assert_eq!(genesis.institutions[0].validator_key, Some([2u8; 32]));
+        let error = add_validator(&mut genesis, org("974760673"), None, [4u8; 32]).unwrap_err();
+        assert!(error.to_string().contains("one validator"), "{error}");
+
         assert!(add_validator(&mut genesis, org("983974899"), None, [3u8; 32]).is_err());
+        // A submitting key or another validator's key is refused as a consensus key.
+        for taken in [[1u8; 32], [2u8; 32]] {
+            let error =
+                add_validator(&mut genesis, org("983974899"), Some("K".into()), taken).unwrap_err();
+            assert!(error.to_string().contains("registered already"), "{error}");
+        }
         add_validator(
             &mut genesis,
             org("983974899"),
@@ -441,7 +494,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(genesis.institutions.len(), 2);
-        assert_eq!(genesis.institutions[1].roles, vec![Role::Validator]);
+        let kommune = &genesis.institutions[1];
+        assert_eq!(kommune.roles, vec![Role::Validator]);
+        assert!(kommune.public_keys.is_empty());
+        assert_eq!(kommune.validator_key, Some([3u8; 32]));
+        // A consensus key is refused as a submitting key.
+        let error = add_institution(
+            &mut genesis,
+            org("993467049"),
+            "Sykehus".into(),
+            vec![Role::Submitter],
+            [3u8; 32],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("registered already"), "{error}");
+    }
+
+    // add-institution refuses the validator role: that comes with a consensus key.
+    #[test]
+    fn add_institution_refuses_the_validator_role() {
+        let mut genesis = empty();
+        let error = add_institution(
+            &mut genesis,
+            org("974760673"),
+            "Hospital".into(),
+            vec![Role::Validator, Role::Submitter],
+            [1u8; 32],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("add-validator"), "{error}");
+        assert_eq!(exit_kind_of(&error), ExitKind::Usage);
+        assert!(genesis.institutions.is_empty());
     }
 
     // Roles parse by their genesis names and unknown ones are refused with the list.

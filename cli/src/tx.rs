@@ -301,7 +301,8 @@ pub struct LogAccessFields {
     /// Purpose of use (TREAT, ETREAT, ...).
     #[arg(long)]
     pub purpose: Option<String>,
-    /// When the read happened (Unix ms); defaults to now.
+    /// When the read happened (Unix ms); defaults to now. The ledger refuses a time more than
+    /// 24 hours before or 5 minutes after the block time (ACCESS_TIME_OUTSIDE_WINDOW).
     #[arg(long, value_name = "UNIX_MS")]
     pub accessed_at_unix_ms: Option<i64>,
     /// SHA-256 of the caller's attestation, 64 hex characters.
@@ -310,7 +311,7 @@ pub struct LogAccessFields {
     /// Basis: the grant relied on, 64 hex characters ...
     #[arg(long, value_name = "HEX")]
     pub grant_id: Option<String>,
-    /// ... or an emergency read, with its justification.
+    /// ... or an emergency read, with its justification (needs --purpose ETREAT).
     #[arg(long, value_name = "JUSTIFICATION")]
     pub emergency: Option<String>,
 }
@@ -940,7 +941,7 @@ mod tests {
                 "accessor_hpr": "1234567",
                 "record_custodian": HOSPITAL,
                 "record_id": "R-1",
-                "purpose": "TREAT",
+                "purpose": "ETREAT",
                 "emergency": "unconscious patient",
             }))
             .unwrap(),
@@ -962,7 +963,7 @@ mod tests {
         };
         assert_eq!(log.accessor_org_number, MUNICIPALITY);
         assert_eq!(log.record.unwrap().record_id, "R-2");
-        assert_eq!(log.purpose, v1::PurposeOfUse::Treat as i32);
+        assert_eq!(log.purpose, v1::PurposeOfUse::Etreat as i32);
         assert!(matches!(
             log.basis,
             Some(v1::log_access::Basis::Emergency(_))

@@ -218,20 +218,69 @@ fn genesis_flow() {
     );
     assert_eq!(code(&validator), 0, "{}", stderr(&validator));
     let document = json(&validator);
+    // The node's key is the hospital's consensus key, not a second submitting key.
     assert_eq!(
         document["institutions"][0]["public_keys"]
             .as_array()
             .unwrap()
             .len(),
-        2
+        1
     );
+    let show = varde(dir, &["--json", "keys", "show", "validator.pem"]);
+    let validator_key = json(&show)["public_key"].as_str().unwrap().to_owned();
+    assert_eq!(document["institutions"][0]["validator_key"], validator_key);
+    assert_eq!(
+        document["institutions"][1]["validator_key"],
+        serde_json::Value::Null
+    );
+
+    // A submitting key is refused as a consensus key, and the validator role needs add-validator.
+    let submitting_as_validator = varde(
+        dir,
+        &[
+            "genesis",
+            "add-validator",
+            "--genesis",
+            "genesis.json",
+            "--org-number",
+            MUNICIPALITY,
+            "--key",
+            "hospital.pem",
+        ],
+    );
+    assert_eq!(code(&submitting_as_validator), 2);
+    assert!(stderr(&submitting_as_validator).contains("registered already"));
+    let validator_role = varde(
+        dir,
+        &[
+            "genesis",
+            "add-institution",
+            "--genesis",
+            "genesis.json",
+            "--org-number",
+            "993467049",
+            "--name",
+            "Sykehus",
+            "--role",
+            "validator",
+            "--key",
+            "municipality.pem",
+        ],
+    );
+    assert_eq!(code(&validator_role), 2);
+    assert!(stderr(&validator_role).contains("add-validator"));
 
     let text = std::fs::read_to_string(dir.join("genesis.json")).unwrap();
     let genesis: varde_ledger::membership::Genesis = serde_json::from_str(&text).unwrap();
     assert_eq!(genesis.chain_id, "varde-test");
     assert_eq!(genesis.institutions.len(), 2);
     let membership = varde_ledger::membership::Membership::from_genesis(&genesis).unwrap();
-    assert_eq!(membership.validator_keys().len(), 2);
+    // One validator: the hospital's submitting key is no validator.
+    assert_eq!(membership.validator_keys().len(), 1);
+    assert_eq!(
+        varde_ledger::hex::encode(&membership.validator_keys()[0]),
+        validator_key
+    );
 }
 
 // pseudonym reads the id from piped stdin, prints only the 64-hex pseudonym, and never echoes

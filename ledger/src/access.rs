@@ -115,13 +115,44 @@ pub fn is_blocked<S: Store + ?Sized>(
     accessor: &OrgNumber,
     person: Option<&HprNumber>,
 ) -> Result<bool, StateError> {
+    any_block(view, subject, accessor, person, |block| {
+        block.lifted_at_height.is_none()
+    })
+}
+
+/// Whether a block of the institution or the person was in force at `at_unix_ms`: placed at or
+/// before it and not lifted by then (block times). A logged read is judged this way, so a block
+/// placed after the read does not flag it, and a block lifted before the read is logged still
+/// does.
+pub fn was_blocked_at<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    subject: &SubjectPseudonym,
+    accessor: &OrgNumber,
+    person: Option<&HprNumber>,
+    at_unix_ms: i64,
+) -> Result<bool, StateError> {
+    any_block(view, subject, accessor, person, |block| {
+        block.blocked_at_unix_ms <= at_unix_ms
+            && block
+                .lifted_at_unix_ms
+                .is_none_or(|lifted| at_unix_ms < lifted)
+    })
+}
+
+fn any_block<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    subject: &SubjectPseudonym,
+    accessor: &OrgNumber,
+    person: Option<&HprNumber>,
+    in_force: impl Fn(&AccessBlock) -> bool,
+) -> Result<bool, StateError> {
     let prefix = keys::with_prefix(keys::INDEX_BLOCKS_BY_SUBJECT, &[&subject.0]);
     for (key, _) in view.scan_all(Column::Indexes, &prefix)? {
         let block_id = &key[prefix.len()..];
         let Some(block) = view.get_json::<AccessBlock>(Column::AccessBlocks, block_id)? else {
             continue;
         };
-        if block.lifted_at_height.is_some() {
+        if !in_force(&block) {
             continue;
         }
         let hit = match &block.target {

@@ -235,6 +235,10 @@ pub struct AccessBlock {
     pub target: BlockTarget,
     pub blocked_at_height: u64,
     pub lifted_at_height: Option<u64>,
+    /// The block time at which it was placed and lifted: a logged read is judged against the
+    /// blocks in force at its `accessed_at_unix_ms`.
+    pub blocked_at_unix_ms: i64,
+    pub lifted_at_unix_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,6 +340,9 @@ pub enum RejectionReason {
     SubjectMismatch,
     InvalidEvidence,
     EvidenceAlreadyRecorded,
+    /// A logged read's `accessed_at_unix_ms` lies outside the window around the block time
+    /// ([`crate::execution::ACCESS_TIME_BEFORE_BLOCK_MAX_MS`], `..._AFTER_BLOCK_MAX_MS`).
+    AccessTimeOutsideWindow,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,16 @@ use crate::signing::TransactionId;
 use crate::state::{StateError, StateView, keys};
 use crate::wire::VerifiedTransaction;
 
+/// How long before the block time a logged read may have happened: 24 hours. Long enough for an
+/// EHR that sends its access log in daily batches, or that waits out a network outage of hours;
+/// short enough that a reader cannot backdate a read by days, to before a grant was revoked or a
+/// patient's block was placed, and that a supervisor reading the log knows each read reached the
+/// ledger within a day of happening.
+pub const ACCESS_TIME_BEFORE_BLOCK_MAX_MS: i64 = 24 * 3_600_000;
+/// How far after the block time a logged read may lie: 5 minutes of clock skew between the
+/// reader's clock and the proposer's, whose block time is checked against validators' clocks.
+pub const ACCESS_TIME_AFTER_BLOCK_MAX_MS: i64 = 5 * 60_000;
+
 /// Where in the chain a transaction executes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecutionContext {
@@ -106,7 +116,17 @@ fn apply<S: Store + ?Sized>(
     transaction: &VerifiedTransaction,
 ) -> Result<Option<AccessClassification>, Failure> {
     let action = &transaction.body.action;
-    let Some(signer) = membership.owner_of_key(&transaction.signer) else {
+    let Some(signer) = membership.signer_for(&transaction.signer, action) else {
+        if let Some(validator) = membership.validator_owner_of_key(&transaction.signer) {
+            return reject(
+                RejectionReason::UnknownSigner,
+                format!(
+                    "the signer's key is the validator key of {}, which signs only consensus \
+                     messages and misbehaviour reports; sign with one of its public_keys",
+                    validator.org_number
+                ),
+            );
+        }
         return reject(
             RejectionReason::UnknownSigner,
             "the signer's key is not registered to any member",
@@ -324,6 +344,8 @@ fn apply<S: Store + ?Sized>(
                 target: target.clone(),
                 blocked_at_height: context.height,
                 lifted_at_height: None,
+                blocked_at_unix_ms: context.time_unix_ms,
+                lifted_at_unix_ms: None,
             };
             view.put_json(Column::AccessBlocks, id.0.to_vec(), &block);
             view.put(
@@ -349,11 +371,13 @@ fn apply<S: Store + ?Sized>(
                 );
             }
             block.lifted_at_height = Some(context.height);
+            block.lifted_at_unix_ms = Some(context.time_unix_ms);
             view.put_json(Column::AccessBlocks, block_id.0.to_vec(), &block);
             Ok(None)
         }
         Action::LogAccess(report) => {
             require_role(signer.has_role(Role::Submitter), "submitter")?;
+            check_access_time(report.accessed_at_unix_ms, context.time_unix_ms)?;
             let record = existing_record_any(view, &keys::record(&report.record))?;
             let (classification, reason, grant_id) = classify(view, report, &record)?;
             let event = AccessEvent {
@@ -451,6 +475,36 @@ fn validator_set(membership: &Membership) -> Result<ValidatorSet, Failure> {
     }
 }
 
+/// A logged read must lie in `[block time − 24 h, block time + 5 min]` (both ends included). Only
+/// the block time counts, never a clock, so every validator decides alike. Within the window the
+/// read is classified at its reported time.
+fn check_access_time(accessed_at_unix_ms: i64, block_time_unix_ms: i64) -> Result<(), Failure> {
+    let earliest = block_time_unix_ms.saturating_sub(ACCESS_TIME_BEFORE_BLOCK_MAX_MS);
+    let latest = block_time_unix_ms.saturating_add(ACCESS_TIME_AFTER_BLOCK_MAX_MS);
+    if (earliest..=latest).contains(&accessed_at_unix_ms) {
+        return Ok(());
+    }
+    let position = if accessed_at_unix_ms < earliest {
+        format!(
+            "{} ms before the block time {block_time_unix_ms}",
+            block_time_unix_ms.abs_diff(accessed_at_unix_ms)
+        )
+    } else {
+        format!(
+            "{} ms after the block time {block_time_unix_ms}",
+            accessed_at_unix_ms.abs_diff(block_time_unix_ms)
+        )
+    };
+    reject(
+        RejectionReason::AccessTimeOutsideWindow,
+        format!(
+            "accessed_at_unix_ms {accessed_at_unix_ms} lies {position}; a read is logged at most \
+             24 hours after it happened and at most 5 minutes ahead of the block time \
+             (window [{earliest}, {latest}])"
+        ),
+    )
+}
+
 fn misbehaviour_name(kind: MisbehaviourKind) -> &'static str {
     match kind {
         MisbehaviourKind::DuplicatePrevote => "duplicate prevote",
@@ -459,18 +513,20 @@ fn misbehaviour_name(kind: MisbehaviourKind) -> &'static str {
     }
 }
 
-/// Classifies a reported read: blocks hold first (even in an emergency), then the named grant,
-/// then emergency, then the custodian's own reads; anything else is unauthorised.
+/// Classifies a reported read at its reported time: blocks in force then hold first (even in an
+/// emergency), then the named grant, then emergency, then the custodian's own reads; anything else
+/// is unauthorised.
 fn classify<S: Store + ?Sized>(
     view: &StateView<'_, S>,
     report: &AccessReport,
     record: &RecordPointer,
 ) -> Result<(AccessClassification, String, Option<TransactionId>), Failure> {
-    let blocked = access::is_blocked(
+    let blocked = access::was_blocked_at(
         view,
         &record.subject,
         &report.accessor,
         Some(&report.accessor_person),
+        report.accessed_at_unix_ms,
     )?;
     if blocked {
         return Ok((

@@ -74,6 +74,30 @@ pub mod key {
     }
 }
 
+/// Serde adapter: an optional 32-byte key as a lowercase hex string, or absent
+/// (`#[serde(with = "crate::hex::optional_key", default, skip_serializing_if = "Option::is_none")]`).
+pub mod optional_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        key: &Option<[u8; 32]>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match key {
+            Some(key) => super::key::serialize(key, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        #[derive(Deserialize)]
+        struct Key(#[serde(with = "super::key")] [u8; 32]);
+        Ok(Option::<Key>::deserialize(deserializer)?.map(|Key(key)| key))
+    }
+}
+
 /// Serde adapter: bytes as a lowercase hex string, half the size of serde's list of numbers
 /// (`#[serde(with = "crate::hex::bytes")]`).
 pub mod bytes {

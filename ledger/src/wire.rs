@@ -49,6 +49,8 @@ pub enum FieldProblem {
     UnknownEnumValue(i32),
     #[error("must be set to a value other than UNSPECIFIED")]
     Unspecified,
+    #[error("must be ETREAT for an emergency (break-the-glass) read")]
+    EmergencyNeedsEtreat,
     #[error("must be later than valid_from_unix_ms")]
     EmptyWindow,
     #[error("must name at least one expiry (expires_at_height or expires_at_unix_ms)")]
@@ -436,7 +438,7 @@ fn access_report(log: v1::LogAccess) -> Result<AccessReport, FieldError> {
         },
         None => AccessBasis::None,
     };
-    Ok(AccessReport {
+    let report = AccessReport {
         accessor: org_number("log_access.accessor_org_number", &log.accessor_org_number)?,
         accessor_person: hpr_number("log_access.accessor_hpr_number", &log.accessor_hpr_number)?,
         record: record_reference("log_access.record", log.record)?,
@@ -451,7 +453,15 @@ fn access_report(log: v1::LogAccess) -> Result<AccessReport, FieldError> {
             )?)
         },
         basis,
-    })
+    };
+    // Breaking the glass is emergency treatment: any other purpose is no emergency.
+    if matches!(report.basis, AccessBasis::Emergency { .. }) && report.purpose != Purpose::Etreat {
+        return Err(field_error(
+            "log_access.purpose",
+            FieldProblem::EmergencyNeedsEtreat,
+        ));
+    }
+    Ok(report)
 }
 
 /// Checks the shape of consensus evidence (lengths, required parts); its signatures are checked
@@ -862,6 +872,7 @@ pub fn rejection_reason_to_wire(reason: RejectionReason) -> v1::RejectionReason 
         RejectionReason::SubjectMismatch => Wire::SubjectMismatch,
         RejectionReason::InvalidEvidence => Wire::InvalidEvidence,
         RejectionReason::EvidenceAlreadyRecorded => Wire::EvidenceAlreadyRecorded,
+        RejectionReason::AccessTimeOutsideWindow => Wire::AccessTimeOutsideWindow,
     }
 }
 

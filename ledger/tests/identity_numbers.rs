@@ -473,6 +473,11 @@ fn a_non_canonical_block_payload_is_refused() {
             name: "Sykehuset".to_owned(),
             roles: vec![Role::Validator, Role::Submitter],
             public_keys: vec![key().verifying_key().to_bytes()],
+            validator_key: Some(
+                SigningKey::from_bytes(&[0x77; 32])
+                    .verifying_key()
+                    .to_bytes(),
+            ),
         }],
     };
     let ledger = Ledger::open(MemoryStore::new(), genesis).unwrap();

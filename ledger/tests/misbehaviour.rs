@@ -35,12 +35,20 @@ fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
+/// A validator institution's consensus key has `seed` and its submitting key `seed + 100`; any
+/// other institution's submitting key has `seed`.
 fn institution(org: &str, roles: Vec<Role>, seed: u8) -> Institution {
+    let validator = roles.contains(&Role::Validator);
     Institution {
         org_number: OrgNumber::parse(org).unwrap(),
         name: format!("Institusjon {seed}"),
         roles,
-        public_keys: vec![key(seed).verifying_key().to_bytes()],
+        public_keys: vec![
+            key(if validator { seed + 100 } else { seed })
+                .verifying_key()
+                .to_bytes(),
+        ],
+        validator_key: validator.then(|| key(seed).verifying_key().to_bytes()),
     }
 }
 
@@ -319,6 +327,59 @@ fn a_non_validator_may_not_report() {
     assert_eq!(reason, RejectionReason::MissingRole);
     assert!(detail.contains("validator"), "{detail}");
     assert!(list_all(&ledger).unwrap().items.is_empty());
+}
+
+// A validator institution reports with its consensus key (as its node does) or with one of its
+// submitting keys; its consensus key signs no other action, and its submitting keys are not in
+// the validator set the evidence is checked against.
+#[test]
+fn a_validator_reports_with_its_consensus_or_submitting_key() {
+    let ledger = ledger();
+    assert_eq!(validator_set(&ledger).len(), VALIDATORS.len());
+    for (_, seed) in VALIDATORS {
+        let submitting = key(seed + 100).verifying_key();
+        assert!(validator_set(&ledger).index_of(&submitting).is_none());
+    }
+    let receipts = commit(
+        &ledger,
+        T0,
+        vec![
+            report(11, &double_precommit(&ledger, (5, 1), 1, 2)),
+            report(111, &double_precommit(&ledger, (6, 1), 1, 2)),
+        ],
+    );
+    assert!(receipts.iter().all(Receipt::is_applied), "{receipts:?}");
+    let reporters: Vec<String> = list_all(&ledger)
+        .unwrap()
+        .items
+        .iter()
+        .map(|record| record.reporter.to_string())
+        .collect();
+    assert_eq!(reporters, vec![VALIDATORS[0].0.to_owned(); 2]);
+
+    // The consensus key signing a record anchor: refused as an unknown signer, naming the rule.
+    let anchor = v1::TransactionBody {
+        chain_id: CHAIN.to_owned(),
+        expires_at_height: 50,
+        action: Some(v1::transaction_body::Action::AnchorRecord(
+            v1::AnchorRecord {
+                custodian_org_number: VALIDATORS[0].0.to_owned(),
+                record_id: "r-1".to_owned(),
+                subject_pseudonym: vec![1; 32],
+                category_code: "epikrise".to_owned(),
+                location_uri: "https://ehr.example.invalid/r-1".to_owned(),
+                content_sha256: vec![2; 32],
+                confidentiality: v1::Confidentiality::Normal as i32,
+                created_at_unix_ms: T0,
+            },
+        )),
+        ..Default::default()
+    };
+    let signed = varde_ledger::signing::sign_transaction(CHAIN, &key(11), &anchor).unwrap();
+    let receipts = commit(&ledger, T0 + 1, vec![signed]);
+    let (reason, detail) = rejected(&receipts[0]);
+    assert_eq!(reason, RejectionReason::UnknownSigner);
+    assert!(detail.contains("validator key"), "{detail}");
 }
 
 // Malformed evidence never reaches a block: admission refuses it and names the field.

@@ -27,11 +27,14 @@ fn key(seed: u8) -> SigningKey {
 }
 
 fn institution(org: &str, name: &str, roles: Vec<Role>, seed: u8) -> Institution {
+    let roles_validator = roles.contains(&Role::Validator);
     Institution {
         org_number: OrgNumber::parse(org).unwrap(),
         name: name.to_owned(),
         roles,
         public_keys: vec![key(seed).verifying_key().to_bytes()],
+        // The validator's consensus key is its own (seed + 100), never a submitting key.
+        validator_key: roles_validator.then(|| key(seed + 100).verifying_key().to_bytes()),
     }
 }
 

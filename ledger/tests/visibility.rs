@@ -31,11 +31,15 @@ fn key(seed: u8) -> SigningKey {
 }
 
 fn institution(org: &str, roles: Vec<Role>, seed: u8) -> Institution {
+    let validator_key = roles
+        .contains(&Role::Validator)
+        .then(|| key(seed + 100).verifying_key().to_bytes());
     Institution {
         org_number: OrgNumber::parse(org).unwrap(),
         name: format!("Institution {org}"),
         roles,
         public_keys: vec![key(seed).verifying_key().to_bytes()],
+        validator_key,
     }
 }
 

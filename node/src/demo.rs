@@ -54,7 +54,8 @@ pub const AUDITOR: DemoInstitution = DemoInstitution {
     roles: &[Role::Auditor],
     key_file: "auditor.pem",
 };
-/// The operator of the dev network's single validator.
+/// The operator of the dev network's single validator; its key is the node's consensus key
+/// (`validator_key` in the genesis), which signs only consensus messages and misbehaviour reports.
 pub const VALIDATOR: DemoInstitution = DemoInstitution {
     name: "Norsk helsenett SF",
     org_number: "994598759",
@@ -138,12 +139,23 @@ impl DemoKeys {
             institutions: ALL
                 .iter()
                 .zip(&self.keys)
-                .map(|(institution, key)| Institution {
-                    org_number: OrgNumber::parse(institution.org_number)
-                        .expect("demo organisation numbers are valid"),
-                    name: institution.name.to_owned(),
-                    roles: institution.roles.to_vec(),
-                    public_keys: vec![key.verifying_key().to_bytes()],
+                .map(|(institution, key)| {
+                    let public_key = key.verifying_key().to_bytes();
+                    // The validator operator's key is its node's consensus key, not a submitting
+                    // key; every other demo key is its institution's submitting key.
+                    let validator = institution.roles.contains(&Role::Validator);
+                    Institution {
+                        org_number: OrgNumber::parse(institution.org_number)
+                            .expect("demo organisation numbers are valid"),
+                        name: institution.name.to_owned(),
+                        roles: institution.roles.to_vec(),
+                        public_keys: if validator {
+                            Vec::new()
+                        } else {
+                            vec![public_key]
+                        },
+                        validator_key: validator.then_some(public_key),
+                    }
                 })
                 .collect(),
         }

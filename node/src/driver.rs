@@ -625,3 +625,49 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{self, DemoKeys};
+    use varde_ledger::membership::Role;
+    use varde_storage::MemoryStore;
+
+    // The engine's validator set, and so its quorum, holds the consensus keys only: giving the
+    // validator operator submitting keys changes neither.
+    #[test]
+    fn submitting_keys_do_not_change_the_quorum() {
+        let keys = DemoKeys::from_seed(5);
+        let validators_of = |genesis| {
+            let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
+            let context = NodeContext::new(
+                ledger,
+                crate::mempool::Mempool::new(Default::default()),
+                [0; 32],
+            );
+            genesis_validators(&context).unwrap()
+        };
+        let plain = validators_of(keys.genesis(demo::CHAIN_ID, 0));
+        let mut genesis = keys.genesis(demo::CHAIN_ID, 0);
+        let operator = genesis
+            .institutions
+            .iter_mut()
+            .find(|institution| institution.has_role(Role::Validator))
+            .unwrap();
+        operator.roles.push(Role::Submitter);
+        operator.public_keys = (0x60..0x63)
+            .map(|seed| {
+                SigningKey::from_bytes(&[seed; 32])
+                    .verifying_key()
+                    .to_bytes()
+            })
+            .collect();
+        let with_submitting = validators_of(genesis);
+        assert_eq!(with_submitting, plain);
+        assert_eq!((with_submitting.len(), with_submitting.quorum()), (1, 1));
+        assert_eq!(
+            with_submitting.index_of(&keys.of(demo::VALIDATOR).verifying_key()),
+            Some(0)
+        );
+    }
+}

@@ -23,7 +23,7 @@ pub enum AdmissionError {
     #[error(transparent)]
     Invalid(#[from] TransactionError),
     #[error(
-        "the signer's public key is not registered to any member institution; sign with a key listed in the genesis"
+        "the signer's public key is not a submitting key of any member institution (a validator key signs only misbehaviour reports); sign with a key listed in the institution's public_keys in the genesis"
     )]
     UnknownSigner,
     #[error("the transaction expired ({detail}); sign a new one with a later expiry")]
@@ -125,7 +125,12 @@ impl Mempool {
     ) -> Result<TransactionId, AdmissionError> {
         let size_bytes = envelope.encoded_len();
         let verified = varde_ledger::wire::verify_envelope(ledger.chain_id(), envelope.clone())?;
-        if ledger.membership().owner_of_key(&verified.signer).is_none() {
+        // A submitting key signs any action; a validator key only a misbehaviour report.
+        if ledger
+            .membership()
+            .signer_for(&verified.signer, &verified.body.action)
+            .is_none()
+        {
             return Err(AdmissionError::UnknownSigner);
         }
         let head = ledger
@@ -340,6 +345,15 @@ mod tests {
         let unknown = fixture.sign(&stranger, anchor(&fixture, "r-2"));
         assert_eq!(
             pool.admit(&fixture.ledger, &unknown, 0),
+            Err(AdmissionError::UnknownSigner)
+        );
+        // The validator's consensus key is no submitting key: it may not anchor a record.
+        let validator = crate::demo::DemoKeys::from_seed(1)
+            .of(crate::demo::VALIDATOR)
+            .clone();
+        let by_validator_key = fixture.sign(&validator, anchor(&fixture, "r-4"));
+        assert_eq!(
+            pool.admit(&fixture.ledger, &by_validator_key, 0),
             Err(AdmissionError::UnknownSigner)
         );
         let mut body = anchor(&fixture, "r-3");

@@ -388,7 +388,7 @@ async fn bad_inputs_get_clear_statuses_and_the_node_keeps_serving() {
             accessor_org_number: demo::MUNICIPALITY.org_number.to_owned(),
             accessor_hpr_number: "1234567".to_owned(),
             record: Some(record(demo::HOSPITAL.org_number, "no-such-record")),
-            purpose: v1::PurposeOfUse::Treat as i32,
+            purpose: v1::PurposeOfUse::Etreat as i32,
             accessed_at_unix_ms: now_unix_ms(),
             basis: Some(v1::log_access::Basis::Emergency(v1::EmergencyAccess {
                 justification: "unconscious patient".to_owned(),

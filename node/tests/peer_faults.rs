@@ -40,7 +40,8 @@ async fn start_node(
         org_number: OrgNumber::parse("991324968").unwrap(),
         name: "Helse Sør-Øst RHF".to_owned(),
         roles: vec![Role::Validator],
-        public_keys: vec![peer_key.verifying_key().to_bytes()],
+        public_keys: Vec::new(),
+        validator_key: Some(peer_key.verifying_key().to_bytes()),
     });
     std::fs::write(
         dir.join("genesis.json"),

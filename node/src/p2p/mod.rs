@@ -82,6 +82,39 @@ pub struct NetworkSettings {
     pub consensus_frame_bytes_max: usize,
 }
 
+/// Who passes the connection gate, and who of them is a validator (sent consensus messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// Every peer allowed to connect: the validators and the observers.
+    pub allowed: BTreeSet<PeerId>,
+    /// The other validators (this node's own peer id left out).
+    pub validators: BTreeSet<PeerId>,
+}
+
+impl Gate {
+    /// The gate of `settings`: `settings.validators` are the validator set's consensus keys
+    /// (`Membership::validator_keys`), so an institution's submitting keys never pass as a
+    /// validator; `settings.observers` pass but are no validators.
+    pub fn new(settings: &NetworkSettings, own_peer: PeerId) -> anyhow::Result<Self> {
+        let mut allowed = BTreeSet::new();
+        let mut validators = BTreeSet::new();
+        for key in &settings.validators {
+            let peer = peer_id_of(key)?;
+            allowed.insert(peer);
+            if peer != own_peer {
+                validators.insert(peer);
+            }
+        }
+        for key in &settings.observers {
+            allowed.insert(peer_id_of(key)?);
+        }
+        Ok(Self {
+            allowed,
+            validators,
+        })
+    }
+}
+
 /// The libp2p peer id of an Ed25519 validator key.
 pub fn peer_id_of(public_key: &[u8; 32]) -> anyhow::Result<PeerId> {
     let key = identity::ed25519::PublicKey::try_from_bytes(public_key)
@@ -157,18 +190,12 @@ pub fn build<S: Store + 'static>(
     let keypair = identity::Keypair::ed25519_from_bytes(signing_key.to_bytes())
         .context("the validator key is not a valid libp2p identity")?;
     let own_peer = keypair.public().to_peer_id();
+    let gate = Gate::new(settings, own_peer)?;
     let mut allowed = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
-    let mut validators = BTreeSet::new();
-    for key in &settings.validators {
-        let peer = peer_id_of(key)?;
-        allowed.allow_peer(peer);
-        if peer != own_peer {
-            validators.insert(peer);
-        }
+    for peer in &gate.allowed {
+        allowed.allow_peer(*peer);
     }
-    for key in &settings.observers {
-        allowed.allow_peer(peer_id_of(key)?);
-    }
+    let validators = gate.validators;
     let mut addresses = BTreeMap::new();
     for peer in &settings.peers {
         let peer_id = peer_id_of(&peer.public_key)?;
@@ -227,4 +254,64 @@ pub fn build<S: Store + 'static>(
             settings.listen_address,
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{self, DemoKeys};
+    use varde_ledger::membership::{Membership, Role};
+
+    // A validator institution's submitting key does not pass the gate and is no validator; its
+    // consensus key does and is, and observers pass without being validators.
+    #[test]
+    fn submitting_keys_do_not_pass_the_gate() {
+        let keys = DemoKeys::from_seed(3);
+        let mut genesis = keys.genesis(demo::CHAIN_ID, 0);
+        let submitting = SigningKey::from_bytes(&[0x77; 32])
+            .verifying_key()
+            .to_bytes();
+        let operator = genesis
+            .institutions
+            .iter_mut()
+            .find(|institution| institution.has_role(Role::Validator))
+            .unwrap();
+        operator.roles.push(Role::Submitter);
+        operator.public_keys.push(submitting);
+        let second = SigningKey::from_bytes(&[0x78; 32]);
+        let mut other = operator.clone();
+        other.org_number = varde_ledger::identifiers::OrgNumber::parse("991324968").unwrap();
+        other.public_keys = vec![
+            SigningKey::from_bytes(&[0x79; 32])
+                .verifying_key()
+                .to_bytes(),
+        ];
+        other.validator_key = Some(second.verifying_key().to_bytes());
+        genesis.institutions.push(other.clone());
+        let membership = Membership::from_genesis(&genesis).unwrap();
+        let observer = SigningKey::from_bytes(&[0x7a; 32])
+            .verifying_key()
+            .to_bytes();
+        let settings = NetworkSettings {
+            listen_address: "127.0.0.1:0".parse().unwrap(),
+            peers: Vec::new(),
+            validators: membership.validator_keys(),
+            observers: vec![observer],
+            consensus_frame_bytes_max: 1024,
+        };
+        let own = keys.of(demo::VALIDATOR).verifying_key().to_bytes();
+        let gate = Gate::new(&settings, peer_id_of(&own).unwrap()).unwrap();
+
+        for key in [submitting, other.public_keys[0]] {
+            let peer = peer_id_of(&key).unwrap();
+            assert!(!gate.allowed.contains(&peer));
+            assert!(!gate.validators.contains(&peer));
+        }
+        let second_peer = peer_id_of(&second.verifying_key().to_bytes()).unwrap();
+        assert!(gate.allowed.contains(&second_peer));
+        assert_eq!(gate.validators, BTreeSet::from([second_peer]));
+        assert!(gate.allowed.contains(&peer_id_of(&own).unwrap()));
+        assert!(gate.allowed.contains(&peer_id_of(&observer).unwrap()));
+        assert_eq!(gate.allowed.len(), 3);
+    }
 }

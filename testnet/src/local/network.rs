@@ -210,7 +210,9 @@ pub fn create(
                 .map_err(|error| anyhow::anyhow!("operator {index}: {error}"))?,
             name,
             roles: vec![Role::Validator],
-            public_keys: vec![key.verifying_key().to_bytes()],
+            // The node's key is the operator's consensus key; operators submit nothing.
+            public_keys: Vec::new(),
+            validator_key: Some(key.verifying_key().to_bytes()),
         });
     }
     std::fs::write(
