@@ -166,7 +166,7 @@ fn granted_read(at: i64, grant_id: &[u8]) -> Action {
 
 fn events_of_subject(ledger: &Ledger<MemoryStore>) -> usize {
     let subject = varde_ledger::domain::SubjectPseudonym(subject().try_into().unwrap());
-    all_events(&ledger, &subject, 100).unwrap().items.len()
+    all_events(ledger, &subject, 100).unwrap().items.len()
 }
 
 fn classification(receipt: &Receipt) -> Option<AccessClassification> {
