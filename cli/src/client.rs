@@ -114,8 +114,12 @@ fn causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Wrappers often repeat their inner error's text: say it once.
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -136,6 +140,16 @@ fn unreachable(endpoint: &str, error: &dyn std::fmt::Display) -> anyhow::Error {
 /// that went away says so, everything else carries the node's message.
 pub fn call_error(endpoint: &str, what: &str, status: &tonic::Status) -> anyhow::Error {
     let message = status.message();
+    // A status made on this side from a failed connection (e.g. plaintext to a TLS node) carries
+    // the transport error as its source; the node never answered.
+    if let Some(source) = std::error::Error::source(status) {
+        if matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Internal
+        ) {
+            return unreachable(endpoint, &format!("{message}: {}", causes(source)));
+        }
+    }
     match status.code() {
         Code::Unavailable => unreachable(endpoint, &message),
         Code::InvalidArgument
