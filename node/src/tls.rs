@@ -377,7 +377,7 @@ mod tests {
     }
 
     fn error_of(config: &GrpcTlsConfig) -> String {
-        format!("{:#}", server_tls_config(config).err().expect("refused"))
+        format!("{:#}", server_tls_config(config).expect_err("refused"))
     }
 
     // Missing, garbage and mismatched files are errors that name the file and the field.
