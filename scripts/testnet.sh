@@ -4,6 +4,7 @@
 # `varde testnet up`; extra arguments go to it, e.g. `scripts/testnet.sh -n 7 --dir /tmp/net`.
 # The network keeps running in the background: `varde testnet status`, `kill I`, `restart I`,
 # `partition 0,1/2,3`, `heal`, and `down` to stop it. Running it again after `down` resumes.
+# gRPC is TLS: clients trust the network's CA, DIR/tls/ca.pem (`varde --ca-file`, VARDE_CA_FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -18,7 +18,8 @@ pub struct DevArgs {
     /// resumed as it is afterwards.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// Where to serve gRPC.
+    /// Where to serve gRPC, over TLS with a certificate of the directory's own CA (it names
+    /// localhost, 127.0.0.1 and ::1; clients trust DIR/tls/ca.pem).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_GRPC_ADDR)]
     grpc_addr: SocketAddr,
     /// Where to serve Prometheus metrics (off when not given).

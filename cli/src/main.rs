@@ -28,6 +28,10 @@ struct Cli {
     /// Print one JSON document on stdout instead of human-readable text.
     #[arg(long, global = true)]
     json: bool,
+    /// The CA certificate (PEM) that a node's TLS certificate must be signed by, for `https://`
+    /// endpoints (`varde dev` and `varde testnet up` print theirs).
+    #[arg(long, global = true, value_name = "PATH", env = "VARDE_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +68,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    client::set_ca_file(cli.ca_file);
     let result = match cli.command {
         Command::Keys(command) => keys::run(command, json),
         Command::Genesis(command) => genesis::run(command, json),

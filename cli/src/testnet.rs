@@ -145,6 +145,7 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
             let state = runtime.block_on(local::up(&Launcher::current()?, &options))?;
             let directory = local::absolute(&options.dir)?;
             let demo_data = directory.join("demo-data-loaded").exists();
+            let ca_file = local::network::Layout::new(&directory).ca_certificate();
             let nodes: Vec<_> = state
                 .nodes
                 .iter()
@@ -152,7 +153,7 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                     json!({
                         "index": node.index,
                         "operator": node.operator,
-                        "grpc": format!("http://{}", node.grpc),
+                        "grpc": format!("https://{}", node.grpc),
                         "metrics": format!("http://{}/metrics", node.metrics),
                         "peer": node.peer.to_string(),
                         "pid": node.pid,
@@ -162,7 +163,7 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                 .collect();
             render::emit(
                 json_output,
-                &json!({"dir": directory.display().to_string(), "chain_id": state.chain_id, "demo_data": demo_data, "nodes": nodes}),
+                &json!({"dir": directory.display().to_string(), "chain_id": state.chain_id, "demo_data": demo_data, "ca_file": ca_file.display().to_string(), "nodes": nodes}),
                 || {
                     let mut text = format!(
                         "Varde local network (chain {}): {} validators committing{}\n",
@@ -172,7 +173,7 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                     );
                     for node in &state.nodes {
                         text.push_str(&format!(
-                            "  {}  {:<22} gRPC http://{}  metrics http://{}/metrics{}\n",
+                            "  {}  {:<22} gRPC https://{}  metrics http://{}/metrics{}\n",
                             node.index,
                             node.operator,
                             node.grpc,
@@ -181,9 +182,11 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                         ));
                     }
                     text.push_str(&format!(
-                        "  data and logs: {}\n  next: varde status --endpoint http://{} | varde testnet status | varde testnet down",
+                        "  gRPC is TLS; clients trust the network's CA: {}\n  data and logs: {}\n  next: varde status --endpoint https://{} --ca-file {} | varde testnet status | varde testnet down",
+                        ca_file.display(),
                         directory.display(),
-                        state.nodes[0].grpc
+                        state.nodes[0].grpc,
+                        ca_file.display()
                     ));
                     text
                 },
@@ -200,7 +203,7 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                         .map(|report| {
                             let status = match &report.status {
                                 Ok(status) => render::status_json(
-                                    &format!("http://{}", report.node.grpc),
+                                    &format!("https://{}", report.node.grpc),
                                     status,
                                 ),
                                 Err(error) => json!({"error": error}),

@@ -36,6 +36,7 @@ fn acknowledged_transactions_survive_kill_nine() {
     let data_dir = dir.join("dev");
     let (mut node, _) = DevNode::start(dir, &data_dir);
     let endpoint = node.endpoint.clone();
+    let ca_file = node.ca_file.clone();
     let hospital_key = node.key("hospital.pem");
 
     let acknowledged = Mutex::new(Vec::<Acknowledged>::new());
@@ -44,7 +45,8 @@ fn acknowledged_transactions_survive_kill_nine() {
     let killed_after = std::thread::scope(|scope| {
         for submitter in 0..SUBMITTERS {
             let (acknowledged, stop) = (&acknowledged, &stop);
-            let (endpoint, hospital_key, subject) = (&endpoint, &hospital_key, &subject);
+            let (endpoint, ca_file, hospital_key, subject) =
+                (&endpoint, &ca_file, &hospital_key, &subject);
             scope.spawn(move || {
                 for sequence in 0.. {
                     if stop.load(Ordering::SeqCst) {
@@ -59,6 +61,8 @@ fn acknowledged_transactions_survive_kill_nine() {
                             "anchor",
                             "--endpoint",
                             endpoint,
+                            "--ca-file",
+                            ca_file,
                             "--chain-id",
                             CHAIN_ID,
                             "--key",
@@ -143,6 +147,8 @@ fn acknowledged_transactions_survive_kill_nine() {
                 "records",
                 "--endpoint",
                 &restarted.endpoint,
+                "--ca-file",
+                &restarted.ca_file,
                 "--key",
                 &hospital_key,
                 "--custodian",

@@ -20,6 +20,7 @@ fn varde_with_stdin(directory: &Path, arguments: &[&str], stdin: &str) -> Output
     let mut child = Command::new(env!("CARGO_BIN_EXE_varde"))
         .args(arguments)
         .current_dir(directory)
+        .env_remove("VARDE_CA_FILE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -422,6 +423,47 @@ fn unreachable_node_says_what_to_do() {
     );
     assert_eq!(code(&output), 1);
     assert!(stderr(&output).contains("is `varde dev` running"));
+}
+
+// An https endpoint without a CA file, and an endpoint without a scheme, are usage errors
+// (exit 2) that say what to give; a CA file that is not there is an operational error (exit 1).
+#[test]
+fn tls_endpoint_mistakes_say_what_to_do() {
+    let directory = tempfile::tempdir().unwrap();
+    let no_ca = varde(
+        directory.path(),
+        &["status", "--endpoint", "https://127.0.0.1:9"],
+    );
+    assert_eq!(code(&no_ca), 2);
+    assert!(stderr(&no_ca).contains("--ca-file"), "{}", stderr(&no_ca));
+    assert!(
+        stderr(&no_ca).contains("varde-dev/tls/ca.pem"),
+        "{}",
+        stderr(&no_ca)
+    );
+    let no_scheme = varde(directory.path(), &["status", "--endpoint", "127.0.0.1:9"]);
+    assert_eq!(code(&no_scheme), 2);
+    assert!(
+        stderr(&no_scheme).contains("https://"),
+        "{}",
+        stderr(&no_scheme)
+    );
+    let absent = varde(
+        directory.path(),
+        &[
+            "status",
+            "--endpoint",
+            "https://127.0.0.1:9",
+            "--ca-file",
+            "absent-ca.pem",
+        ],
+    );
+    assert_eq!(code(&absent), 1);
+    assert!(
+        stderr(&absent).contains("absent-ca.pem"),
+        "{}",
+        stderr(&absent)
+    );
 }
 
 // Usage errors from clap itself exit 2.

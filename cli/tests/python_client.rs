@@ -1,6 +1,7 @@
 //! A client in another language: clients/python/varde_client.py, written from the proto files and
-//! proto/testdata alone, recomputes the signing vectors and submits a signed anchor to a real
-//! `varde dev` process; the CLI then finds the transaction committed.
+//! proto/testdata alone, recomputes the signing vectors and submits a signed anchor over TLS
+//! (trusting the dev CA) to a real `varde dev` process; the CLI then finds the transaction
+//! committed.
 
 mod common;
 
@@ -71,7 +72,7 @@ fn python_client_signs_and_submits_an_anchor() {
     let script = repository_root().join("clients/python/varde_client.py");
     let output = Command::new(&python)
         .arg(&script)
-        .args([&node.endpoint, &hospital_key])
+        .args([&node.endpoint, &hospital_key, "--ca-file", &node.ca_file])
         .current_dir(dir)
         .output()
         .unwrap();
@@ -96,6 +97,8 @@ fn python_client_signs_and_submits_an_anchor() {
                 "records",
                 "--endpoint",
                 &node.endpoint,
+                "--ca-file",
+                &node.ca_file,
                 "--key",
                 &hospital_key,
                 "--custodian",

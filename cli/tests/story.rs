@@ -24,7 +24,8 @@ struct Story {
 }
 
 impl Story {
-    /// Runs `varde --json GROUP ACTION --endpoint E --key KEY ARGS...` and returns the output.
+    /// Runs `varde --json GROUP ACTION --endpoint E --ca-file CA --key KEY ARGS...` and returns
+    /// the output.
     fn run(
         &self,
         group: &str,
@@ -39,6 +40,8 @@ impl Story {
             action,
             "--endpoint",
             &self.node.endpoint,
+            "--ca-file",
+            &self.node.ca_file,
             "--key",
             &key,
         ];

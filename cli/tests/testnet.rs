@@ -1,6 +1,8 @@
 //! Multi-process tests of the validator network: real `varde node` processes on loopback, started
-//! and faulted with `varde testnet` (ARCHITECTURE.md, "What is tested"). They run one at a time: each starts four
-//! validators, and two cores do not carry several networks at once.
+//! and faulted with `varde testnet` (ARCHITECTURE.md, "What is tested"). Every client here talks
+//! gRPC over TLS, trusting only the CA that `varde testnet up` made (`ca_file` in its output).
+//! They run one at a time: each starts four validators, and two cores do not carry several
+//! networks at once.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, Endpoint};
 use varde_node::demo::{self, DemoKeys};
 use varde_proto::v1;
 
@@ -30,7 +32,11 @@ fn varde(arguments: &[&str]) -> std::process::Output {
 struct Testnet {
     _dir: tempfile::TempDir,
     root: PathBuf,
+    /// `https://127.0.0.1:PORT` of each validator.
     grpc: Vec<String>,
+    /// The network's CA certificate file, and the certificate read for clients.
+    ca_file: String,
+    ca: Certificate,
     keys: DemoKeys,
 }
 
@@ -50,19 +56,37 @@ impl Testnet {
             );
         }
         let document: Value = serde_json::from_slice(&output.stdout).unwrap();
-        let grpc = document["nodes"]
+        let grpc: Vec<String> = document["nodes"]
             .as_array()
             .unwrap()
             .iter()
             .map(|node| node["grpc"].as_str().unwrap().to_owned())
             .collect();
+        assert!(
+            grpc.iter().all(|url| url.starts_with("https://")),
+            "{grpc:?}"
+        );
+        let ca_file = document["ca_file"].as_str().unwrap().to_owned();
+        let ca = varde_node::tls::read_ca_certificate(Path::new(&ca_file)).unwrap();
         let keys = DemoKeys::read(&root.join("keys")).unwrap();
         Self {
             _dir: dir,
             root,
             grpc,
+            ca_file,
+            ca,
             keys,
         }
+    }
+
+    /// A TLS channel to `node`, trusting the network's CA.
+    async fn channel(&self, node: usize) -> Result<Channel, tonic::transport::Error> {
+        Endpoint::from_shared(self.grpc[node].clone())
+            .unwrap()
+            .tls_config(varde_node::tls::client_tls_config(&self.ca))
+            .unwrap()
+            .connect()
+            .await
     }
 
     fn run(&self, arguments: &[&str]) {
@@ -79,16 +103,12 @@ impl Testnet {
     }
 
     async fn ledger(&self, node: usize) -> v1::ledger_client::LedgerClient<Channel> {
-        v1::ledger_client::LedgerClient::connect(self.grpc[node].clone())
-            .await
-            .unwrap()
+        v1::ledger_client::LedgerClient::new(self.channel(node).await.unwrap())
     }
 
     async fn status(&self, node: usize) -> Option<v1::StatusResponse> {
         let call = async {
-            let mut client = v1::node_client::NodeClient::connect(self.grpc[node].clone())
-                .await
-                .ok()?;
+            let mut client = v1::node_client::NodeClient::new(self.channel(node).await.ok()?);
             client
                 .status(v1::StatusRequest {})
                 .await
@@ -292,6 +312,88 @@ async fn four_validators_commit_and_agree() {
             network.assert_committed(node, id).await;
         }
     }
+    network.assert_tls_only().await;
+    network.assert_resume_reuses_certificates().await;
+}
+
+impl Testnet {
+    /// The validators' TLS keys are private; the CLI reaches a validator with --ca-file and
+    /// `testnet status` reaches all; a plaintext client is refused.
+    async fn assert_tls_only(&self) {
+        #[cfg(unix)]
+        for index in 0..self.grpc.len() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let key = self.root.join("tls").join(format!("node-{index}-key.pem"));
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{} is private", key.display());
+        }
+        let status = varde(&[
+            "--json",
+            "status",
+            "--endpoint",
+            &self.grpc[0],
+            "--ca-file",
+            &self.ca_file,
+        ]);
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let root = self.root.display().to_string();
+        let statuses = varde(&["--json", "testnet", "status", "--dir", &root]);
+        let statuses: Value = serde_json::from_slice(&statuses.stdout).unwrap();
+        for report in statuses.as_array().unwrap() {
+            assert!(report["status"]["height"].as_u64().unwrap() > 0, "{report}");
+        }
+        let plaintext = self.grpc[0].replace("https://", "http://");
+        let refused = async {
+            let channel = Endpoint::from_shared(plaintext)
+                .unwrap()
+                .connect()
+                .await
+                .ok()?;
+            v1::node_client::NodeClient::new(channel)
+                .status(v1::StatusRequest {})
+                .await
+                .ok()
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(10), refused)
+            .await
+            .ok()
+            .flatten();
+        assert!(answer.is_none(), "a plaintext client got an answer");
+    }
+
+    /// `down`, then `up` on the same directory: the CA and certificates are the same files and
+    /// the validators serve TLS with them again.
+    async fn assert_resume_reuses_certificates(&self) {
+        let tls = self.root.join("tls");
+        let before = [
+            std::fs::read(tls.join("ca.pem")).unwrap(),
+            std::fs::read(tls.join("node-0.pem")).unwrap(),
+        ];
+        self.run(&["down"]);
+        let root = self.root.display().to_string();
+        let output = varde(&["--json", "testnet", "up", "--dir", &root]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let after = [
+            std::fs::read(tls.join("ca.pem")).unwrap(),
+            std::fs::read(tls.join("node-0.pem")).unwrap(),
+        ];
+        assert_eq!(
+            before, after,
+            "up on an existing network reuses its certificates"
+        );
+        assert!(
+            self.status(0).await.is_some(),
+            "the old CA still verifies validator 0"
+        );
+    }
 }
 
 // One validator killed with SIGKILL: the others keep committing; restarted, it catches up. Two
@@ -471,7 +573,7 @@ async fn outsider_cannot_connect() {
     let [grpc, peer]: [std::net::SocketAddr; 2] = std::array::from_fn(free);
     let config = format!(
         "data_dir = \"db\"\ngenesis_path = \"../genesis.json\"\nvalidator_key_path = \"validator.pem\"\n\
-         grpc_listen_address = \"{grpc}\"\n[network]\nlisten_address = \"{peer}\"\n\
+         grpc_listen_address = \"{grpc}\"\ngrpc_tls = {{ plaintext = true }}\n[network]\nlisten_address = \"{peer}\"\n\
          [[network.peers]]\npublic_key = \"{}\"\naddress = \"{}\"\n",
         node_zero["public_key"].as_str().unwrap(),
         node_zero["peer"].as_str().unwrap(),

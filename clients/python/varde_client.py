@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """A Varde client in Python, written from proto/proto/varde/v1/*.proto and proto/testdata alone.
 
-    python varde_client.py ENDPOINT HOSPITAL_KEY_PEM [--proto-dir DIR] [--vectors FILE]
+    python varde_client.py ENDPOINT HOSPITAL_KEY_PEM [--ca-file CA_PEM] [--proto-dir DIR]
+        [--vectors FILE]
+
+ENDPOINT is https://HOST:PORT for a node serving TLS (the default; --ca-file names the CA
+certificate that signed the node's certificate, e.g. DATA_DIR/tls/ca.pem of `varde dev`), or
+http://HOST:PORT for a node configured for plaintext on loopback.
 
 1. Recomputes every vector of proto/testdata/signing-vectors.json (signing input, digest,
    signature, transaction id, public key) and exits 1 on the first mismatch.
@@ -131,14 +136,29 @@ def load_ed25519_pem(pem: bytes) -> Ed25519PrivateKey:
     return key
 
 
-def submit_anchor(endpoint: str, key_path: str, stubs) -> int:
+def open_channel(endpoint: str, ca_file):
+    """A channel to ENDPOINT: TLS trusting only CA_FILE for https://, plaintext for http://."""
     import grpc
 
+    if endpoint.startswith("https://"):
+        if not ca_file:
+            sys.exit(
+                f"FAIL: {endpoint} is served over TLS: give --ca-file with the CA certificate "
+                "that signed the node's certificate (varde dev: DATA_DIR/tls/ca.pem)"
+            )
+        with open(ca_file, "rb") as handle:
+            credentials = grpc.ssl_channel_credentials(root_certificates=handle.read())
+        return grpc.secure_channel(endpoint.removeprefix("https://"), credentials)
+    if endpoint.startswith("http://"):
+        return grpc.insecure_channel(endpoint.removeprefix("http://"))
+    sys.exit(f"FAIL: the endpoint must start with https:// or http://, got {endpoint}")
+
+
+def submit_anchor(endpoint: str, ca_file, key_path: str, stubs) -> int:
     with open(key_path, "rb") as handle:
         private_key = load_ed25519_pem(handle.read())
 
-    target = endpoint.removeprefix("http://")
-    with grpc.insecure_channel(target) as channel:
+    with open_channel(endpoint, ca_file) as channel:
         node = stubs["node_service_grpc"].NodeStub(channel)
         ledger = stubs["ledger_service_grpc"].LedgerStub(channel)
         chain_id = node.Status(stubs["node_service"].StatusRequest(), timeout=10).chain_id
@@ -197,8 +217,12 @@ def submit_anchor(endpoint: str, key_path: str, stubs) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("endpoint", help="gRPC endpoint, e.g. http://127.0.0.1:50051")
+    parser.add_argument("endpoint", help="gRPC endpoint, e.g. https://127.0.0.1:50051")
     parser.add_argument("key", help="the hospital's PKCS#8 PEM key (DATA_DIR/keys/hospital.pem)")
+    parser.add_argument(
+        "--ca-file",
+        help="PEM CA certificate the node's TLS certificate is signed by (for https://)",
+    )
     parser.add_argument("--proto-dir", default=DEFAULT_PROTO_DIR)
     parser.add_argument("--vectors", default=DEFAULT_VECTORS)
     arguments = parser.parse_args()
@@ -207,7 +231,7 @@ def main() -> int:
     print(f"ok   {count} signing vectors recomputed")
     with tempfile.TemporaryDirectory(prefix="varde-stubs-") as out_dir:
         stubs = generate_stubs(arguments.proto_dir, out_dir)
-        return submit_anchor(arguments.endpoint, arguments.key, stubs)
+        return submit_anchor(arguments.endpoint, arguments.ca_file, arguments.key, stubs)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,15 @@ pub struct NodeConfig {
     pub validator_key_path: PathBuf,
     /// Where the gRPC API listens, e.g. "127.0.0.1:50051".
     pub grpc_listen_address: SocketAddr,
-    /// Where Prometheus metrics are served (GET /metrics); absent: no metrics endpoint.
+    /// Where Prometheus metrics are served (GET /metrics, plain HTTP); absent: no metrics endpoint.
     #[serde(default)]
     pub metrics_listen_address: Option<SocketAddr>,
     #[serde(default)]
     pub log_format: LogFormat,
+    /// How gRPC is served: TLS with a certificate chain and key (PEM files), or plaintext on a
+    /// loopback address when this says so explicitly. Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_tls: Option<GrpcTlsConfig>,
     #[serde(default)]
     pub mempool: MempoolConfig,
     #[serde(default)]
@@ -34,6 +38,86 @@ pub struct NodeConfig {
     pub network: Option<NetworkConfig>,
     #[serde(default, skip_serializing_if = "TestingConfig::is_off")]
     pub testing: TestingConfig,
+}
+
+/// TLS of the gRPC API (`[grpc_tls]`): either both PEM files, or `plaintext = true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcTlsConfig {
+    /// The server's certificate chain (PEM): its own certificate first, then any intermediates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_chain_path: Option<PathBuf>,
+    /// The private key of the first certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_path: Option<PathBuf>,
+    /// Serve gRPC without TLS. Allowed only on a loopback `grpc_listen_address`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub plaintext: bool,
+}
+
+impl GrpcTlsConfig {
+    /// TLS with the certificate chain and key in these PEM files.
+    pub fn files(certificate_chain_path: PathBuf, private_key_path: PathBuf) -> Self {
+        Self {
+            certificate_chain_path: Some(certificate_chain_path),
+            private_key_path: Some(private_key_path),
+            plaintext: false,
+        }
+    }
+
+    /// No TLS (loopback addresses only).
+    pub fn plaintext() -> Self {
+        Self {
+            plaintext: true,
+            ..Self::default()
+        }
+    }
+
+    fn validate(&self, listen: SocketAddr) -> Result<(), ConfigError> {
+        let error = |field: &str, problem: String| ConfigError {
+            field: format!("grpc_tls.{field}"),
+            problem,
+        };
+        if self.plaintext {
+            if self.certificate_chain_path.is_some() || self.private_key_path.is_some() {
+                return Err(error(
+                    "plaintext",
+                    "cannot be combined with certificate_chain_path or private_key_path; \
+                     remove `plaintext = true` to serve TLS, or remove the files"
+                        .to_owned(),
+                ));
+            }
+            if !listen.ip().is_loopback() {
+                return Err(error(
+                    "plaintext",
+                    format!(
+                        "is only allowed on a loopback grpc_listen_address (127.0.0.1 or ::1), \
+                         got {listen}; to serve other hosts give grpc_tls.certificate_chain_path \
+                         and grpc_tls.private_key_path (PEM) instead"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        for (field, value) in [
+            ("certificate_chain_path", &self.certificate_chain_path),
+            ("private_key_path", &self.private_key_path),
+        ] {
+            match value {
+                None => {
+                    return Err(error(
+                        field,
+                        "missing: gRPC is served over TLS, which needs certificate_chain_path \
+                         and private_key_path (PEM files); `plaintext = true` serves without TLS \
+                         on a loopback address"
+                            .to_owned(),
+                    ));
+                }
+                Some(path) => check_path(&format!("grpc_tls.{field}"), path)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The peer-to-peer network of a validator.
@@ -251,7 +335,8 @@ fn check_path(field: &str, value: &Path) -> Result<(), ConfigError> {
 }
 
 impl NodeConfig {
-    /// A configuration with defaults for everything but the paths and the gRPC address.
+    /// A configuration with defaults for everything but the paths and the gRPC address. Set
+    /// `grpc_tls` before use: a config without it does not validate.
     pub fn new(
         data_dir: PathBuf,
         genesis_path: PathBuf,
@@ -263,6 +348,7 @@ impl NodeConfig {
             genesis_path,
             validator_key_path,
             grpc_listen_address,
+            grpc_tls: None,
             metrics_listen_address: None,
             log_format: LogFormat::Human,
             mempool: MempoolConfig::default(),
@@ -301,16 +387,38 @@ impl NodeConfig {
                 error,
             })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let tls = config.grpc_tls.as_mut();
+        let (chain, key) = match tls {
+            Some(tls) => (
+                tls.certificate_chain_path.as_mut(),
+                tls.private_key_path.as_mut(),
+            ),
+            None => (None, None),
+        };
         for field in [
-            &mut config.data_dir,
-            &mut config.genesis_path,
-            &mut config.validator_key_path,
-        ] {
+            Some(&mut config.data_dir),
+            Some(&mut config.genesis_path),
+            Some(&mut config.validator_key_path),
+            chain,
+            key,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if field.is_relative() {
                 *field = base.join(&*field);
             }
         }
         Ok(config)
+    }
+
+    /// Parses TOML text without validating it (paths stay as written): for tools that rewrite a
+    /// config file, e.g. to add a section that an older version did not write.
+    pub fn from_toml_unvalidated(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError {
+            field: "config".to_owned(),
+            problem: error.message().to_owned(),
+        })
     }
 
     pub fn to_toml(&self) -> String {
@@ -322,6 +430,18 @@ impl NodeConfig {
         check_path("data_dir", &self.data_dir)?;
         check_path("genesis_path", &self.genesis_path)?;
         check_path("validator_key_path", &self.validator_key_path)?;
+        match &self.grpc_tls {
+            None => {
+                return Err(ConfigError {
+                    field: "grpc_tls".to_owned(),
+                    problem: "missing: gRPC is served over TLS; add a [grpc_tls] section with \
+                              certificate_chain_path and private_key_path (PEM files), or \
+                              `plaintext = true` to serve without TLS on a loopback address"
+                        .to_owned(),
+                });
+            }
+            Some(tls) => tls.validate(self.grpc_listen_address)?,
+        }
         if let Some(metrics) = self.metrics_listen_address {
             if metrics == self.grpc_listen_address && metrics.port() != 0 {
                 return Err(ConfigError {
@@ -419,6 +539,7 @@ data_dir = "data"
 genesis_path = "genesis.json"
 validator_key_path = "validator.pem"
 grpc_listen_address = "127.0.0.1:50051"
+grpc_tls = { plaintext = true }
 "#;
 
     // A minimal file parses, takes the defaults and validates.
@@ -513,6 +634,77 @@ grpc_listen_address = "127.0.0.1:50051"
             error.to_string(),
             "network.peers[1].public_key: is listed twice"
         );
+    }
+
+    // Without a [grpc_tls] section the config is refused with what to add.
+    #[test]
+    fn grpc_tls_is_required() {
+        let text = MINIMAL.replace("grpc_tls = { plaintext = true }", "");
+        let error = NodeConfig::from_toml(&text).unwrap_err();
+        assert_eq!(error.field, "grpc_tls");
+        assert!(error.problem.contains("certificate_chain_path"), "{error}");
+        assert!(error.problem.contains("plaintext = true"), "{error}");
+    }
+
+    // Plaintext is refused on a non-loopback address (saying to give the PEM files), and when
+    // combined with certificate files; it is accepted on ::1.
+    #[test]
+    fn plaintext_only_on_loopback() {
+        let text = MINIMAL.replace("127.0.0.1:50051", "0.0.0.0:50051");
+        let error = NodeConfig::from_toml(&text).unwrap_err();
+        assert_eq!(error.field, "grpc_tls.plaintext");
+        assert!(error.problem.contains("loopback"), "{error}");
+        assert!(error.problem.contains("0.0.0.0:50051"), "{error}");
+        assert!(error.problem.contains("certificate_chain_path"), "{error}");
+        let text = MINIMAL.replace("127.0.0.1:50051", "10.0.0.7:50051");
+        assert_eq!(
+            NodeConfig::from_toml(&text).unwrap_err().field,
+            "grpc_tls.plaintext"
+        );
+        let text = MINIMAL.replace("127.0.0.1:50051", "[::1]:50051");
+        NodeConfig::from_toml(&text).unwrap();
+        let text = MINIMAL.replace(
+            "{ plaintext = true }",
+            "{ plaintext = true, certificate_chain_path = \"tls/chain.pem\" }",
+        );
+        assert_eq!(
+            NodeConfig::from_toml(&text).unwrap_err().field,
+            "grpc_tls.plaintext"
+        );
+    }
+
+    // TLS needs both files; a missing one is named. With both it parses on any address, round
+    // trips, and `load` resolves the files relative to the config file.
+    #[test]
+    fn tls_files_are_required_and_resolved() {
+        let public = MINIMAL.replace("127.0.0.1:50051", "0.0.0.0:50051");
+        let text = public.replace(
+            "{ plaintext = true }",
+            "{ certificate_chain_path = \"tls/chain.pem\" }",
+        );
+        let error = NodeConfig::from_toml(&text).unwrap_err();
+        assert_eq!(error.field, "grpc_tls.private_key_path");
+        assert!(error.problem.starts_with("missing"), "{error}");
+        let text = public.replace(
+            "{ plaintext = true }",
+            "{ certificate_chain_path = \"tls/chain.pem\", private_key_path = \"tls/key.pem\" }",
+        );
+        let config = NodeConfig::from_toml(&text).unwrap();
+        assert_eq!(NodeConfig::from_toml(&config.to_toml()).unwrap(), config);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, config.to_toml()).unwrap();
+        let loaded = NodeConfig::load(&path).unwrap();
+        let tls = loaded.grpc_tls.unwrap();
+        assert_eq!(
+            tls.certificate_chain_path.unwrap(),
+            dir.path().join("tls/chain.pem")
+        );
+        assert_eq!(
+            tls.private_key_path.unwrap(),
+            dir.path().join("tls/key.pem")
+        );
+        assert!(!tls.plaintext);
     }
 
     // An empty path is refused by name.

@@ -1,18 +1,20 @@
 //! `varde dev`: a one-validator network with demo institutions and demo data in one directory.
 //!
 //! A fresh data directory gets keys (PKCS#8 PEM) for a hospital, a municipality, a consent
-//! authority, an auditor and the validator, a `genesis.json` (chain `varde-dev`), a
-//! `node.toml`, and demo data loaded through the normal signed-transaction path. An existing
-//! directory is resumed as it is: nothing is regenerated or loaded again.
+//! authority, an auditor and the validator, a `genesis.json` (chain `varde-dev`), a local CA
+//! and the node's TLS certificate (`tls/`), a `node.toml`, and demo data loaded through the
+//! normal signed-transaction path. An existing directory is resumed as it is: nothing is
+//! regenerated or loaded again (a directory made before gRPC had TLS gets its `tls/` once).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use tonic::transport::Channel;
 use varde_proto::v1;
 
-use crate::config::NodeConfig;
+use crate::config::{GrpcTlsConfig, NodeConfig};
 use crate::context::now_unix_ms;
 use crate::demo::{self, DemoKeys};
 
@@ -46,6 +48,17 @@ impl DevLayout {
     pub fn database(&self) -> PathBuf {
         self.root.join("db")
     }
+    /// The local CA certificate and the node's TLS certificate and key.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+    pub fn tls_files(&self) -> crate::tls::LocalTlsFiles {
+        crate::tls::single_node_files(&self.tls_dir())
+    }
+    /// The CA certificate that clients of the dev node trust (`varde --ca-file`).
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.tls_files().ca_certificate
+    }
     /// Written after the demo data is committed; its presence means "do not load again".
     pub fn demo_loaded_marker(&self) -> PathBuf {
         self.root.join("demo-data-loaded")
@@ -74,10 +87,79 @@ pub fn initialise(
         PathBuf::from("keys").join(demo::VALIDATOR.key_file),
         grpc_addr,
     );
+    config.grpc_tls = Some(make_tls(layout)?);
     config.metrics_listen_address = metrics_addr;
     std::fs::write(layout.config(), config.to_toml())
         .with_context(|| format!("cannot write {}", layout.config().display()))?;
     Ok(config)
+}
+
+/// The local CA and node certificate in `tls/` (made unless there), as config paths relative to
+/// the directory.
+fn make_tls(layout: &DevLayout) -> anyhow::Result<GrpcTlsConfig> {
+    let files = crate::tls::ensure_single_node_pki(&layout.tls_dir(), demo::CHAIN_ID)?;
+    let relative = |path: &Path| {
+        path.strip_prefix(&layout.root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    Ok(GrpcTlsConfig::files(
+        relative(&files.certificate_chain),
+        relative(&files.private_key),
+    ))
+}
+
+/// A dev directory made before gRPC had TLS has no `[grpc_tls]`: give it the local CA and
+/// certificate once. Returns whether the config was changed.
+fn add_tls_if_missing(layout: &DevLayout) -> anyhow::Result<bool> {
+    let path = layout.config();
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut config = NodeConfig::from_toml_unvalidated(&text)
+        .with_context(|| format!("{} is not a valid node config", path.display()))?;
+    if config.grpc_tls.is_some() {
+        return Ok(false);
+    }
+    config.grpc_tls = Some(make_tls(layout)?);
+    std::fs::write(&path, config.to_toml())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(true)
+}
+
+/// Where a local client reaches a node listening on `address` (an unspecified address such as
+/// 0.0.0.0 is reached on loopback, which the certificate names).
+pub fn local_address(address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, address.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, address.port()))
+        }
+        _ => address,
+    }
+}
+
+/// A channel to the dev node as `config` serves it: over TLS trusting `ca_path`, or plaintext.
+pub async fn connect_local(
+    config: &NodeConfig,
+    address: SocketAddr,
+    ca_path: &Path,
+) -> anyhow::Result<Channel> {
+    let address = local_address(address);
+    if config.grpc_tls.as_ref().is_some_and(|tls| tls.plaintext) {
+        return tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
+            .connect()
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot reach the node at http://{address}: {}",
+                    crate::tls::causes(&error)
+                )
+            });
+    }
+    let ca = crate::tls::read_ca_certificate(ca_path)?;
+    crate::tls::connect_tls(address, &ca).await
 }
 
 /// Runs the dev node until `shutdown` completes.
@@ -95,6 +177,12 @@ pub async fn run_dev(
             );
         }
         initialise(&layout, options.grpc_addr, options.metrics_addr)?;
+    } else if add_tls_if_missing(&layout)? {
+        println!(
+            "  added TLS to {}: a local CA and node certificate in {}",
+            layout.config().display(),
+            layout.tls_dir().display()
+        );
     }
     let mut config = NodeConfig::load(&layout.config())?;
     // The addresses given now win over the ones written when the directory was made.
@@ -104,8 +192,22 @@ pub async fn run_dev(
     let store = crate::node::open_store(&config, &genesis)?;
     let node = crate::node::start(&config, genesis, store, shutdown).await?;
 
+    let plaintext = config.grpc_tls.as_ref().is_some_and(|tls| tls.plaintext);
+    let url = if plaintext {
+        format!("http://{}", node.grpc_address)
+    } else {
+        crate::tls::https_url(node.grpc_address)
+    };
     println!("Varde dev node (chain {}) serving", demo::CHAIN_ID);
-    println!("  gRPC:    http://{}", node.grpc_address);
+    if plaintext {
+        println!("  gRPC:    {url} (plaintext, as node.toml says)");
+    } else {
+        println!("  gRPC:    {url} (TLS)");
+        println!(
+            "  CA:      {} (give clients --ca-file or VARDE_CA_FILE)",
+            layout.ca_certificate().display()
+        );
+    }
     match node.metrics_address {
         Some(address) => println!("  metrics: http://{address}/metrics"),
         None => println!("  metrics: off"),
@@ -131,7 +233,8 @@ pub async fn run_dev(
 
     if !layout.demo_loaded_marker().exists() {
         let keys = DemoKeys::read(&layout.keys_dir())?;
-        load_demo_data(node.grpc_address, &keys).await?;
+        let channel = connect_local(&config, node.grpc_address, &layout.ca_certificate()).await?;
+        load_demo_data(channel, &keys).await?;
         std::fs::write(layout.demo_loaded_marker(), b"demo data committed\n")?;
         println!("  demo data loaded");
     } else {
@@ -239,10 +342,9 @@ pub fn demo_access_event(
     )
 }
 
-/// Submits the demo data over gRPC and waits for each transaction's commit.
-pub async fn load_demo_data(grpc_address: SocketAddr, keys: &DemoKeys) -> anyhow::Result<()> {
-    let mut client =
-        v1::ledger_client::LedgerClient::connect(format!("http://{grpc_address}")).await?;
+/// Submits the demo data over `channel` and waits for each transaction's commit.
+pub async fn load_demo_data(channel: Channel, keys: &DemoKeys) -> anyhow::Result<()> {
+    let mut client = v1::ledger_client::LedgerClient::new(channel);
     let now = now_unix_ms();
     let mut grant_id = Vec::new();
     for transaction in demo_transactions(keys, now) {

@@ -5,7 +5,8 @@
 //! Tasks and channels (see `README.md`):
 //! - the consensus driver ([`driver`]): owns the engine; inbound messages on a bounded mpsc;
 //!   publishes committed blocks on a tokio broadcast channel;
-//! - the gRPC server ([`grpc`]): admits transactions to the mempool and reads the ledger;
+//! - the gRPC server ([`grpc`], over TLS by default: [`tls`]): admits transactions to the
+//!   mempool and reads the ledger;
 //! - the metrics endpoint ([`metrics`]).
 
 pub mod byzantine;
@@ -22,6 +23,7 @@ pub mod network;
 pub mod node;
 pub mod p2p;
 pub mod service;
+pub mod tls;
 
 pub use config::NodeConfig;
 pub use dev::{DevOptions, run_dev};

@@ -67,6 +67,13 @@ pub async fn start<S: Store + 'static>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningNode> {
     config.validate().context("invalid node configuration")?;
+    let grpc_tls = config
+        .grpc_tls
+        .as_ref()
+        .context("invalid node configuration: grpc_tls is missing")?;
+    crate::tls::install_crypto_provider();
+    let server_tls = crate::tls::server_tls_config(grpc_tls)?;
+    let tls_enabled = server_tls.is_some();
     let signing_key = varde_ledger::keyfile::read_signing_key(&config.validator_key_path)?;
     // Page tokens are sealed with a key derived from the node's own secret: they survive a
     // restart, and no other node can forge or read them.
@@ -161,7 +168,7 @@ pub async fn start<S: Store + 'static>(
         network_task.map(|task| tokio::spawn(task.run(driver_handle, wait_for_stop())));
     let mut driver_task = tokio::spawn(driver.run(wait_for_stop()));
     let api = Api::new(context.clone(), stopped_receiver, page_tokens);
-    let mut grpc_task = tokio::spawn(serve_grpc(api, grpc_listener, wait_for_stop()));
+    let mut grpc_task = tokio::spawn(serve_grpc(api, server_tls, grpc_listener, wait_for_stop()));
     let metrics_task = metrics_listener.map(|listener| {
         tokio::spawn(crate::metrics::serve(
             listener,
@@ -194,7 +201,7 @@ pub async fn start<S: Store + 'static>(
         }
         result
     });
-    tracing::info!(%grpc_address, ?metrics_address, "node serving");
+    tracing::info!(%grpc_address, tls = tls_enabled, ?metrics_address, "node serving");
     Ok(RunningNode {
         grpc_address,
         metrics_address,
@@ -205,6 +212,7 @@ pub async fn start<S: Store + 'static>(
 
 async fn serve_grpc<S: Store + 'static>(
     api: Api<S>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -223,7 +231,13 @@ async fn serve_grpc<S: Store + 'static>(
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(varde_proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server
+            .tls_config(tls)
+            .context("cannot serve gRPC over TLS")?;
+    }
+    server
         .layer(tower::util::MapResponseLayer::new(
             crate::grpc::rewrite_decode_statuses::<tonic::body::Body>,
         ))

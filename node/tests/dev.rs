@@ -28,8 +28,9 @@ async fn run_until(dir: &std::path::Path, condition: impl Fn() -> bool) {
     running.await.unwrap().unwrap();
 }
 
-// A fresh directory gets keys, genesis, config and committed demo data; a second run resumes
-// without regenerating keys or reloading the demo data.
+// A fresh directory gets keys, genesis, a local CA and TLS certificate, config and committed
+// demo data (loaded over TLS); a second run resumes without regenerating keys or certificates
+// or reloading the demo data.
 #[tokio::test]
 async fn dev_initialises_once_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,6 +38,22 @@ async fn dev_initialises_once_and_resumes() {
     run_until(dir.path(), || layout.demo_loaded_marker().exists()).await;
     let key_before = std::fs::read(layout.keys_dir().join("hospital.pem")).unwrap();
     let genesis_before = std::fs::read(layout.genesis()).unwrap();
+    let tls = layout.tls_files();
+    let ca_before = std::fs::read(&tls.ca_certificate).unwrap();
+    let certificate_before = std::fs::read(&tls.certificate_chain).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&tls.private_key)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the TLS key is private");
+    }
+    let written = varde_node::NodeConfig::load(&layout.config()).unwrap();
+    let served = written.grpc_tls.clone().unwrap();
+    assert!(!served.plaintext);
+    assert_eq!(served.private_key_path.unwrap(), tls.private_key);
     let marker_time = std::fs::metadata(layout.demo_loaded_marker())
         .unwrap()
         .modified()
@@ -48,12 +65,32 @@ async fn dev_initialises_once_and_resumes() {
         key_before
     );
     assert_eq!(std::fs::read(layout.genesis()).unwrap(), genesis_before);
+    assert_eq!(std::fs::read(&tls.ca_certificate).unwrap(), ca_before);
+    assert_eq!(
+        std::fs::read(&tls.certificate_chain).unwrap(),
+        certificate_before
+    );
     assert_eq!(
         std::fs::metadata(layout.demo_loaded_marker())
             .unwrap()
             .modified()
             .unwrap(),
         marker_time
+    );
+
+    // A directory made before gRPC had TLS (no [grpc_tls], no tls/) gets both once and runs.
+    let text = std::fs::read_to_string(layout.config()).unwrap();
+    let mut old = varde_node::NodeConfig::from_toml_unvalidated(&text).unwrap();
+    old.grpc_tls = None;
+    std::fs::write(layout.config(), old.to_toml()).unwrap();
+    std::fs::remove_dir_all(layout.tls_dir()).unwrap();
+    run_until(dir.path(), || true).await;
+    assert!(tls.ca_certificate.exists());
+    assert!(
+        varde_node::NodeConfig::load(&layout.config())
+            .unwrap()
+            .grpc_tls
+            .is_some()
     );
 
     // Every demo transaction is in the database: four in the first blocks, then the access event.

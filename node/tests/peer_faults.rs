@@ -57,6 +57,7 @@ async fn start_node(
         dir.join("validator.pem"),
         "127.0.0.1:0".parse().unwrap(),
     );
+    config.grpc_tls = Some(varde_node::config::GrpcTlsConfig::plaintext());
     config.network = Some(NetworkConfig {
         listen_address: peer_address,
         peers: Vec::new(),

@@ -38,11 +38,19 @@ pub fn now_unix_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Runs `varde` with `arguments` in `directory`, stdin closed.
+/// Runs `varde` with `arguments` in `directory`, stdin closed (and no `VARDE_CA_FILE` from the
+/// test's own environment: a test gives `--ca-file` itself).
 pub fn varde(directory: &Path, arguments: &[&str]) -> Output {
+    varde_with_env(directory, arguments, &[])
+}
+
+/// As `varde`, with these environment variables set.
+pub fn varde_with_env(directory: &Path, arguments: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_varde"))
         .args(arguments)
         .current_dir(directory)
+        .env_remove("VARDE_CA_FILE")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("the varde binary runs")
@@ -53,6 +61,7 @@ pub fn varde_with_stdin(directory: &Path, arguments: &[&str], input: &str) -> Ou
     let mut child = Command::new(env!("CARGO_BIN_EXE_varde"))
         .args(arguments)
         .current_dir(directory)
+        .env_remove("VARDE_CA_FILE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -95,7 +104,10 @@ pub struct DevNode {
     /// The directory the process runs in and where its log is written.
     pub work_dir: PathBuf,
     pub data_dir: PathBuf,
+    /// `https://127.0.0.1:PORT`: the dev node serves TLS.
     pub endpoint: String,
+    /// The dev network's CA certificate (`DATA_DIR/tls/ca.pem`), for `--ca-file`.
+    pub ca_file: String,
     pub log: PathBuf,
 }
 
@@ -104,7 +116,7 @@ impl DevNode {
     /// and returns once Status answers, with the Status document.
     pub fn start(work_dir: &Path, data_dir: &Path) -> (Self, Value) {
         let port = free_port();
-        let endpoint = format!("http://127.0.0.1:{port}");
+        let endpoint = format!("https://127.0.0.1:{port}");
         let log = (0..)
             .map(|index| work_dir.join(format!("dev-{index}.log")))
             .find(|path| !path.exists())
@@ -124,20 +136,28 @@ impl DevNode {
             work_dir: work_dir.to_owned(),
             data_dir: data_dir.to_owned(),
             endpoint,
+            ca_file: data_dir.join("tls").join("ca.pem").display().to_string(),
             log,
         };
         let status = node.wait_for_status();
         (node, status)
     }
 
-    /// Polls Status until it answers (the condition, not a fixed sleep), failing fast if the
-    /// process exits first.
+    /// Polls Status until it answers over TLS (the condition, not a fixed sleep), failing fast
+    /// if the process exits first.
     fn wait_for_status(&mut self) -> Value {
         let started = Instant::now();
         loop {
             let output = varde(
                 &self.work_dir,
-                &["--json", "status", "--endpoint", &self.endpoint],
+                &[
+                    "--json",
+                    "status",
+                    "--endpoint",
+                    &self.endpoint,
+                    "--ca-file",
+                    &self.ca_file,
+                ],
             );
             if output.status.success() {
                 return json(&output);

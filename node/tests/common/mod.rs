@@ -6,7 +6,7 @@ use std::path::Path;
 use ed25519_dalek::SigningKey;
 use prost::Message;
 use tokio::sync::oneshot;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel};
 use varde_node::config::NodeConfig;
 use varde_node::demo::{self, DemoKeys};
 use varde_node::node::{RunningNode, open_store};
@@ -16,30 +16,44 @@ pub const CHAIN: &str = demo::CHAIN_ID;
 
 pub struct TestNode {
     pub node: RunningNode,
+    /// The CA of the node's gRPC certificate when it serves TLS (`start_tls_node`).
+    pub ca: Option<Certificate>,
     stop: oneshot::Sender<()>,
 }
 
 impl TestNode {
+    /// `http://` for a plaintext node, `https://` for a TLS one.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.node.grpc_address)
+        match self.ca {
+            None => format!("http://{}", self.node.grpc_address),
+            Some(_) => varde_node::tls::https_url(self.node.grpc_address),
+        }
+    }
+
+    /// A channel as a client that trusts the node's CA (if any) opens it.
+    pub async fn channel(&self) -> Channel {
+        match &self.ca {
+            None => tonic::transport::Endpoint::from_shared(self.endpoint())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+            Some(ca) => varde_node::tls::connect_tls(self.node.grpc_address, ca)
+                .await
+                .unwrap(),
+        }
     }
 
     pub async fn ledger(&self) -> v1::ledger_client::LedgerClient<Channel> {
-        v1::ledger_client::LedgerClient::connect(self.endpoint())
-            .await
-            .unwrap()
+        v1::ledger_client::LedgerClient::new(self.channel().await)
     }
 
     pub async fn query(&self) -> v1::query_client::QueryClient<Channel> {
-        v1::query_client::QueryClient::connect(self.endpoint())
-            .await
-            .unwrap()
+        v1::query_client::QueryClient::new(self.channel().await)
     }
 
     pub async fn node_client(&self) -> v1::node_client::NodeClient<Channel> {
-        v1::node_client::NodeClient::connect(self.endpoint())
-            .await
-            .unwrap()
+        v1::node_client::NodeClient::new(self.channel().await)
     }
 
     /// Stops the node and waits until it has released its database.
@@ -49,8 +63,19 @@ impl TestNode {
     }
 }
 
-/// Writes keys, genesis and config into `dir` on first use, then starts a node there.
+/// Writes keys, genesis and config into `dir` on first use, then starts a node there that serves
+/// gRPC in plaintext on loopback (said explicitly in its config).
 pub async fn start_node(dir: &Path, keys: &DemoKeys) -> TestNode {
+    start_node_with(dir, keys, false).await
+}
+
+/// As `start_node`, but the node serves gRPC over TLS with a certificate of a local CA made in
+/// `dir/tls` on first use; the returned node's clients trust that CA.
+pub async fn start_tls_node(dir: &Path, keys: &DemoKeys) -> TestNode {
+    start_node_with(dir, keys, true).await
+}
+
+async fn start_node_with(dir: &Path, keys: &DemoKeys, tls: bool) -> TestNode {
     let keys_dir = dir.join("keys");
     if !keys_dir.exists() {
         std::fs::create_dir_all(&keys_dir).unwrap();
@@ -68,6 +93,14 @@ pub async fn start_node(dir: &Path, keys: &DemoKeys) -> TestNode {
         keys_dir.join(demo::VALIDATOR.key_file),
         "127.0.0.1:0".parse().unwrap(),
     );
+    let ca = if tls {
+        let files = varde_node::tls::ensure_single_node_pki(&dir.join("tls"), "node test").unwrap();
+        config.grpc_tls = Some(files.config());
+        Some(varde_node::tls::read_ca_certificate(&files.ca_certificate).unwrap())
+    } else {
+        config.grpc_tls = Some(varde_node::config::GrpcTlsConfig::plaintext());
+        None
+    };
     config.metrics_listen_address = Some("127.0.0.1:0".parse().unwrap());
     config.block.empty_block_wait_ms = 200;
     let genesis = varde_node::node::read_genesis(&config.genesis_path).unwrap();
@@ -78,7 +111,7 @@ pub async fn start_node(dir: &Path, keys: &DemoKeys) -> TestNode {
     })
     .await
     .unwrap();
-    TestNode { node, stop }
+    TestNode { node, ca, stop }
 }
 
 pub fn now_unix_ms() -> i64 {

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use tokio::time::Instant;
+use tonic::transport::Certificate;
 use varde_proto::v1;
 
 use super::network::Layout;
@@ -93,9 +94,11 @@ async fn run_on(
     let validators: Vec<_> = state.nodes.iter().map(|node| node.grpc).collect();
     let keys = varde_node::demo::DemoKeys::read(&layout.keys())?;
     let signer = keys.of(varde_node::demo::HOSPITAL).clone();
+    let ca = layout.read_ca()?;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(load::run(
         validators.clone(),
+        ca.clone(),
         signer,
         options.clients,
         stop.clone(),
@@ -173,10 +176,10 @@ async fn run_on(
     for index in 0..count {
         super::restart_if_stopped(launcher, &layout.root, index)?;
     }
-    let head = settle(&validators).await?;
+    let head = settle(&validators, &ca).await?;
     let mut clients = Vec::with_capacity(validators.len());
     for validator in &validators {
-        clients.push(ledger(*validator).await?);
+        clients.push(ledger(*validator, &ca).await?);
     }
     // The checks read as the demo auditor, who may see every block and transaction.
     let reader = keys.of(varde_node::demo::AUDITOR).clone();
@@ -200,25 +203,26 @@ async fn run_on(
 
 type LedgerClient = v1::ledger_client::LedgerClient<tonic::transport::Channel>;
 
-async fn ledger(address: std::net::SocketAddr) -> anyhow::Result<LedgerClient> {
-    v1::ledger_client::LedgerClient::connect(format!("http://{address}"))
+async fn ledger(address: std::net::SocketAddr, ca: &Certificate) -> anyhow::Result<LedgerClient> {
+    let channel = varde_node::tls::connect_tls(address, ca)
         .await
-        .with_context(|| format!("cannot reach the validator at {address}"))
+        .with_context(|| format!("cannot reach the validator at {address}"))?;
+    Ok(v1::ledger_client::LedgerClient::new(channel))
 }
 
 /// Waits until every validator has reached the highest height any of them had when the faults
 /// stopped; returns that height.
-async fn settle(validators: &[std::net::SocketAddr]) -> anyhow::Result<u64> {
+async fn settle(validators: &[std::net::SocketAddr], ca: &Certificate) -> anyhow::Result<u64> {
     let mut target = 0;
     for validator in validators {
-        if let Ok(status) = super::node_status(*validator, Duration::from_secs(3)).await {
+        if let Ok(status) = super::node_status(*validator, ca, Duration::from_secs(3)).await {
             target = target.max(status.height);
         }
     }
     let deadline = Instant::now() + Duration::from_secs(180);
     for validator in validators {
         loop {
-            let height = super::node_status(*validator, Duration::from_secs(3))
+            let height = super::node_status(*validator, ca, Duration::from_secs(3))
                 .await
                 .map_or(0, |status| status.height);
             if height >= target {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use tokio::time::Instant;
+use tonic::transport::Certificate;
 use varde_node::demo;
 use varde_proto::v1;
 
@@ -38,9 +39,11 @@ impl LoadReport {
     }
 }
 
-/// Runs `clients` closed-loop clients against `validators` until `stop` is set.
+/// Runs `clients` closed-loop clients against `validators` (over TLS, trusting `ca`) until
+/// `stop` is set.
 pub async fn run(
     validators: Vec<SocketAddr>,
+    ca: Certificate,
     signer: SigningKey,
     clients: usize,
     stop: Arc<AtomicBool>,
@@ -50,9 +53,10 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..clients {
         let validators = validators.clone();
+        let ca = ca.clone();
         let signer = signer.clone();
         let stop = stop.clone();
-        tasks.spawn(async move { run_client(client, validators, &signer, &stop).await });
+        tasks.spawn(async move { run_client(client, validators, &ca, &signer, &stop).await });
     }
     let mut report = LoadReport::default();
     while let Some(result) = tasks.join_next().await {
@@ -69,6 +73,7 @@ pub async fn run(
 async fn run_client(
     client: usize,
     validators: Vec<SocketAddr>,
+    ca: &Certificate,
     signer: &SigningKey,
     stop: &AtomicBool,
 ) -> LoadReport {
@@ -78,10 +83,8 @@ async fn run_client(
     let mut sequence = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if connection.is_none() {
-            match v1::ledger_client::LedgerClient::connect(format!("http://{}", validators[target]))
-                .await
-            {
-                Ok(client) => connection = Some(client),
+            match varde_node::tls::connect_tls(validators[target], ca).await {
+                Ok(channel) => connection = Some(v1::ledger_client::LedgerClient::new(channel)),
                 Err(_) => {
                     report.failures += 1;
                     target = (target + 1) % validators.len();

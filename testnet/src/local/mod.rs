@@ -2,7 +2,9 @@
 //! carried by a fault-injecting relay ([`crate::relay`]) so that partitions need no root.
 //!
 //! Each operation reads and writes the network's state file, so they can be run from separate
-//! commands (`varde testnet up`, `kill 2`, `partition 0,1/2,3`, `down`, ...).
+//! commands (`varde testnet up`, `kill 2`, `partition 0,1/2,3`, `down`, ...). Validators serve
+//! gRPC over TLS with certificates of the network's own CA (`DIR/tls/ca.pem`); every client
+//! here trusts that CA and nothing else.
 
 pub mod chaos;
 pub mod load;
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::time::Instant;
+use tonic::transport::Certificate;
 use varde_proto::v1;
 
 use crate::relay::{self, Faults};
@@ -75,6 +78,7 @@ pub async fn up(launcher: &Launcher, options: &UpOptions) -> anyhow::Result<Netw
             "a local network is already running in {} (stop it with `varde testnet down`)",
             layout.root.display()
         );
+        network::add_tls_if_missing(&layout, &state)?;
         state
     } else {
         anyhow::ensure!(
@@ -96,14 +100,16 @@ pub async fn up(launcher: &Launcher, options: &UpOptions) -> anyhow::Result<Netw
     for index in 0..state.nodes.len() {
         start_node(launcher, &layout, &mut state, index)?;
     }
-    let started = wait_for_commits(&layout, &state, 1, options.timeout).await;
+    let ca = layout.read_ca()?;
+    let started = wait_for_commits(&layout, &state, &ca, 1, options.timeout).await;
     if let Err(error) = started {
         let _ = down(&layout.root);
         return Err(error);
     }
     if fresh && options.load_demo_data {
         let keys = varde_node::demo::DemoKeys::read(&layout.keys())?;
-        varde_node::dev::load_demo_data(state.nodes[0].grpc, &keys)
+        let channel = varde_node::tls::connect_tls(state.nodes[0].grpc, &ca).await?;
+        varde_node::dev::load_demo_data(channel, &keys)
             .await
             .context("loading the demo data")?;
         std::fs::write(
@@ -234,10 +240,12 @@ pub async fn bench(
         },
     )
     .await?;
-    let keys = varde_node::demo::DemoKeys::read(&Layout::new(&dir).keys())?;
+    let layout = Layout::new(&dir);
+    let keys = varde_node::demo::DemoKeys::read(&layout.keys())?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = tokio::spawn(load::run(
         state.nodes.iter().map(|node| node.grpc).collect(),
+        layout.read_ca()?,
         keys.of(varde_node::demo::HOSPITAL).clone(),
         clients,
         stop.clone(),
@@ -361,13 +369,14 @@ pub struct NodeReport {
 pub async fn status(dir: &Path) -> anyhow::Result<Vec<NodeReport>> {
     let layout = Layout::new(&absolute(dir)?);
     let state = layout.read_state()?;
+    let ca = layout.read_ca()?;
     let mut reports = Vec::with_capacity(state.nodes.len());
     for node in state.nodes {
         let running = node
             .pid
             .is_some_and(|pid| process::is_running(pid, &node_marker(&layout, node.index)));
         let status = if running {
-            node_status(node.grpc, Duration::from_secs(2)).await
+            node_status(node.grpc, &ca, Duration::from_secs(2)).await
         } else {
             Err("not running".to_owned())
         };
@@ -380,15 +389,17 @@ pub async fn status(dir: &Path) -> anyhow::Result<Vec<NodeReport>> {
     Ok(reports)
 }
 
-/// One node's `Node.Status`, within `timeout`.
+/// One node's `Node.Status` over TLS trusting `ca`, within `timeout`.
 pub async fn node_status(
     address: SocketAddr,
+    ca: &Certificate,
     timeout: Duration,
 ) -> Result<v1::StatusResponse, String> {
     let call = async {
-        let mut client = v1::node_client::NodeClient::connect(format!("http://{address}"))
+        let channel = varde_node::tls::connect_tls(address, ca)
             .await
             .map_err(|error| error.to_string())?;
+        let mut client = v1::node_client::NodeClient::new(channel);
         client
             .status(v1::StatusRequest {})
             .await
@@ -404,13 +415,14 @@ pub async fn node_status(
 async fn wait_for_commits(
     layout: &Layout,
     state: &NetworkState,
+    ca: &Certificate,
     height: u64,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     for node in &state.nodes {
         loop {
-            match node_status(node.grpc, Duration::from_secs(2)).await {
+            match node_status(node.grpc, ca, Duration::from_secs(2)).await {
                 Ok(status) if status.height >= height => break,
                 _ if Instant::now() >= deadline => anyhow::bail!(
                     "validator {} did not commit within {timeout:?}; see {}",

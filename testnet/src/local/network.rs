@@ -6,6 +6,8 @@
 //! DIR/genesis.json        the chain: demo institutions and the validator operators
 //! DIR/keys/*.pem          the demo institutions' keys (validator.pem is node 0's key)
 //! DIR/node-I/node.toml    validator I's config; node-I/validator.pem, node-I/db/
+//! DIR/tls/ca.pem          the network's local CA (clients trust it: `varde --ca-file`)
+//! DIR/tls/node-I.pem      validator I's gRPC certificate; node-I-key.pem its key (0600)
 //! DIR/relay.json          routes I→J of the fault-injecting relay; DIR/faults.json its faults
 //! DIR/logs/               node-I.log, relay.log
 //! ```
@@ -93,6 +95,23 @@ impl Layout {
     }
     pub fn relay_log(&self) -> PathBuf {
         self.logs().join("relay.log")
+    }
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+    /// The local CA certificate every validator's gRPC certificate is signed by.
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.tls_dir().join("ca.pem")
+    }
+    pub fn node_certificate(&self, index: usize) -> PathBuf {
+        self.tls_dir().join(format!("node-{index}.pem"))
+    }
+    pub fn node_tls_key(&self, index: usize) -> PathBuf {
+        self.tls_dir().join(format!("node-{index}-key.pem"))
+    }
+    /// The CA certificate, read for a client.
+    pub fn read_ca(&self) -> anyhow::Result<tonic::transport::Certificate> {
+        varde_node::tls::read_ca_certificate(&self.ca_certificate())
     }
 
     pub fn read_state(&self) -> anyhow::Result<NetworkState> {
@@ -248,6 +267,7 @@ pub fn create(
             });
         }
     }
+    write_tls(layout, count)?;
     for (index, key) in validator_keys.iter().enumerate() {
         let node_dir = layout.node_dir(index);
         std::fs::create_dir_all(&node_dir)?;
@@ -258,6 +278,7 @@ pub fn create(
             PathBuf::from("validator.pem"),
             nodes[index].grpc,
         );
+        config.grpc_tls = Some(grpc_tls(index));
         config.metrics_listen_address = Some(nodes[index].metrics);
         config.block.empty_block_wait_ms = 500;
         config.network = Some(NetworkConfig {
@@ -285,6 +306,52 @@ pub fn create(
     };
     layout.write_state(&state)?;
     Ok(Created { state, routes })
+}
+
+/// A local CA and one loopback gRPC certificate per validator, in `DIR/tls/`.
+fn write_tls(layout: &Layout, count: usize) -> anyhow::Result<()> {
+    let nodes: Vec<_> = (0..count)
+        .map(|index| {
+            (
+                format!("Varde validator {index}"),
+                layout.node_certificate(index),
+                layout.node_tls_key(index),
+            )
+        })
+        .collect();
+    varde_node::tls::write_local_pki(
+        &format!("testnet {}", layout.root.display()),
+        &layout.ca_certificate(),
+        &nodes,
+    )
+}
+
+/// Validator `index`'s `[grpc_tls]`, relative to its config file.
+fn grpc_tls(index: usize) -> varde_node::config::GrpcTlsConfig {
+    varde_node::config::GrpcTlsConfig::files(
+        PathBuf::from(format!("../tls/node-{index}.pem")),
+        PathBuf::from(format!("../tls/node-{index}-key.pem")),
+    )
+}
+
+/// A network made before gRPC had TLS gets its CA, certificates and `[grpc_tls]` sections once;
+/// a network that has them keeps them. Returns whether anything was added.
+pub fn add_tls_if_missing(layout: &Layout, state: &NetworkState) -> anyhow::Result<bool> {
+    if layout.ca_certificate().exists() {
+        return Ok(false);
+    }
+    write_tls(layout, state.nodes.len())?;
+    for node in &state.nodes {
+        let path = layout.node_config(node.index);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut config = NodeConfig::from_toml_unvalidated(&text)
+            .with_context(|| format!("{} is not a valid node config", path.display()))?;
+        config.grpc_tls = Some(grpc_tls(node.index));
+        std::fs::write(&path, config.to_toml())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -317,6 +384,15 @@ mod tests {
         let membership = varde_ledger::membership::Membership::from_genesis(&genesis).unwrap();
         assert_eq!(membership.validator_keys().len(), 4);
         let config = NodeConfig::load(&layout.node_config(1)).unwrap();
+        let tls = config.grpc_tls.clone().unwrap();
+        assert_eq!(
+            tls.certificate_chain_path.unwrap(),
+            layout.node_dir(1).join("../tls/node-1.pem")
+        );
+        varde_node::tls::server_tls_config(config.grpc_tls.as_ref().unwrap())
+            .unwrap()
+            .expect("validators serve TLS");
+        layout.read_ca().unwrap();
         let network = config.network.unwrap();
         assert_eq!(network.peers.len(), 3);
         for peer in &network.peers {
