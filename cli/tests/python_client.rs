@@ -58,9 +58,10 @@ fn python_environment() -> PathBuf {
     python
 }
 
-// The Python client passes every signing vector and its anchor, signed with the demo hospital's
-// PEM key and sent with SubmitAndWait, is applied; `query records` then lists the record with the
-// client's transaction id.
+// The Python client passes every transaction and query signing vector; its anchor, signed with the
+// demo hospital's PEM key and sent with SubmitAndWait, is applied and read back with a signed
+// query, while unsigned and replayed reads are refused; `query records` then lists the record
+// with the client's transaction id.
 #[test]
 fn python_client_signs_and_submits_an_anchor() {
     let python = python_environment();
@@ -83,7 +84,15 @@ fn python_client_signs_and_submits_an_anchor() {
         "stdout: {stdout}\nstderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("signing vectors recomputed"), "{stdout}");
+    for step in [
+        "signing vectors recomputed",
+        "3 query signing vectors recomputed",
+        "signed GetTransaction returns the committed anchor",
+        "an unsigned read is refused: UNAUTHENTICATED",
+        "a replayed read is refused: UNAUTHENTICATED",
+    ] {
+        assert!(stdout.contains(step), "{step}: {stdout}");
+    }
     let submitted: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let transaction_id = submitted["transaction_id"].as_str().unwrap();
     let record_id = submitted["record_id"].as_str().unwrap();

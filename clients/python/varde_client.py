@@ -13,8 +13,12 @@ http://HOST:PORT for a node configured for plaintext on loopback.
 2. Generates the gRPC stubs from the proto files at run time (grpc_tools.protoc, temp dir).
 3. Builds an AnchorRecord for the demo hospital, signs it with the varde-tx-v1 scheme of
    transaction.proto using the hospital's PKCS#8 PEM key, submits it with SubmitAndWait, and
-   exits 0 only if the receipt says applied. The last line on stdout is a JSON object with the
-   transaction id and the record id.
+   exits 0 only if the receipt says applied.
+4. Recomputes every vector of proto/testdata/query-signing-vectors.json (varde-query-v2 of
+   query_service.proto), then reads the anchor back with a signed GetTransaction: it must come
+   back committed with its body, while the same request unsigned, and the signed one sent a
+   second time (a replay), are refused with UNAUTHENTICATED. The last line on stdout is a JSON
+   object with the transaction id and the record id.
 """
 
 import argparse
@@ -37,10 +41,90 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_PROTO_DIR = os.path.join(REPOSITORY, "proto", "proto")
 DEFAULT_VECTORS = os.path.join(REPOSITORY, "proto", "testdata", "signing-vectors.json")
+DEFAULT_QUERY_VECTORS = os.path.join(
+    REPOSITORY, "proto", "testdata", "query-signing-vectors.json"
+)
 
 # The demo hospital of `varde dev` (Oslo universitetssykehus HF).
 HOSPITAL_ORG_NUMBER = "993467049"
 DOMAIN = b"varde-tx-v1"
+QUERY_DOMAIN = b"varde-query-v2"
+
+
+def query_signing_input(
+    chain_id: str, method: str, signed_at_unix_ms: int, nonce: bytes, public_key: bytes,
+    request_without_auth: bytes,
+) -> bytes:
+    """"varde-query-v2" || 0x00 || u16be chain id || u16be method || i64be time || u8 nonce
+    length || nonce || caller key || the request encoded without its auth field."""
+    chain = chain_id.encode("utf-8")
+    method_bytes = method.encode("ascii")
+    if not 16 <= len(nonce) <= 32:
+        raise ValueError("the nonce must be 16 to 32 bytes")
+    return (
+        QUERY_DOMAIN + b"\x00"
+        + struct.pack(">H", len(chain)) + chain
+        + struct.pack(">H", len(method_bytes)) + method_bytes
+        + struct.pack(">q", signed_at_unix_ms)
+        + bytes([len(nonce)]) + nonce
+        + public_key + request_without_auth
+    )
+
+
+def sign_query(private_key: Ed25519PrivateKey, chain_id: str, method: str, request, stubs):
+    """Fills `request.auth` (varde-query-v2) with a fresh nonce and the current time."""
+    public_key = private_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    request.ClearField("auth")
+    signed_at = int(time.time() * 1000)
+    nonce = os.urandom(16)
+    digest = hashlib.sha256(
+        query_signing_input(
+            chain_id, method, signed_at, nonce, public_key, request.SerializeToString()
+        )
+    ).digest()
+    request.auth.CopyFrom(
+        stubs["query_service"].RequestAuthentication(
+            caller_public_key=public_key,
+            signed_at_unix_ms=signed_at,
+            signature=private_key.sign(digest),
+            nonce=nonce,
+        )
+    )
+    return request
+
+
+def check_query_vectors(path: str) -> int:
+    with open(path, encoding="utf-8") as handle:
+        vectors = json.load(handle)["vectors"]
+    if not vectors:
+        sys.exit(f"FAIL: no vectors in {path}")
+    for vector in vectors:
+        name = vector["description"]
+        key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["key_seed_hex"]))
+        public_key = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        signing = query_signing_input(
+            vector["chain_id"],
+            vector["method"],
+            vector["signed_at_unix_ms"],
+            bytes.fromhex(vector["nonce_hex"]),
+            public_key,
+            bytes.fromhex(vector["request_without_auth_hex"]),
+        )
+        digest = hashlib.sha256(signing).digest()
+        checks = [
+            ("public key", public_key.hex(), vector["public_key_hex"]),
+            ("signing input", signing.hex(), vector["signing_input_hex"]),
+            ("digest", digest.hex(), vector["digest_hex"]),
+            ("signature", key.sign(digest).hex(), vector["signature_hex"]),
+        ]
+        for what, computed, expected in checks:
+            if computed != expected:
+                sys.exit(f"FAIL [{name}]: {what}\n  computed {computed}\n  expected {expected}")
+    return len(vectors)
 
 
 def signing_input(chain_id: str, public_key: bytes, body: bytes) -> bytes:
@@ -121,7 +205,7 @@ def generate_stubs(proto_dir: str, out_dir: str):
         sys.exit(f"FAIL: protoc: {completed.stderr}")
     sys.path.insert(0, out_dir)
     modules = {}
-    for name in ("transaction", "state", "ledger_service", "node_service"):
+    for name in ("transaction", "state", "query_service", "ledger_service", "node_service"):
         modules[name] = importlib.import_module(f"varde.v1.{name}_pb2")
     for name in ("ledger_service", "node_service"):
         modules[name + "_grpc"] = importlib.import_module(f"varde.v1.{name}_pb2_grpc")
@@ -191,6 +275,7 @@ def submit_anchor(endpoint: str, ca_file, key_path: str, stubs) -> int:
             timeout_ms=30_000,
         )
         response = ledger.SubmitAndWait(request, timeout=40)
+        read_back(ledger, stubs, private_key, chain_id, transaction_id, body)
 
     if response.transaction_id != transaction_id:
         sys.exit(
@@ -215,6 +300,36 @@ def submit_anchor(endpoint: str, ca_file, key_path: str, stubs) -> int:
     return 0
 
 
+def read_back(ledger, stubs, private_key, chain_id, transaction_id, body):
+    """A signed GetTransaction finds the anchor with its body; unsigned or replayed, refused."""
+    import grpc
+
+    method = "/varde.v1.Ledger/GetTransaction"
+    request = sign_query(
+        private_key,
+        chain_id,
+        method,
+        stubs["ledger_service"].GetTransactionRequest(transaction_id=transaction_id),
+        stubs,
+    )
+    found = ledger.GetTransaction(request, timeout=10)
+    if found.status != stubs["ledger_service"].TRANSACTION_STATUS_COMMITTED:
+        sys.exit(f"FAIL: the anchor reads back with status {found.status}")
+    if found.withheld or found.transaction.body != body:
+        sys.exit("FAIL: the anchor's own signer does not get its body back")
+    print("ok   signed GetTransaction returns the committed anchor")
+    unsigned = stubs["ledger_service"].GetTransactionRequest(transaction_id=transaction_id)
+    for what, attempt in [("an unsigned", unsigned), ("a replayed", request)]:
+        try:
+            ledger.GetTransaction(attempt, timeout=10)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAUTHENTICATED:
+                sys.exit(f"FAIL: {what} read got {error.code()}, not UNAUTHENTICATED")
+            print(f"ok   {what} read is refused: UNAUTHENTICATED")
+            continue
+        sys.exit(f"FAIL: {what} read was answered")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("endpoint", help="gRPC endpoint, e.g. https://127.0.0.1:50051")
@@ -225,10 +340,13 @@ def main() -> int:
     )
     parser.add_argument("--proto-dir", default=DEFAULT_PROTO_DIR)
     parser.add_argument("--vectors", default=DEFAULT_VECTORS)
+    parser.add_argument("--query-vectors", default=DEFAULT_QUERY_VECTORS)
     arguments = parser.parse_args()
 
     count = check_vectors(arguments.vectors)
     print(f"ok   {count} signing vectors recomputed")
+    count = check_query_vectors(arguments.query_vectors)
+    print(f"ok   {count} query signing vectors recomputed")
     with tempfile.TemporaryDirectory(prefix="varde-stubs-") as out_dir:
         stubs = generate_stubs(arguments.proto_dir, out_dir)
         return submit_anchor(arguments.endpoint, arguments.ca_file, arguments.key, stubs)
