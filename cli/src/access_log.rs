@@ -117,10 +117,11 @@ pub fn table(events: &[v1::AccessEvent]) -> String {
 /// An access-log page for a person: a count, the table, and how to go on.
 pub fn page_text(events: &[v1::AccessEvent], next: &str, height: u64) -> String {
     let flagged = events.iter().filter(|event| event.flagged).count();
-    let mut text = format!(
-        "{} access events at height {height} ({flagged} flagged for review)\n",
-        events.len()
-    );
+    let count = match events.len() {
+        1 => "1 access event".to_owned(),
+        count => format!("{count} access events"),
+    };
+    let mut text = format!("{count} at height {height} ({flagged} flagged for review)\n");
     if !events.is_empty() {
         text.push_str(&table(events));
     }
@@ -204,7 +205,7 @@ mod tests {
             ..Default::default()
         };
         let text = page_text(&[event], "", 9);
-        assert!(text.starts_with("1 access events at height 9 (1 flagged for review)"));
+        assert!(text.starts_with("1 access event at height 9 (1 flagged for review)"));
         let row = text.lines().nth(2).unwrap();
         for expected in [
             "1970-01-01 00:00:00 UTC",

@@ -243,7 +243,7 @@ pub async fn run_dev(
     node.wait().await
 }
 
-/// The demo transactions: records for two pseudonymous patients, a grant and an access event.
+/// The demo transactions: records for two pseudonymous patients and a grant (the reads follow).
 pub fn demo_transactions(keys: &DemoKeys, now_unix_ms: i64) -> Vec<v1::SignedTransaction> {
     use v1::transaction_body::Action;
     let chain = demo::CHAIN_ID;
@@ -342,6 +342,33 @@ pub fn demo_access_event(
     )
 }
 
+/// The demo emergency read: the second health trust breaks the glass on the first patient's lab
+/// record, which no grant covers, so that the patient's access log shows a flagged emergency.
+pub fn demo_emergency_access(keys: &DemoKeys, now_unix_ms: i64) -> v1::SignedTransaction {
+    demo::sign(
+        demo::CHAIN_ID,
+        keys.of(demo::HEALTH_TRUST),
+        &demo::body(
+            demo::CHAIN_ID,
+            now_unix_ms,
+            v1::transaction_body::Action::LogAccess(v1::LogAccess {
+                accessor_org_number: demo::HEALTH_TRUST.org_number.to_owned(),
+                accessor_hpr_number: "8812345".to_owned(),
+                record: Some(v1::RecordReference {
+                    custodian_org_number: demo::HOSPITAL.org_number.to_owned(),
+                    record_id: "lab-2026-0042".to_owned(),
+                }),
+                purpose: v1::PurposeOfUse::Etreat as i32,
+                accessed_at_unix_ms: now_unix_ms,
+                attestation_sha256: Vec::new(),
+                basis: Some(v1::log_access::Basis::Emergency(v1::EmergencyAccess {
+                    justification: "bevisstløs pasient i akuttmottaket".to_owned(),
+                })),
+            }),
+        ),
+    )
+}
+
 /// Submits the demo data over `channel` and waits for each transaction's commit.
 pub async fn load_demo_data(channel: Channel, keys: &DemoKeys) -> anyhow::Result<()> {
     let mut client = v1::ledger_client::LedgerClient::new(channel);
@@ -365,5 +392,12 @@ pub async fn load_demo_data(channel: Channel, keys: &DemoKeys) -> anyhow::Result
         })
         .await
         .context("loading the demo access event")?;
+    client
+        .submit_and_wait(v1::SubmitAndWaitRequest {
+            transaction: Some(demo_emergency_access(keys, now)),
+            timeout_ms: 30_000,
+        })
+        .await
+        .context("loading the demo emergency access event")?;
     Ok(())
 }
