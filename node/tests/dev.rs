@@ -93,11 +93,12 @@ async fn dev_initialises_once_and_resumes() {
             .is_some()
     );
 
-    // Every demo transaction is in the database: four in the first blocks, then the access event.
+    // Every demo transaction is in the database: four in the first blocks, then the read under
+    // the grant and the emergency read.
     let config = varde_node::NodeConfig::load(&layout.config()).unwrap();
     let genesis = varde_node::node::read_genesis(&config.genesis_path).unwrap();
     let store = varde_node::node::open_store(&config, &genesis).unwrap();
     let ledger = varde_ledger::Ledger::open(store, genesis).unwrap();
     let view = varde_ledger::state::StateView::new(ledger.store());
-    assert_eq!(varde_ledger::accumulator::size(&view).unwrap(), 5);
+    assert_eq!(varde_ledger::accumulator::size(&view).unwrap(), 6);
 }
