@@ -197,6 +197,51 @@ impl Testnet {
         build(Some(auth))
     }
 
+    /// On every validator, a client with no credentials (over TLS, trusting the network's CA)
+    /// gets UNAUTHENTICATED from the Ledger reads that return content, and the same read signed
+    /// by a member is answered.
+    async fn assert_unsigned_reads_refused(&self, id: &[u8]) {
+        for node in 0..4 {
+            let mut client = self.ledger(node).await;
+            let refusals = [
+                client
+                    .get_block(v1::GetBlockRequest {
+                        auth: None,
+                        height: 1,
+                    })
+                    .await
+                    .map(|_| ()),
+                client
+                    .get_transaction(v1::GetTransactionRequest {
+                        auth: None,
+                        transaction_id: id.to_vec(),
+                    })
+                    .await
+                    .map(|_| ()),
+                client
+                    .list_misbehaviour(v1::ListMisbehaviourRequest::default())
+                    .await
+                    .map(|_| ()),
+                client
+                    .stream_events(v1::StreamEventsRequest::default())
+                    .await
+                    .map(|_| ()),
+            ];
+            for refusal in refusals {
+                assert_eq!(
+                    refusal.unwrap_err().code(),
+                    tonic::Code::Unauthenticated,
+                    "validator {node}"
+                );
+            }
+            let request = self.signed("/varde.v1.Ledger/GetBlock", |auth| v1::GetBlockRequest {
+                auth,
+                height: 1,
+            });
+            assert!(client.get_block(request).await.is_ok(), "validator {node}");
+        }
+    }
+
     /// Every block up to `height`, from `node`, as encoded headers.
     async fn headers(&self, node: usize, height: u64) -> Vec<v1::BlockHeader> {
         let mut client = self.ledger(node).await;
@@ -313,6 +358,7 @@ async fn four_validators_commit_and_agree() {
         }
     }
     network.assert_tls_only().await;
+    network.assert_unsigned_reads_refused(&ids[0]).await;
     network.assert_resume_reuses_certificates().await;
 }
 
