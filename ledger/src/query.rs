@@ -117,6 +117,29 @@ where
     })
 }
 
+/// Lists the items an index under `prefix` points at: each index key ends with the item's key in
+/// `item_column`.
+fn by_index<S, T>(
+    store: &S,
+    prefix: &[u8],
+    item_column: Column,
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &T) -> Result<bool, StateError>,
+) -> Result<Page<T>, QueryError>
+where
+    S: Store + ?Sized,
+    T: serde::de::DeserializeOwned,
+{
+    list(
+        store,
+        Column::Indexes,
+        prefix,
+        request,
+        |view, item_key, _| view.get_json(item_column, item_key),
+        visible,
+    )
+}
+
 pub fn records_by_subject<S: Store + ?Sized>(
     store: &S,
     subject: &SubjectPseudonym,
@@ -124,14 +147,7 @@ pub fn records_by_subject<S: Store + ?Sized>(
     visible: impl FnMut(&StateView<'_, S>, &RecordPointer) -> Result<bool, StateError>,
 ) -> Result<Page<RecordPointer>, QueryError> {
     let prefix = keys::with_prefix(keys::INDEX_RECORDS_BY_SUBJECT, &[&subject.0]);
-    list(
-        store,
-        Column::Indexes,
-        &prefix,
-        request,
-        |view, record_key, _| view.get_json(Column::Records, record_key),
-        visible,
-    )
+    by_index(store, &prefix, Column::Records, request, visible)
 }
 
 /// Records of one custodian, straight from `Column::Records` (keyed by custodian first).
@@ -159,14 +175,7 @@ pub fn grants_by_subject<S: Store + ?Sized>(
     visible: impl FnMut(&StateView<'_, S>, &Grant) -> Result<bool, StateError>,
 ) -> Result<Page<Grant>, QueryError> {
     let prefix = keys::with_prefix(keys::INDEX_GRANTS_BY_SUBJECT, &[&subject.0]);
-    list(
-        store,
-        Column::Indexes,
-        &prefix,
-        request,
-        |view, grant_id, _| view.get_json(Column::Grants, grant_id),
-        visible,
-    )
+    by_index(store, &prefix, Column::Grants, request, visible)
 }
 
 pub fn grants_by_grantee<S: Store + ?Sized>(
@@ -179,14 +188,7 @@ pub fn grants_by_grantee<S: Store + ?Sized>(
         keys::INDEX_GRANTS_BY_GRANTEE,
         &[&keys::custodian_prefix(grantee)],
     );
-    list(
-        store,
-        Column::Indexes,
-        &prefix,
-        request,
-        |view, grant_id, _| view.get_json(Column::Grants, grant_id),
-        visible,
-    )
+    by_index(store, &prefix, Column::Grants, request, visible)
 }
 
 /// A patient's blocks of institutions and persons, lifted ones included.
@@ -197,14 +199,7 @@ pub fn access_blocks_by_subject<S: Store + ?Sized>(
     visible: impl FnMut(&StateView<'_, S>, &AccessBlock) -> Result<bool, StateError>,
 ) -> Result<Page<AccessBlock>, QueryError> {
     let prefix = keys::with_prefix(keys::INDEX_BLOCKS_BY_SUBJECT, &[&subject.0]);
-    list(
-        store,
-        Column::Indexes,
-        &prefix,
-        request,
-        |view, block_id, _| view.get_json(Column::AccessBlocks, block_id),
-        visible,
-    )
+    by_index(store, &prefix, Column::AccessBlocks, request, visible)
 }
 
 fn load_event<S: Store + ?Sized>(

@@ -104,17 +104,8 @@ impl<S: Store + 'static> Api<S> {
                     }
                 };
                 while next_height <= head {
-                    let events = match api.stored_events(next_height, &filter) {
-                        Ok(events) => events,
-                        Err(status) => {
-                            let _ = sender.send(Err(status)).await;
-                            return;
-                        }
-                    };
-                    for event in events {
-                        if sender.send(Ok(event)).await.is_err() {
-                            return;
-                        }
+                    if !send_all(&sender, api.stored_events(next_height, &filter)).await {
+                        return;
                     }
                     next_height += 1;
                 }
@@ -130,18 +121,9 @@ impl<S: Store + 'static> Api<S> {
                         if !api.still_member(&filter.caller) {
                             return;
                         }
-                        let events = match api.events_of(block.height, &block.transactions, &filter)
-                        {
-                            Ok(events) => events,
-                            Err(status) => {
-                                let _ = sender.send(Err(status)).await;
-                                return;
-                            }
-                        };
-                        for event in events {
-                            if sender.send(Ok(event)).await.is_err() {
-                                return;
-                            }
+                        let events = api.events_of(block.height, &block.transactions, &filter);
+                        if !send_all(&sender, events).await {
+                            return;
                         }
                         next_height += 1;
                     }
@@ -247,6 +229,28 @@ impl<S: Store + 'static> Api<S> {
             });
         }
         Ok(events)
+    }
+}
+
+/// Sends one height's events, or its error; false when the stream is over (the client left or
+/// an error was sent).
+async fn send_all(
+    sender: &tokio::sync::mpsc::Sender<Result<v1::LedgerEvent, Status>>,
+    events: Result<Vec<v1::LedgerEvent>, Status>,
+) -> bool {
+    match events {
+        Ok(events) => {
+            for event in events {
+                if sender.send(Ok(event)).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        }
+        Err(status) => {
+            let _ = sender.send(Err(status)).await;
+            false
+        }
     }
 }
 
