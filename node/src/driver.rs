@@ -95,6 +95,15 @@ struct PendingProposal {
     deadline: Instant,
 }
 
+/// The path by which a block reaches this node, which decides the rules it is held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Candidate {
+    /// In a proposal: this node's prevote depends on it.
+    Proposed,
+    /// By block sync, with a commit certificate that has verified.
+    Certified,
+}
+
 enum Event {
     Shutdown,
     Inbound(Inbound),
@@ -358,9 +367,10 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         }
     }
 
-    /// Applies a block fetched by sync if it is the one this node is deciding. The block is
-    /// re-executed first and must give the certified id, so a peer's garbage payload is refused
-    /// here and never stops the node; the engine then checks the certificate's signatures.
+    /// Applies a block fetched by sync if it is the one this node is deciding. Its certificate is
+    /// checked first (signatures of this height's validators, a quorum, this height and this
+    /// block's id), so a peer's word alone never gets a block executed; the block is then
+    /// re-executed and must give the certified id, so a garbage payload is refused here too.
     fn catch_up(
         &mut self,
         block: Block,
@@ -368,6 +378,13 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
     ) -> Result<(), DriverError> {
         let height = self.engine.height();
         if certificate.height != height || block.id != certificate.block_id {
+            return Ok(());
+        }
+        if let Err(error) =
+            certificate.verify(self.engine.chain_id(), &self.validators, &Ed25519Verifier)
+        {
+            tracing::warn!(height, %error, "a synced block's certificate does not verify; ignored");
+            self.context.metrics.count_invalid_peer_message("sync");
             return Ok(());
         }
         if !self.validate_committed(height, &block)? {
@@ -460,52 +477,42 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         }
     }
 
-    /// Re-executes a proposed block and checks that it gives the proposed header.
+    /// valid(v) for a proposed block: every rule of [`Self::check_candidate`], including its time
+    /// against this node's clock, then re-execution to the proposed id.
     fn validate(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
-        self.execute_candidate(height, block, true)
+        self.execute_candidate(height, block, Candidate::Proposed)
     }
 
-    /// Re-executes a block that comes with a commit certificate. Its time is not held against
-    /// this node's clock: the validators that certified it already did that.
+    /// Re-executes a block whose commit certificate has verified. Its time is not held against
+    /// this node's clock: the quorum that certified it did that.
     fn validate_committed(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
-        self.execute_candidate(height, block, false)
+        self.execute_candidate(height, block, Candidate::Certified)
     }
 
+    /// Checks `block` and re-executes it, unless an execution of the same id is cached. The
+    /// checks run on every call, before the cache is consulted: a block executed on one path
+    /// (built here, or certified) must not pass another path's rules by being remembered.
     fn execute_candidate(
         &mut self,
         height: Height,
         block: &Block,
-        check_time: bool,
+        candidate: Candidate,
     ) -> Result<bool, DriverError> {
+        let Some((proposer, decoded)) = self.check_candidate(height, block, candidate) else {
+            return Ok(false);
+        };
         if self.executed.contains_key(&block.id) {
             return Ok(true);
         }
-        let Ok(decoded) = varde_ledger::ledger::decode_block(&block.payload) else {
-            return Ok(false);
-        };
-        let Some(header) = decoded.header.as_ref() else {
-            return Ok(false);
-        };
-        let Ok(proposer) = <[u8; 32]>::try_from(header.proposer.as_slice()) else {
-            return Ok(false);
-        };
-        if header.height != height
-            || !self
-                .context
-                .ledger
-                .membership()
-                .validator_keys()
-                .contains(&proposer)
-            || (check_time
-                && header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS))
-        {
-            return Ok(false);
-        }
         let verified = self.verified_in_mempool(&decoded.transactions);
+        let time_unix_ms = decoded
+            .header
+            .as_ref()
+            .map_or(0, |header| header.time_unix_ms);
         match self.context.ledger.execute_block_prechecked(
             proposer,
-            header.time_unix_ms,
-            decoded.transactions.clone(),
+            time_unix_ms,
+            decoded.transactions,
             &verified,
         ) {
             Ok(executed) if executed.block_hash == block.id.0 => {
@@ -518,6 +525,37 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The rules a block must meet before it is worth executing: it decodes, it is for this
+    /// height, its proposer is a validator, and a proposal is not dated more than [`BLOCK_TIME_DRIFT_MAX_MS`]
+    /// ahead of this node's clock. Returns the proposer's key and the decoded block.
+    fn check_candidate(
+        &self,
+        height: Height,
+        block: &Block,
+        candidate: Candidate,
+    ) -> Option<([u8; 32], v1::Block)> {
+        let decoded = varde_ledger::ledger::decode_block(&block.payload).ok()?;
+        let header = decoded.header.as_ref()?;
+        let proposer = <[u8; 32]>::try_from(header.proposer.as_slice()).ok()?;
+        let from_a_validator = self
+            .context
+            .ledger
+            .membership()
+            .validator_keys()
+            .contains(&proposer);
+        if header.height != height || !from_a_validator {
+            return None;
+        }
+        if candidate == Candidate::Proposed {
+            let too_far_ahead =
+                header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS);
+            if too_far_ahead {
+                return None;
+            }
+        }
+        Some((proposer, decoded))
     }
 
     /// Which of `transactions` this node admitted to its mempool with exactly these bytes (their
@@ -630,44 +668,154 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
 mod tests {
     use super::*;
     use crate::demo::{self, DemoKeys};
-    use varde_ledger::membership::Role;
+    use crate::mempool::Mempool;
+    use crate::network::LocalNetwork;
+    use varde_consensus::{CommitSignature, SignedVote, Vote, VoteKind};
+    use varde_ledger::membership::{Genesis, Role};
     use varde_storage::MemoryStore;
 
-    // The engine's validator set, and so its quorum, holds the consensus keys only: giving the
-    // validator operator submitting keys changes neither.
-    #[test]
-    fn submitting_keys_do_not_change_the_quorum() {
-        let keys = DemoKeys::from_seed(5);
-        let validators_of = |genesis| {
-            let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
-            let context = NodeContext::new(
-                ledger,
-                crate::mempool::Mempool::new(Default::default()),
-                [0; 32],
-            );
-            genesis_validators(&context).unwrap()
-        };
-        let plain = validators_of(keys.genesis(demo::CHAIN_ID, 0));
+    /// A chain of four validators: the demo genesis, with three more institutions given
+    /// consensus keys. Returns the genesis and the four consensus keys.
+    fn four_validators() -> (Genesis, Vec<SigningKey>) {
+        let keys = DemoKeys::from_seed(7);
         let mut genesis = keys.genesis(demo::CHAIN_ID, 0);
-        let operator = genesis
+        let mut validator_keys = vec![keys.of(demo::VALIDATOR).clone()];
+        let others = genesis
             .institutions
             .iter_mut()
-            .find(|institution| institution.has_role(Role::Validator))
+            .filter(|institution| !institution.has_role(Role::Validator))
+            .take(3);
+        for (offset, institution) in others.enumerate() {
+            let key = SigningKey::from_bytes(&[0x70 + offset as u8; 32]);
+            institution.roles.push(Role::Validator);
+            institution.validator_key = Some(key.verifying_key().to_bytes());
+            validator_keys.push(key);
+        }
+        (genesis, validator_keys)
+    }
+
+    fn driver_of(
+        genesis: Genesis,
+        key: &SigningKey,
+        block: BlockConfig,
+    ) -> ConsensusDriver<MemoryStore, LocalNetwork> {
+        let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
+        let context = Arc::new(NodeContext::new(
+            ledger,
+            Mempool::new(Default::default()),
+            key.verifying_key().to_bytes(),
+        ));
+        let settings = DriverSettings {
+            signing_key: key.clone(),
+            timeouts: Timeouts::default(),
+            block,
+        };
+        ConsensusDriver::new(context, settings, LocalNetwork)
+            .unwrap()
+            .0
+    }
+
+    /// Height 1's block as `proposer` would build it, on a ledger of its own.
+    fn block_of(
+        genesis: Genesis,
+        proposer: &SigningKey,
+        time_unix_ms: i64,
+        transactions: Vec<v1::SignedTransaction>,
+    ) -> Block {
+        let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
+        let executed = ledger
+            .execute_block(
+                proposer.verifying_key().to_bytes(),
+                time_unix_ms,
+                transactions,
+            )
             .unwrap();
-        operator.roles.push(Role::Submitter);
-        operator.public_keys = (0x60..0x63)
-            .map(|seed| {
-                SigningKey::from_bytes(&[seed; 32])
-                    .verifying_key()
-                    .to_bytes()
+        Block {
+            id: BlockId(executed.block_hash),
+            payload: executed.block.encode_to_vec().into(),
+        }
+    }
+
+    /// A certificate for `block` at height 1, round 0, signed by `signers`.
+    fn certificate_of(
+        driver: &ConsensusDriver<MemoryStore, LocalNetwork>,
+        block: &Block,
+        signers: &[&SigningKey],
+    ) -> CommitCertificate {
+        let mut signatures: Vec<CommitSignature> = signers
+            .iter()
+            .map(|key| {
+                let validator = driver.validators.index_of(&key.verifying_key()).unwrap();
+                let vote = Vote {
+                    kind: VoteKind::Precommit,
+                    height: 1,
+                    round: 0,
+                    block_id: Some(block.id),
+                    validator,
+                };
+                let signed = SignedVote::sign(demo::CHAIN_ID, vote, key);
+                CommitSignature {
+                    validator,
+                    signature: signed.signature,
+                }
             })
             .collect();
-        let with_submitting = validators_of(genesis);
-        assert_eq!(with_submitting, plain);
-        assert_eq!((with_submitting.len(), with_submitting.quorum()), (1, 1));
-        assert_eq!(
-            with_submitting.index_of(&keys.of(demo::VALIDATOR).verifying_key()),
-            Some(0)
+        signatures.sort_by_key(|entry| entry.validator);
+        CommitCertificate {
+            height: 1,
+            round: 0,
+            block_id: block.id,
+            signatures,
+        }
+    }
+
+    // A Byzantine peer answers block sync with a block for this height dated a day ahead and a
+    // certificate nobody signed. The block must not be executed on that word, and so must not
+    // pass later as a proposal without the proposal's own checks (here: the clock drift).
+    #[test]
+    fn a_synced_block_with_a_bogus_certificate_primes_nothing() {
+        let (genesis, validator_keys) = four_validators();
+        let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
+        let a_day_ahead = now_unix_ms() + 86_400_000;
+        let future_block = block_of(genesis, &validator_keys[1], a_day_ahead, Vec::new());
+        let unsigned = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_id: future_block.id,
+            signatures: Vec::new(),
+        };
+        driver.catch_up(future_block.clone(), unsigned).unwrap();
+        assert!(
+            driver.executed.is_empty(),
+            "nothing is executed before its certificate verifies"
         );
+        let one_signer = certificate_of(&driver, &future_block, &[&validator_keys[1]]);
+        driver.catch_up(future_block.clone(), one_signer).unwrap();
+        assert!(driver.executed.is_empty(), "one signature is no quorum");
+        assert!(
+            !driver.validate(1, &future_block).unwrap(),
+            "a proposal dated a day ahead is refused"
+        );
+        assert_eq!(driver.context.ledger.head().unwrap(), None);
+    }
+
+    // A synced block with a quorum's certificate is applied, whatever its time: the validators
+    // that certified it held it against their clocks.
+    #[test]
+    fn a_synced_block_with_a_quorum_certificate_is_applied() {
+        let (genesis, validator_keys) = four_validators();
+        let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
+        let an_hour_ahead = now_unix_ms() + 3_600_000;
+        let block = block_of(genesis, &validator_keys[1], an_hour_ahead, Vec::new());
+        let signers = [&validator_keys[1], &validator_keys[2], &validator_keys[3]];
+        let certificate = certificate_of(&driver, &block, &signers);
+        driver.catch_up(block.clone(), certificate).unwrap();
+        let head = driver
+            .context
+            .ledger
+            .head()
+            .unwrap()
+            .expect("height 1 applied");
+        assert_eq!((head.height, head.block_hash), (1, block.id.0));
     }
 }
