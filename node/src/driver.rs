@@ -483,8 +483,9 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         self.execute_candidate(height, block, Candidate::Proposed)
     }
 
-    /// Re-executes a block whose commit certificate has verified. Its time is not held against
-    /// this node's clock: the quorum that certified it did that.
+    /// Re-executes a block whose commit certificate has verified. Its time and size are not held
+    /// against this node's clock and configuration: the quorum that certified it did that, and
+    /// refusing a committed block would only leave this node behind for good.
     fn validate_committed(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
         self.execute_candidate(height, block, Candidate::Certified)
     }
@@ -528,8 +529,14 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
     }
 
     /// The rules a block must meet before it is worth executing: it decodes, it is for this
-    /// height, its proposer is a validator, and a proposal is not dated more than [`BLOCK_TIME_DRIFT_MAX_MS`]
+    /// height, its proposer is a validator, and a proposal also fits this node's block limits
+    /// (transactions and their bytes) and is not dated more than [`BLOCK_TIME_DRIFT_MAX_MS`]
     /// ahead of this node's clock. Returns the proposer's key and the decoded block.
+    ///
+    /// The header's proposer is held to the validator set, not to the round's proposer: the
+    /// engine already refuses a proposal not signed by the round's proposer, and a valid block
+    /// is re-proposed in later rounds by others (L15–L16), so valid(v) must not depend on the
+    /// round, or validators that judged one block in different rounds would disagree on it.
     fn check_candidate(
         &self,
         height: Height,
@@ -551,11 +558,21 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         if candidate == Candidate::Proposed {
             let too_far_ahead =
                 header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS);
-            if too_far_ahead {
+            if too_far_ahead || !self.within_block_limits(&decoded.transactions) {
                 return None;
             }
         }
         Some((proposer, decoded))
+    }
+
+    /// Whether `transactions` fit this node's block limits, as its own proposals do.
+    fn within_block_limits(&self, transactions: &[v1::SignedTransaction]) -> bool {
+        let bytes: usize = transactions
+            .iter()
+            .map(|transaction| transaction.encoded_len())
+            .sum();
+        transactions.len() <= self.block_limits.max_transactions
+            && bytes <= self.block_limits.max_bytes
     }
 
     /// Which of `transactions` this node admitted to its mempool with exactly these bytes (their
@@ -675,8 +692,8 @@ mod tests {
     use varde_storage::MemoryStore;
 
     /// A chain of four validators: the demo genesis, with three more institutions given
-    /// consensus keys. Returns the genesis and the four consensus keys.
-    fn four_validators() -> (Genesis, Vec<SigningKey>) {
+    /// consensus keys. Returns the genesis, the demo keys and the four consensus keys.
+    fn four_validators() -> (Genesis, DemoKeys, Vec<SigningKey>) {
         let keys = DemoKeys::from_seed(7);
         let mut genesis = keys.genesis(demo::CHAIN_ID, 0);
         let mut validator_keys = vec![keys.of(demo::VALIDATOR).clone()];
@@ -691,7 +708,7 @@ mod tests {
             institution.validator_key = Some(key.verifying_key().to_bytes());
             validator_keys.push(key);
         }
-        (genesis, validator_keys)
+        (genesis, keys, validator_keys)
     }
 
     fn driver_of(
@@ -769,12 +786,33 @@ mod tests {
         }
     }
 
+    fn anchors(keys: &DemoKeys, count: usize) -> Vec<v1::SignedTransaction> {
+        (0..count)
+            .map(|index| {
+                let mut body = demo::body(
+                    demo::CHAIN_ID,
+                    0,
+                    demo::anchor_action(
+                        demo::HOSPITAL.org_number,
+                        &format!("r-{index}"),
+                        demo::demo_subject(1),
+                        "psychiatry",
+                        1_000,
+                    ),
+                );
+                body.expires_at_unix_ms = 0;
+                body.expires_at_height = 1_000;
+                demo::sign(demo::CHAIN_ID, keys.of(demo::HOSPITAL), &body)
+            })
+            .collect()
+    }
+
     // A Byzantine peer answers block sync with a block for this height dated a day ahead and a
     // certificate nobody signed. The block must not be executed on that word, and so must not
     // pass later as a proposal without the proposal's own checks (here: the clock drift).
     #[test]
     fn a_synced_block_with_a_bogus_certificate_primes_nothing() {
-        let (genesis, validator_keys) = four_validators();
+        let (genesis, _, validator_keys) = four_validators();
         let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
         let a_day_ahead = now_unix_ms() + 86_400_000;
         let future_block = block_of(genesis, &validator_keys[1], a_day_ahead, Vec::new());
@@ -803,7 +841,7 @@ mod tests {
     // that certified it held it against their clocks.
     #[test]
     fn a_synced_block_with_a_quorum_certificate_is_applied() {
-        let (genesis, validator_keys) = four_validators();
+        let (genesis, _, validator_keys) = four_validators();
         let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
         let an_hour_ahead = now_unix_ms() + 3_600_000;
         let block = block_of(genesis, &validator_keys[1], an_hour_ahead, Vec::new());
@@ -817,5 +855,75 @@ mod tests {
             .unwrap()
             .expect("height 1 applied");
         assert_eq!((head.height, head.block_hash), (1, block.id.0));
+    }
+
+    // A proposal over this node's block limits, in transactions or in bytes, is refused; the
+    // same block within the limits passes.
+    #[test]
+    fn proposals_over_the_block_limits_are_refused() {
+        let (genesis, keys, validator_keys) = four_validators();
+        let transactions = anchors(&keys, 2);
+        let bytes: usize = transactions
+            .iter()
+            .map(|transaction| transaction.encoded_len())
+            .sum();
+        let block = block_of(
+            genesis.clone(),
+            &validator_keys[1],
+            now_unix_ms(),
+            transactions,
+        );
+        let limits = [(1, bytes, false), (2, bytes - 1, false), (2, bytes, true)];
+        for (max_transactions, max_bytes, valid) in limits {
+            let config = BlockConfig {
+                max_transactions,
+                max_bytes,
+                ..BlockConfig::default()
+            };
+            let mut driver = driver_of(genesis.clone(), &validator_keys[0], config);
+            assert_eq!(
+                driver.validate(1, &block).unwrap(),
+                valid,
+                "{max_transactions} transactions, {max_bytes} bytes"
+            );
+        }
+    }
+
+    // The engine's validator set, and so its quorum, holds the consensus keys only: giving the
+    // validator operator submitting keys changes neither.
+    #[test]
+    fn submitting_keys_do_not_change_the_quorum() {
+        let keys = DemoKeys::from_seed(5);
+        let validators_of = |genesis| {
+            let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
+            let context = NodeContext::new(
+                ledger,
+                crate::mempool::Mempool::new(Default::default()),
+                [0; 32],
+            );
+            genesis_validators(&context).unwrap()
+        };
+        let plain = validators_of(keys.genesis(demo::CHAIN_ID, 0));
+        let mut genesis = keys.genesis(demo::CHAIN_ID, 0);
+        let operator = genesis
+            .institutions
+            .iter_mut()
+            .find(|institution| institution.has_role(Role::Validator))
+            .unwrap();
+        operator.roles.push(Role::Submitter);
+        operator.public_keys = (0x60..0x63)
+            .map(|seed| {
+                SigningKey::from_bytes(&[seed; 32])
+                    .verifying_key()
+                    .to_bytes()
+            })
+            .collect();
+        let with_submitting = validators_of(genesis);
+        assert_eq!(with_submitting, plain);
+        assert_eq!((with_submitting.len(), with_submitting.quorum()), (1, 1));
+        assert_eq!(
+            with_submitting.index_of(&keys.of(demo::VALIDATOR).verifying_key()),
+            Some(0)
+        );
     }
 }
