@@ -15,6 +15,7 @@ use crate::output::{
     Decision, Outbound, Output, RejectReason, Rejection, Request, SafetyState, Timer, TimerKind,
     ValidBlock,
 };
+use crate::restore::{Checker, SafetyStateFault};
 use crate::signing::SignatureVerifier;
 use crate::types::{Block, BlockId, Height, Round, Step, ValidatorIndex, VoteKind};
 use crate::validator_set::ValidatorSet;
@@ -109,6 +110,12 @@ pub enum EngineError {
          ({starting}): the block store lost committed blocks; restore it before starting"
     )]
     SafetyStateAhead { persisted: Height, starting: Height },
+    #[error(
+        "the persisted safety state is inconsistent ({reason}): it was corrupted or tampered \
+         with; the validator refuses to start rather than risk signing twice; restore the \
+         node's data directory from a backup"
+    )]
+    InvalidSafetyState { reason: SafetyStateFault },
 }
 
 /// What the host feeds the engine.
@@ -204,6 +211,17 @@ impl Engine {
             _ => None,
         };
         let own_index = validators.index_of(&signing_key.verifying_key());
+        if let Some(state) = &restored {
+            let checker = Checker {
+                chain_id: &config.chain_id,
+                validators: &validators,
+                verifier: &*verifier,
+                own_index,
+            };
+            checker
+                .check(state)
+                .map_err(|reason| EngineError::InvalidSafetyState { reason })?;
+        }
         let mut engine = Self {
             votes: VoteKeeper::new(height, validators.len()),
             highest_votes: vec![None; validators.len()],

@@ -606,3 +606,92 @@ fn chain_id_must_fit() {
     assert!(EngineConfig::new("x".repeat(257), Timeouts::default()).is_err());
     assert!(EngineConfig::new("varde-prod", Timeouts::default()).is_ok());
 }
+
+// A persisted safety state that was corrupted or tampered with is refused with an error that
+// says so, never a panic: own votes of another height or round, or not signed by this
+// validator, a vote recorded at a step before it, a round proof of another height, a lock or
+// a proposal that does not fit the round.
+#[test]
+fn tampered_safety_state_is_refused_with_an_error() {
+    let network = network(4);
+    let proposer = network.validators.proposer(1, 0) as usize;
+    let mut engine = network.engine(proposer, 1, None);
+    engine.start();
+    let output = engine.handle(Input::BlockToPropose {
+        height: 1,
+        round: 0,
+        block: block(5),
+    });
+    let persisted = output
+        .state_to_persist()
+        .cloned()
+        .expect("the proposal and prevote are persisted");
+    assert!(persisted.own_prevote.is_some() && persisted.own_proposal.is_some());
+    let other = (proposer as u32 + 1) % 4;
+    type Tamper = fn(&mut SafetyState, &Network, u32);
+    let tamperings: [(&str, Tamper); 9] = [
+        ("own prevote of another height", |state, _, _| {
+            state.own_prevote.as_mut().unwrap().vote.height = 2;
+        }),
+        ("own prevote of another round", |state, _, _| {
+            state.own_prevote.as_mut().unwrap().vote.round = 3;
+        }),
+        ("own prevote in another's name", |state, network, other| {
+            *state.own_prevote.as_mut().unwrap() =
+                network.signed_vote(other, VoteKind::Prevote, 1, 0, Some(5));
+        }),
+        ("own prevote with a changed block", |state, _, _| {
+            state.own_prevote.as_mut().unwrap().vote.block_id = Some(BlockId([6; 32]));
+        }),
+        ("prevote recorded at the propose step", |state, _, _| {
+            state.step = Step::Propose;
+        }),
+        (
+            "precommit recorded at the prevote step",
+            |state, network, _| {
+                let own = state.own_prevote.as_ref().unwrap().vote.validator;
+                state.own_precommit =
+                    Some(network.signed_vote(own, VoteKind::Precommit, 1, 0, None));
+            },
+        ),
+        ("round proof of another height", |state, network, other| {
+            state.round_proof = vec![network.signed_vote(other, VoteKind::Precommit, 7, 0, None)];
+        }),
+        ("lock ahead of the round", |state, _, _| {
+            state.locked = Some((4, BlockId([5; 32])));
+        }),
+        ("own proposal of another round", |state, _, _| {
+            state.own_proposal.as_mut().unwrap().signed.proposal.round = 2;
+        }),
+    ];
+    for (what, tamper) in tamperings {
+        let mut state = persisted.clone();
+        tamper(&mut state, &network, other);
+        let config = EngineConfig::new(CHAIN, Timeouts::default()).unwrap();
+        let refused = Engine::new(
+            config,
+            network.keys[proposer].clone(),
+            Arc::new(Ed25519Verifier),
+            1,
+            network.validators.clone(),
+            Some(state),
+        );
+        let Err(error) = refused else {
+            panic!("{what}: accepted");
+        };
+        assert!(
+            matches!(error, EngineError::InvalidSafetyState { .. }),
+            "{what}: {error}"
+        );
+        assert!(
+            error.to_string().contains("safety state"),
+            "{what}: the message names the state: {error}"
+        );
+    }
+    let resumed = network.engine(proposer, 1, Some(persisted));
+    assert_eq!(
+        resumed.step(),
+        Step::Prevote,
+        "the untampered state resumes"
+    );
+}
