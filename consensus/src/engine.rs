@@ -607,19 +607,39 @@ impl Engine {
         }
     }
 
+    /// Keeps a message of the next height until this one is applied. Only a message whose
+    /// signature verifies against this height's validators waits, counted against its signer
+    /// (an index below n): a forgery in an honest validator's name would otherwise take that
+    /// validator's places and crowd out its real proposal. Membership changes only at a height
+    /// boundary and is fixed by the genesis today; each message is verified again when it is
+    /// replayed at its height, so a changed set never lets one through.
     fn buffer_future(&mut self, message: Message) {
         let sender = message.sender();
+        if !self.verifies(&message) {
+            return self.reject(sender, RejectReason::BadSignature);
+        }
         let held = self
             .future_messages
             .iter()
             .filter(|buffered| buffered.sender() == sender)
             .count();
-        let plausible_sender = (sender as usize) < crate::validator_set::MAX_VALIDATORS;
-        if plausible_sender
-            && held < FUTURE_MESSAGES_PER_VALIDATOR
-            && !self.future_messages.contains(&message)
-        {
+        if held < FUTURE_MESSAGES_PER_VALIDATOR && !self.future_messages.contains(&message) {
             self.future_messages.push(message);
+        }
+    }
+
+    /// Whether `message` is signed by the validator it names, of this height's set; a proposal's
+    /// proof of lock must also fit the set's size (its votes are checked when it is handled).
+    fn verifies(&self, message: &Message) -> bool {
+        let chain_id = &self.config.chain_id;
+        match message {
+            Message::Vote(signed) => signed.verify(chain_id, &self.validators, &*self.verifier),
+            Message::Proposal(proposal) => {
+                proposal.proof_of_lock.len() <= self.validators.len()
+                    && proposal
+                        .signed
+                        .verify(chain_id, &self.validators, &*self.verifier)
+            }
         }
     }
 

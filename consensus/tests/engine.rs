@@ -607,6 +607,48 @@ fn chain_id_must_fit() {
     assert!(EngineConfig::new("varde-prod", Timeouts::default()).is_ok());
 }
 
+// Forged messages of the next height in an honest validator's name take none of its places in
+// the buffer: only messages whose signature verifies wait, so the genuine proposal still counts.
+#[test]
+fn forged_next_height_messages_crowd_out_nobody() {
+    let network = network(4);
+    let outsider = SigningKey::from_bytes(&[99; 32]);
+    let mut engine = network.engine(0, 1, None);
+    engine.start();
+    let next_proposer = network.validators.proposer(2, 0);
+    for round in 0..20 {
+        for validator in [next_proposer, 500] {
+            let vote = Vote {
+                kind: VoteKind::Prevote,
+                height: 2,
+                round,
+                block_id: None,
+                validator,
+            };
+            deliver(
+                &mut engine,
+                Message::Vote(SignedVote::sign(CHAIN, vote, &outsider)),
+            );
+        }
+    }
+    deliver(&mut engine, network.proposal(2, 0, block(8), None));
+    engine.handle(Input::CommittedBlock {
+        block: block(4),
+        certificate: network.certificate(1, 0, 4, &[1, 2, 3]),
+    });
+    let output = engine.start_next_height(network.validators.clone());
+    assert!(
+        output.requests.iter().any(
+            |request| matches!(request, Request::ValidateBlock { height: 2, block } if block.id == BlockId([8; 32]))
+        ),
+        "the genuine proposal waited and is processed at its height"
+    );
+    assert!(
+        output.rejections.is_empty(),
+        "forged messages were refused when they came, not buffered"
+    );
+}
+
 // A persisted safety state that was corrupted or tampered with is refused with an error that
 // says so, never a panic: own votes of another height or round, or not signed by this
 // validator, a vote recorded at a step before it, a round proof of another height, a lock or
