@@ -210,16 +210,19 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 .pending_proposal
                 .as_ref()
                 .map(|pending| pending.deadline);
+            // Due timers and the proposal deadline come before the inbox: a peer streaming
+            // messages (forged ones cost a signature check each) must never keep this validator
+            // from leaving a round or proposing. The inbox yields one message per turn.
             let event = tokio::select! {
                 biased;
                 _ = &mut shutdown => Event::Shutdown,
-                Some(inbound) = self.inbox.recv() => Event::Inbound(inbound),
                 _ = tokio::time::sleep_until(timer_deadline.unwrap_or(far_future)),
                     if timer_deadline.is_some() => Event::TimersDue,
-                _ = context.mempool_changed.notified(),
-                    if proposal_deadline.is_some() => Event::MempoolChanged,
                 _ = tokio::time::sleep_until(proposal_deadline.unwrap_or(far_future)),
                     if proposal_deadline.is_some() => Event::ProposalDeadline,
+                Some(inbound) = self.inbox.recv() => Event::Inbound(inbound),
+                _ = context.mempool_changed.notified(),
+                    if proposal_deadline.is_some() => Event::MempoolChanged,
             };
             match event {
                 Event::Shutdown => {
@@ -686,7 +689,7 @@ mod tests {
     use super::*;
     use crate::demo::{self, DemoKeys};
     use crate::mempool::Mempool;
-    use crate::network::LocalNetwork;
+    use crate::network::{LocalNetwork, Network};
     use varde_consensus::{CommitSignature, SignedVote, Vote, VoteKind};
     use varde_ledger::membership::{Genesis, Role};
     use varde_storage::MemoryStore;
@@ -805,6 +808,92 @@ mod tests {
                 demo::sign(demo::CHAIN_ID, keys.of(demo::HOSPITAL), &body)
             })
             .collect()
+    }
+
+    /// Records what the driver broadcasts.
+    #[derive(Clone, Default)]
+    struct RecordingNetwork {
+        sent: Arc<std::sync::Mutex<Vec<Message>>>,
+    }
+
+    impl Network for RecordingNetwork {
+        fn broadcast(&mut self, messages: &[Message]) {
+            self.sent.lock().unwrap().extend_from_slice(messages);
+        }
+    }
+
+    // A peer streams well-formed votes with bad signatures as fast as the inbox takes them. The
+    // propose timeout must still fire: this validator prevotes nil within a few seconds, instead
+    // of serving the stream for ever.
+    #[test]
+    fn a_stream_of_forged_votes_does_not_starve_the_timers() {
+        let (genesis, _, validator_keys) = four_validators();
+        let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
+        let own = &validator_keys[0];
+        let context = Arc::new(NodeContext::new(
+            ledger,
+            Mempool::new(Default::default()),
+            own.verifying_key().to_bytes(),
+        ));
+        let timeouts = Timeouts {
+            propose_ms: 50,
+            ..Timeouts::default()
+        };
+        let settings = DriverSettings {
+            signing_key: own.clone(),
+            timeouts,
+            block: BlockConfig::default(),
+        };
+        let network = RecordingNetwork::default();
+        let (driver, handle) = ConsensusDriver::new(context, settings, network.clone()).unwrap();
+        let proposer = driver.validators.proposer(1, 0);
+        assert_ne!(
+            driver.validators.index_of(&own.verifying_key()),
+            Some(proposer)
+        );
+        let forger = SigningKey::from_bytes(&[0x99; 32]);
+        let vote = Vote {
+            kind: VoteKind::Prevote,
+            height: 1,
+            round: 0,
+            block_id: None,
+            validator: proposer,
+        };
+        let forged = Message::Vote(SignedVote::sign(demo::CHAIN_ID, vote, &forger));
+        let streaming = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let stream = {
+            let streaming = streaming.clone();
+            std::thread::spawn(move || {
+                while streaming.load(std::sync::atomic::Ordering::Relaxed) {
+                    handle.deliver(Inbound::Message(forged.clone()));
+                }
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sent = network.sent.clone();
+        let prevoted = runtime.block_on(async move {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::spawn(driver.run(async move {
+                let _ = stopped.await;
+            }));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut prevoted = false;
+            while !prevoted && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                prevoted = sent.lock().unwrap().iter().any(|message| {
+                    matches!(message, Message::Vote(signed) if signed.vote.kind == VoteKind::Prevote)
+                });
+            }
+            let _ = stop.send(());
+            let _ = running.await;
+            prevoted
+        });
+        streaming.store(false, std::sync::atomic::Ordering::Relaxed);
+        stream.join().unwrap();
+        assert!(prevoted, "the propose timeout fired despite the stream");
     }
 
     // A Byzantine peer answers block sync with a block for this height dated a day ahead and a
