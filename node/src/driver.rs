@@ -279,8 +279,10 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 self.context.ledger.store().write(batch)?;
             }
             // 2. Send.
+            // An observer signs nothing, and relays nothing either: validators cut a peer
+            // outside the set that sends consensus messages (it follows by block sync).
             let messages = output.messages();
-            if !messages.is_empty() {
+            if !messages.is_empty() && self.is_validator() {
                 self.network.broadcast(messages);
             }
             for timer in &output.timers {
@@ -339,6 +341,12 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 .set(i64::from(self.engine.round()));
         }
         Ok(())
+    }
+
+    /// Whether this node is a validator of the height it is deciding (else an observer).
+    fn is_validator(&self) -> bool {
+        let own_key = VerifyingKey::from_bytes(&self.proposer_key);
+        own_key.is_ok_and(|key| self.validators.index_of(&key).is_some())
     }
 
     /// Puts evidence of equivocation on the ledger: a report signed by this validator goes into
