@@ -517,8 +517,8 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
             return Ok(true);
         }
         let verified = self.verified_in_mempool(&decoded.transactions);
-        let time_unix_ms = decoded
-            .header
+        let claimed_header = decoded.header;
+        let time_unix_ms = claimed_header
             .as_ref()
             .map_or(0, |header| header.time_unix_ms);
         match self.context.ledger.execute_block_prechecked(
@@ -527,7 +527,11 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
             decoded.transactions,
             &verified,
         ) {
-            Ok(executed) if executed.block_hash == block.id.0 => {
+            // Every header field must be the one re-execution gives, not only the id: the bytes
+            // voted on are the bytes stored and served to peers.
+            Ok(executed)
+                if executed.block_hash == block.id.0 && executed.block.header == claimed_header =>
+            {
                 self.executed.insert(block.id, executed);
                 Ok(true)
             }
@@ -952,6 +956,30 @@ mod tests {
             .unwrap()
             .expect("height 1 applied");
         assert_eq!((head.height, head.block_hash), (1, block.id.0));
+    }
+
+    // A proposal whose payload claims header fields that re-execution does not give (here a
+    // made-up state root) is refused even though its id is right: the bytes voted on are the
+    // bytes that are stored and served to peers.
+    #[test]
+    fn a_proposal_with_a_false_header_field_is_refused() {
+        let (genesis, _, validator_keys) = four_validators();
+        let honest = block_of(
+            genesis.clone(),
+            &validator_keys[1],
+            now_unix_ms(),
+            Vec::new(),
+        );
+        let mut decoded = varde_ledger::ledger::decode_block(&honest.payload).unwrap();
+        decoded.header.as_mut().unwrap().state_root = vec![0xee; 32];
+        let forged = Block {
+            id: honest.id,
+            payload: decoded.encode_to_vec().into(),
+        };
+        let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
+        assert!(!driver.validate(1, &forged).unwrap());
+        let mut driver = driver_of(genesis, &validator_keys[0], BlockConfig::default());
+        assert!(driver.validate(1, &honest).unwrap());
     }
 
     // A proposal over this node's block limits, in transactions or in bytes, is refused; the
