@@ -198,8 +198,10 @@ pub fn build<S: Store + 'static>(
     for peer in &gate.allowed {
         allowed.allow_peer(*peer);
     }
-    let validators = gate.validators;
-    let validator_set = crate::driver::genesis_validators(&context)?;
+    let validators = task::Validators {
+        peers: gate.validators,
+        keys: crate::driver::genesis_validators(&context)?,
+    };
     let mut addresses = BTreeMap::new();
     for peer in &settings.peers {
         let peer_id = peer_id_of(&peer.public_key)?;
@@ -254,7 +256,6 @@ pub fn build<S: Store + 'static>(
             commands,
             gossip,
             validators,
-            validator_set,
             addresses,
             settings.listen_address,
         ),

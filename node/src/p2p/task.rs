@@ -40,6 +40,13 @@ struct SyncInFlight {
     since: Instant,
 }
 
+/// The other validators, as peers (sent consensus messages, and the only peers allowed to send
+/// them) and as the consensus keys their messages' signatures are checked against.
+pub(super) struct Validators {
+    pub peers: BTreeSet<PeerId>,
+    pub keys: ValidatorSet,
+}
+
 /// The task that owns the swarm.
 pub struct NetworkTask<S: Store + 'static> {
     swarm: Swarm<Behaviour>,
@@ -69,11 +76,14 @@ impl<S: Store + 'static> NetworkTask<S> {
         context: Arc<NodeContext<S>>,
         commands: mpsc::Receiver<Command>,
         gossip: mpsc::Receiver<v1::SignedTransaction>,
-        validators: BTreeSet<PeerId>,
-        validator_set: ValidatorSet,
+        validators: Validators,
         addresses: BTreeMap<PeerId, Multiaddr>,
         listen_address: SocketAddr,
     ) -> Self {
+        let Validators {
+            peers: validators,
+            keys: validator_set,
+        } = validators;
         Self {
             swarm,
             context,
