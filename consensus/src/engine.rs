@@ -15,6 +15,7 @@ use crate::output::{
     Decision, Outbound, Output, RejectReason, Rejection, Request, SafetyState, Timer, TimerKind,
     ValidBlock,
 };
+use crate::restore::{Checker, SafetyStateFault};
 use crate::signing::SignatureVerifier;
 use crate::types::{Block, BlockId, Height, Round, Step, ValidatorIndex, VoteKind};
 use crate::validator_set::ValidatorSet;
@@ -109,6 +110,12 @@ pub enum EngineError {
          ({starting}): the block store lost committed blocks; restore it before starting"
     )]
     SafetyStateAhead { persisted: Height, starting: Height },
+    #[error(
+        "the persisted safety state is inconsistent ({reason}): it was corrupted or tampered \
+         with; the validator refuses to start rather than risk signing twice; restore the \
+         node's data directory from a backup"
+    )]
+    InvalidSafetyState { reason: SafetyStateFault },
 }
 
 /// What the host feeds the engine.
@@ -204,6 +211,17 @@ impl Engine {
             _ => None,
         };
         let own_index = validators.index_of(&signing_key.verifying_key());
+        if let Some(state) = &restored {
+            let checker = Checker {
+                chain_id: &config.chain_id,
+                validators: &validators,
+                verifier: &*verifier,
+                own_index,
+            };
+            checker
+                .check(state)
+                .map_err(|reason| EngineError::InvalidSafetyState { reason })?;
+        }
         let mut engine = Self {
             votes: VoteKeeper::new(height, validators.len()),
             highest_votes: vec![None; validators.len()],
@@ -589,19 +607,39 @@ impl Engine {
         }
     }
 
+    /// Keeps a message of the next height until this one is applied. Only a message whose
+    /// signature verifies against this height's validators waits, counted against its signer
+    /// (an index below n): a forgery in an honest validator's name would otherwise take that
+    /// validator's places and crowd out its real proposal. Membership changes only at a height
+    /// boundary and is fixed by the genesis today; each message is verified again when it is
+    /// replayed at its height, so a changed set never lets one through.
     fn buffer_future(&mut self, message: Message) {
         let sender = message.sender();
+        if !self.verifies(&message) {
+            return self.reject(sender, RejectReason::BadSignature);
+        }
         let held = self
             .future_messages
             .iter()
             .filter(|buffered| buffered.sender() == sender)
             .count();
-        let plausible_sender = (sender as usize) < crate::validator_set::MAX_VALIDATORS;
-        if plausible_sender
-            && held < FUTURE_MESSAGES_PER_VALIDATOR
-            && !self.future_messages.contains(&message)
-        {
+        if held < FUTURE_MESSAGES_PER_VALIDATOR && !self.future_messages.contains(&message) {
             self.future_messages.push(message);
+        }
+    }
+
+    /// Whether `message` is signed by the validator it names, of this height's set; a proposal's
+    /// proof of lock must also fit the set's size (its votes are checked when it is handled).
+    fn verifies(&self, message: &Message) -> bool {
+        let chain_id = &self.config.chain_id;
+        match message {
+            Message::Vote(signed) => signed.verify(chain_id, &self.validators, &*self.verifier),
+            Message::Proposal(proposal) => {
+                proposal.proof_of_lock.len() <= self.validators.len()
+                    && proposal
+                        .signed
+                        .verify(chain_id, &self.validators, &*self.verifier)
+            }
         }
     }
 

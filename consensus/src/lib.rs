@@ -11,6 +11,7 @@ mod engine;
 mod evidence;
 mod message;
 mod output;
+mod restore;
 mod signing;
 mod types;
 mod validator_set;
@@ -29,6 +30,7 @@ pub use output::{
     Decision, Outbound, Output, RejectReason, Rejection, Request, SafetyState, Timer, TimerKind,
     ValidBlock,
 };
+pub use restore::SafetyStateFault;
 pub use signing::{Ed25519Verifier, SignatureVerifier, proposal_digest, vote_digest};
 pub use types::{Block, BlockId, Height, Round, Step, ValidatorIndex, VoteKind};
 pub use validator_set::{MAX_VALIDATORS, ValidatorSet, ValidatorSetError};

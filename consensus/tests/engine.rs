@@ -606,3 +606,134 @@ fn chain_id_must_fit() {
     assert!(EngineConfig::new("x".repeat(257), Timeouts::default()).is_err());
     assert!(EngineConfig::new("varde-prod", Timeouts::default()).is_ok());
 }
+
+// Forged messages of the next height in an honest validator's name take none of its places in
+// the buffer: only messages whose signature verifies wait, so the genuine proposal still counts.
+#[test]
+fn forged_next_height_messages_crowd_out_nobody() {
+    let network = network(4);
+    let outsider = SigningKey::from_bytes(&[99; 32]);
+    let mut engine = network.engine(0, 1, None);
+    engine.start();
+    let next_proposer = network.validators.proposer(2, 0);
+    for round in 0..20 {
+        for validator in [next_proposer, 500] {
+            let vote = Vote {
+                kind: VoteKind::Prevote,
+                height: 2,
+                round,
+                block_id: None,
+                validator,
+            };
+            deliver(
+                &mut engine,
+                Message::Vote(SignedVote::sign(CHAIN, vote, &outsider)),
+            );
+        }
+    }
+    deliver(&mut engine, network.proposal(2, 0, block(8), None));
+    engine.handle(Input::CommittedBlock {
+        block: block(4),
+        certificate: network.certificate(1, 0, 4, &[1, 2, 3]),
+    });
+    let output = engine.start_next_height(network.validators.clone());
+    assert!(
+        output.requests.iter().any(
+            |request| matches!(request, Request::ValidateBlock { height: 2, block } if block.id == BlockId([8; 32]))
+        ),
+        "the genuine proposal waited and is processed at its height"
+    );
+    assert!(
+        output.rejections.is_empty(),
+        "forged messages were refused when they came, not buffered"
+    );
+}
+
+// A persisted safety state that was corrupted or tampered with is refused with an error that
+// says so, never a panic: own votes of another height or round, or not signed by this
+// validator, a vote recorded at a step before it, a round proof of another height, a lock or
+// a proposal that does not fit the round.
+#[test]
+fn tampered_safety_state_is_refused_with_an_error() {
+    let network = network(4);
+    let proposer = network.validators.proposer(1, 0) as usize;
+    let mut engine = network.engine(proposer, 1, None);
+    engine.start();
+    let output = engine.handle(Input::BlockToPropose {
+        height: 1,
+        round: 0,
+        block: block(5),
+    });
+    let persisted = output
+        .state_to_persist()
+        .cloned()
+        .expect("the proposal and prevote are persisted");
+    assert!(persisted.own_prevote.is_some() && persisted.own_proposal.is_some());
+    let other = (proposer as u32 + 1) % 4;
+    type Tamper = fn(&mut SafetyState, &Network, u32);
+    let tamperings: [(&str, Tamper); 9] = [
+        ("own prevote of another height", |state, _, _| {
+            state.own_prevote.as_mut().unwrap().vote.height = 2;
+        }),
+        ("own prevote of another round", |state, _, _| {
+            state.own_prevote.as_mut().unwrap().vote.round = 3;
+        }),
+        ("own prevote in another's name", |state, network, other| {
+            *state.own_prevote.as_mut().unwrap() =
+                network.signed_vote(other, VoteKind::Prevote, 1, 0, Some(5));
+        }),
+        ("own prevote with a changed block", |state, _, _| {
+            state.own_prevote.as_mut().unwrap().vote.block_id = Some(BlockId([6; 32]));
+        }),
+        ("prevote recorded at the propose step", |state, _, _| {
+            state.step = Step::Propose;
+        }),
+        (
+            "precommit recorded at the prevote step",
+            |state, network, _| {
+                let own = state.own_prevote.as_ref().unwrap().vote.validator;
+                state.own_precommit =
+                    Some(network.signed_vote(own, VoteKind::Precommit, 1, 0, None));
+            },
+        ),
+        ("round proof of another height", |state, network, other| {
+            state.round_proof = vec![network.signed_vote(other, VoteKind::Precommit, 7, 0, None)];
+        }),
+        ("lock ahead of the round", |state, _, _| {
+            state.locked = Some((4, BlockId([5; 32])));
+        }),
+        ("own proposal of another round", |state, _, _| {
+            state.own_proposal.as_mut().unwrap().signed.proposal.round = 2;
+        }),
+    ];
+    for (what, tamper) in tamperings {
+        let mut state = persisted.clone();
+        tamper(&mut state, &network, other);
+        let config = EngineConfig::new(CHAIN, Timeouts::default()).unwrap();
+        let refused = Engine::new(
+            config,
+            network.keys[proposer].clone(),
+            Arc::new(Ed25519Verifier),
+            1,
+            network.validators.clone(),
+            Some(state),
+        );
+        let Err(error) = refused else {
+            panic!("{what}: accepted");
+        };
+        assert!(
+            matches!(error, EngineError::InvalidSafetyState { .. }),
+            "{what}: {error}"
+        );
+        assert!(
+            error.to_string().contains("safety state"),
+            "{what}: the message names the state: {error}"
+        );
+    }
+    let resumed = network.engine(proposer, 1, Some(persisted));
+    assert_eq!(
+        resumed.step(),
+        Step::Prevote,
+        "the untampered state resumes"
+    );
+}

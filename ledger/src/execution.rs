@@ -65,6 +65,18 @@ pub fn execute<S: Store + ?Sized>(
         index: context.index,
         outcome,
     };
+    // One id, one receipt: an id that already has one (committed with any outcome, even a
+    // refusal that left it unremembered, such as an expiry beyond the horizon) is a duplicate,
+    // so it is never applied later while its first receipt is what GetTransaction shows.
+    if view
+        .get(Column::TransactionIndex, &transaction.id.0)?
+        .is_some()
+    {
+        return Ok(receipt(Outcome::Rejected {
+            reason: RejectionReason::Duplicate,
+            detail: "this transaction was already committed".to_owned(),
+        }));
+    }
     let expiry = transaction.body.expiry;
     match replay::check(
         view,

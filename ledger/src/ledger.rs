@@ -126,6 +126,11 @@ impl<S: Store> Ledger<S> {
         self
     }
 
+    /// How far ahead a transaction's expiry may lie.
+    pub fn replay_limits(&self) -> ReplayLimits {
+        self.limits
+    }
+
     pub fn chain_id(&self) -> &str {
         &self.genesis.chain_id
     }

@@ -55,19 +55,29 @@ pub fn check<S: Store + ?Sized>(
     {
         return Ok(Err(ReplayRefusal::Expired));
     }
-    if expiry
-        .height
-        .is_some_and(|last| last - height > limits.height_horizon)
-        || expiry
-            .unix_ms
-            .is_some_and(|last| last.saturating_sub(time_unix_ms) > limits.time_horizon_ms)
-    {
+    if beyond_horizon(limits, expiry, height, time_unix_ms) {
         return Ok(Err(ReplayRefusal::TooFar));
     }
     if view.get(Column::Meta, &id_key(id))?.is_some() {
         return Ok(Err(ReplayRefusal::Duplicate));
     }
     Ok(Ok(()))
+}
+
+/// Whether `expiry` lies further ahead of `height` or `time_unix_ms` than `limits` allow. The
+/// mempool asks the same at admission, so that no honest proposer includes such a transaction.
+pub fn beyond_horizon(
+    limits: ReplayLimits,
+    expiry: &Expiry,
+    height: u64,
+    time_unix_ms: i64,
+) -> bool {
+    expiry
+        .height
+        .is_some_and(|last| last.saturating_sub(height) > limits.height_horizon)
+        || expiry
+            .unix_ms
+            .is_some_and(|last| last.saturating_sub(time_unix_ms) > limits.time_horizon_ms)
 }
 
 /// Remembers `id` until its expiry passes.

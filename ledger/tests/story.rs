@@ -595,3 +595,35 @@ fn everything<T>(
 ) -> Result<bool, varde_ledger::state::StateError> {
     Ok(true)
 }
+
+// A transaction refused for an expiry beyond the horizon is not remembered, but its id has a
+// receipt: included again once the expiry is within reach, it is refused as a duplicate and
+// changes nothing, so the receipt GetTransaction shows never changes.
+#[test]
+fn a_receipt_never_changes() {
+    let ledger = ledger().with_replay_limits(varde_ledger::replay::ReplayLimits {
+        height_horizon: 5,
+        time_horizon_ms: HOUR,
+    });
+    let mut far_body = body(anchor());
+    far_body.expires_at_height = 8;
+    let far = envelope(CHAIN, 1, &far_body);
+    let first = commit(&ledger, T0, vec![far.clone()]);
+    assert_eq!(first[0].rejection(), Some(RejectionReason::ExpiryTooFar));
+    for height in 2..=4 {
+        commit(&ledger, T0 + i64::from(height), Vec::new());
+    }
+    let again = commit(&ledger, T0 + 10, vec![far]);
+    assert_eq!(again[0].rejection(), Some(RejectionReason::Duplicate));
+    let shown = ledger.receipt(&first[0].transaction_id).unwrap().unwrap();
+    assert_eq!(shown, first[0], "the first receipt stands");
+    let mut same_record = body(anchor());
+    same_record.nonce = vec![9];
+    same_record.expires_at_height = 10;
+    let anchored = commit(&ledger, T0 + 11, vec![envelope(CHAIN, 1, &same_record)]);
+    assert_eq!(
+        anchored[0].rejection(),
+        None,
+        "the refused anchor was never applied, so its record is free"
+    );
+}

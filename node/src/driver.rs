@@ -95,6 +95,15 @@ struct PendingProposal {
     deadline: Instant,
 }
 
+/// The path by which a block reaches this node, which decides the rules it is held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Candidate {
+    /// In a proposal: this node's prevote depends on it.
+    Proposed,
+    /// By block sync, with a commit certificate that has verified.
+    Certified,
+}
+
 enum Event {
     Shutdown,
     Inbound(Inbound),
@@ -201,16 +210,19 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 .pending_proposal
                 .as_ref()
                 .map(|pending| pending.deadline);
+            // Due timers and the proposal deadline come before the inbox: a peer streaming
+            // messages (forged ones cost a signature check each) must never keep this validator
+            // from leaving a round or proposing. The inbox yields one message per turn.
             let event = tokio::select! {
                 biased;
                 _ = &mut shutdown => Event::Shutdown,
-                Some(inbound) = self.inbox.recv() => Event::Inbound(inbound),
                 _ = tokio::time::sleep_until(timer_deadline.unwrap_or(far_future)),
                     if timer_deadline.is_some() => Event::TimersDue,
-                _ = context.mempool_changed.notified(),
-                    if proposal_deadline.is_some() => Event::MempoolChanged,
                 _ = tokio::time::sleep_until(proposal_deadline.unwrap_or(far_future)),
                     if proposal_deadline.is_some() => Event::ProposalDeadline,
+                Some(inbound) = self.inbox.recv() => Event::Inbound(inbound),
+                _ = context.mempool_changed.notified(),
+                    if proposal_deadline.is_some() => Event::MempoolChanged,
             };
             match event {
                 Event::Shutdown => {
@@ -267,8 +279,10 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 self.context.ledger.store().write(batch)?;
             }
             // 2. Send.
+            // An observer signs nothing, and relays nothing either: validators cut a peer
+            // outside the set that sends consensus messages (it follows by block sync).
             let messages = output.messages();
-            if !messages.is_empty() {
+            if !messages.is_empty() && self.is_validator() {
                 self.network.broadcast(messages);
             }
             for timer in &output.timers {
@@ -329,6 +343,12 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         Ok(())
     }
 
+    /// Whether this node is a validator of the height it is deciding (else an observer).
+    fn is_validator(&self) -> bool {
+        let own_key = VerifyingKey::from_bytes(&self.proposer_key);
+        own_key.is_ok_and(|key| self.validators.index_of(&key).is_some())
+    }
+
     /// Puts evidence of equivocation on the ledger: a report signed by this validator goes into
     /// the mempool and out to the other validators. Several honest validators report the same
     /// misbehaviour; the ledger records it once.
@@ -358,9 +378,10 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         }
     }
 
-    /// Applies a block fetched by sync if it is the one this node is deciding. The block is
-    /// re-executed first and must give the certified id, so a peer's garbage payload is refused
-    /// here and never stops the node; the engine then checks the certificate's signatures.
+    /// Applies a block fetched by sync if it is the one this node is deciding. Its certificate is
+    /// checked first (signatures of this height's validators, a quorum, this height and this
+    /// block's id), so a peer's word alone never gets a block executed; the block is then
+    /// re-executed and must give the certified id, so a garbage payload is refused here too.
     fn catch_up(
         &mut self,
         block: Block,
@@ -368,6 +389,13 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
     ) -> Result<(), DriverError> {
         let height = self.engine.height();
         if certificate.height != height || block.id != certificate.block_id {
+            return Ok(());
+        }
+        if let Err(error) =
+            certificate.verify(self.engine.chain_id(), &self.validators, &Ed25519Verifier)
+        {
+            tracing::warn!(height, %error, "a synced block's certificate does not verify; ignored");
+            self.context.metrics.count_invalid_peer_message("sync");
             return Ok(());
         }
         if !self.validate_committed(height, &block)? {
@@ -460,55 +488,50 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         }
     }
 
-    /// Re-executes a proposed block and checks that it gives the proposed header.
+    /// valid(v) for a proposed block: every rule of [`Self::check_candidate`], including its time
+    /// against this node's clock, then re-execution to the proposed id.
     fn validate(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
-        self.execute_candidate(height, block, true)
+        self.execute_candidate(height, block, Candidate::Proposed)
     }
 
-    /// Re-executes a block that comes with a commit certificate. Its time is not held against
-    /// this node's clock: the validators that certified it already did that.
+    /// Re-executes a block whose commit certificate has verified. Its time and size are not held
+    /// against this node's clock and configuration: the quorum that certified it did that, and
+    /// refusing a committed block would only leave this node behind for good.
     fn validate_committed(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
-        self.execute_candidate(height, block, false)
+        self.execute_candidate(height, block, Candidate::Certified)
     }
 
+    /// Checks `block` and re-executes it, unless an execution of the same id is cached. The
+    /// checks run on every call, before the cache is consulted: a block executed on one path
+    /// (built here, or certified) must not pass another path's rules by being remembered.
     fn execute_candidate(
         &mut self,
         height: Height,
         block: &Block,
-        check_time: bool,
+        candidate: Candidate,
     ) -> Result<bool, DriverError> {
+        let Some((proposer, decoded)) = self.check_candidate(height, block, candidate) else {
+            return Ok(false);
+        };
         if self.executed.contains_key(&block.id) {
             return Ok(true);
         }
-        let Ok(decoded) = varde_ledger::ledger::decode_block(&block.payload) else {
-            return Ok(false);
-        };
-        let Some(header) = decoded.header.as_ref() else {
-            return Ok(false);
-        };
-        let Ok(proposer) = <[u8; 32]>::try_from(header.proposer.as_slice()) else {
-            return Ok(false);
-        };
-        if header.height != height
-            || !self
-                .context
-                .ledger
-                .membership()
-                .validator_keys()
-                .contains(&proposer)
-            || (check_time
-                && header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS))
-        {
-            return Ok(false);
-        }
         let verified = self.verified_in_mempool(&decoded.transactions);
+        let claimed_header = decoded.header;
+        let time_unix_ms = claimed_header
+            .as_ref()
+            .map_or(0, |header| header.time_unix_ms);
         match self.context.ledger.execute_block_prechecked(
             proposer,
-            header.time_unix_ms,
-            decoded.transactions.clone(),
+            time_unix_ms,
+            decoded.transactions,
             &verified,
         ) {
-            Ok(executed) if executed.block_hash == block.id.0 => {
+            // Every header field must be the one re-execution gives, not only the id: the bytes
+            // voted on are the bytes stored and served to peers.
+            Ok(executed)
+                if executed.block_hash == block.id.0 && executed.block.header == claimed_header =>
+            {
                 self.executed.insert(block.id, executed);
                 Ok(true)
             }
@@ -518,6 +541,53 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The rules a block must meet before it is worth executing: it decodes, it is for this
+    /// height, its proposer is a validator, and a proposal also fits this node's block limits
+    /// (transactions and their bytes) and is not dated more than [`BLOCK_TIME_DRIFT_MAX_MS`]
+    /// ahead of this node's clock. Returns the proposer's key and the decoded block.
+    ///
+    /// The header's proposer is held to the validator set, not to the round's proposer: the
+    /// engine already refuses a proposal not signed by the round's proposer, and a valid block
+    /// is re-proposed in later rounds by others (L15–L16), so valid(v) must not depend on the
+    /// round, or validators that judged one block in different rounds would disagree on it.
+    fn check_candidate(
+        &self,
+        height: Height,
+        block: &Block,
+        candidate: Candidate,
+    ) -> Option<([u8; 32], v1::Block)> {
+        let decoded = varde_ledger::ledger::decode_block(&block.payload).ok()?;
+        let header = decoded.header.as_ref()?;
+        let proposer = <[u8; 32]>::try_from(header.proposer.as_slice()).ok()?;
+        let from_a_validator = self
+            .context
+            .ledger
+            .membership()
+            .validator_keys()
+            .contains(&proposer);
+        if header.height != height || !from_a_validator {
+            return None;
+        }
+        if candidate == Candidate::Proposed {
+            let too_far_ahead =
+                header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS);
+            if too_far_ahead || !self.within_block_limits(&decoded.transactions) {
+                return None;
+            }
+        }
+        Some((proposer, decoded))
+    }
+
+    /// Whether `transactions` fit this node's block limits, as its own proposals do.
+    fn within_block_limits(&self, transactions: &[v1::SignedTransaction]) -> bool {
+        let bytes: usize = transactions
+            .iter()
+            .map(|transaction| transaction.encoded_len())
+            .sum();
+        transactions.len() <= self.block_limits.max_transactions
+            && bytes <= self.block_limits.max_bytes
     }
 
     /// Which of `transactions` this node admitted to its mempool with exactly these bytes (their
@@ -630,8 +700,319 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
 mod tests {
     use super::*;
     use crate::demo::{self, DemoKeys};
-    use varde_ledger::membership::Role;
+    use crate::mempool::Mempool;
+    use crate::network::{LocalNetwork, Network};
+    use varde_consensus::{CommitSignature, SignedVote, Vote, VoteKind};
+    use varde_ledger::membership::{Genesis, Role};
     use varde_storage::MemoryStore;
+
+    /// A chain of four validators: the demo genesis, with three more institutions given
+    /// consensus keys. Returns the genesis, the demo keys and the four consensus keys.
+    fn four_validators() -> (Genesis, DemoKeys, Vec<SigningKey>) {
+        let keys = DemoKeys::from_seed(7);
+        let mut genesis = keys.genesis(demo::CHAIN_ID, 0);
+        let mut validator_keys = vec![keys.of(demo::VALIDATOR).clone()];
+        let others = genesis
+            .institutions
+            .iter_mut()
+            .filter(|institution| !institution.has_role(Role::Validator))
+            .take(3);
+        for (offset, institution) in others.enumerate() {
+            let key = SigningKey::from_bytes(&[0x70 + offset as u8; 32]);
+            institution.roles.push(Role::Validator);
+            institution.validator_key = Some(key.verifying_key().to_bytes());
+            validator_keys.push(key);
+        }
+        (genesis, keys, validator_keys)
+    }
+
+    fn driver_of(
+        genesis: Genesis,
+        key: &SigningKey,
+        block: BlockConfig,
+    ) -> ConsensusDriver<MemoryStore, LocalNetwork> {
+        let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
+        let context = Arc::new(NodeContext::new(
+            ledger,
+            Mempool::new(Default::default()),
+            key.verifying_key().to_bytes(),
+        ));
+        let settings = DriverSettings {
+            signing_key: key.clone(),
+            timeouts: Timeouts::default(),
+            block,
+        };
+        ConsensusDriver::new(context, settings, LocalNetwork)
+            .unwrap()
+            .0
+    }
+
+    /// Height 1's block as `proposer` would build it, on a ledger of its own.
+    fn block_of(
+        genesis: Genesis,
+        proposer: &SigningKey,
+        time_unix_ms: i64,
+        transactions: Vec<v1::SignedTransaction>,
+    ) -> Block {
+        let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
+        let executed = ledger
+            .execute_block(
+                proposer.verifying_key().to_bytes(),
+                time_unix_ms,
+                transactions,
+            )
+            .unwrap();
+        Block {
+            id: BlockId(executed.block_hash),
+            payload: executed.block.encode_to_vec().into(),
+        }
+    }
+
+    /// A certificate for `block` at height 1, round 0, signed by `signers`.
+    fn certificate_of(
+        driver: &ConsensusDriver<MemoryStore, LocalNetwork>,
+        block: &Block,
+        signers: &[&SigningKey],
+    ) -> CommitCertificate {
+        let mut signatures: Vec<CommitSignature> = signers
+            .iter()
+            .map(|key| {
+                let validator = driver.validators.index_of(&key.verifying_key()).unwrap();
+                let vote = Vote {
+                    kind: VoteKind::Precommit,
+                    height: 1,
+                    round: 0,
+                    block_id: Some(block.id),
+                    validator,
+                };
+                let signed = SignedVote::sign(demo::CHAIN_ID, vote, key);
+                CommitSignature {
+                    validator,
+                    signature: signed.signature,
+                }
+            })
+            .collect();
+        signatures.sort_by_key(|entry| entry.validator);
+        CommitCertificate {
+            height: 1,
+            round: 0,
+            block_id: block.id,
+            signatures,
+        }
+    }
+
+    fn anchors(keys: &DemoKeys, count: usize) -> Vec<v1::SignedTransaction> {
+        (0..count)
+            .map(|index| {
+                let mut body = demo::body(
+                    demo::CHAIN_ID,
+                    0,
+                    demo::anchor_action(
+                        demo::HOSPITAL.org_number,
+                        &format!("r-{index}"),
+                        demo::demo_subject(1),
+                        "psychiatry",
+                        1_000,
+                    ),
+                );
+                body.expires_at_unix_ms = 0;
+                body.expires_at_height = 1_000;
+                demo::sign(demo::CHAIN_ID, keys.of(demo::HOSPITAL), &body)
+            })
+            .collect()
+    }
+
+    /// Records what the driver broadcasts.
+    #[derive(Clone, Default)]
+    struct RecordingNetwork {
+        sent: Arc<std::sync::Mutex<Vec<Message>>>,
+    }
+
+    impl Network for RecordingNetwork {
+        fn broadcast(&mut self, messages: &[Message]) {
+            self.sent.lock().unwrap().extend_from_slice(messages);
+        }
+    }
+
+    // A peer streams well-formed votes with bad signatures as fast as the inbox takes them. The
+    // propose timeout must still fire: this validator prevotes nil within a few seconds, instead
+    // of serving the stream for ever.
+    #[test]
+    fn a_stream_of_forged_votes_does_not_starve_the_timers() {
+        let (genesis, _, validator_keys) = four_validators();
+        let ledger = varde_ledger::Ledger::open(MemoryStore::new(), genesis).unwrap();
+        let own = &validator_keys[0];
+        let context = Arc::new(NodeContext::new(
+            ledger,
+            Mempool::new(Default::default()),
+            own.verifying_key().to_bytes(),
+        ));
+        let timeouts = Timeouts {
+            propose_ms: 50,
+            ..Timeouts::default()
+        };
+        let settings = DriverSettings {
+            signing_key: own.clone(),
+            timeouts,
+            block: BlockConfig::default(),
+        };
+        let network = RecordingNetwork::default();
+        let (driver, handle) = ConsensusDriver::new(context, settings, network.clone()).unwrap();
+        let proposer = driver.validators.proposer(1, 0);
+        assert_ne!(
+            driver.validators.index_of(&own.verifying_key()),
+            Some(proposer)
+        );
+        let forger = SigningKey::from_bytes(&[0x99; 32]);
+        let vote = Vote {
+            kind: VoteKind::Prevote,
+            height: 1,
+            round: 0,
+            block_id: None,
+            validator: proposer,
+        };
+        let forged = Message::Vote(SignedVote::sign(demo::CHAIN_ID, vote, &forger));
+        let streaming = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let stream = {
+            let streaming = streaming.clone();
+            std::thread::spawn(move || {
+                while streaming.load(std::sync::atomic::Ordering::Relaxed) {
+                    handle.deliver(Inbound::Message(forged.clone()));
+                }
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sent = network.sent.clone();
+        let prevoted = runtime.block_on(async move {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::spawn(driver.run(async move {
+                let _ = stopped.await;
+            }));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut prevoted = false;
+            while !prevoted && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                prevoted = sent.lock().unwrap().iter().any(|message| {
+                    matches!(message, Message::Vote(signed) if signed.vote.kind == VoteKind::Prevote)
+                });
+            }
+            let _ = stop.send(());
+            let _ = running.await;
+            prevoted
+        });
+        streaming.store(false, std::sync::atomic::Ordering::Relaxed);
+        stream.join().unwrap();
+        assert!(prevoted, "the propose timeout fired despite the stream");
+    }
+
+    // A Byzantine peer answers block sync with a block for this height dated a day ahead and a
+    // certificate nobody signed. The block must not be executed on that word, and so must not
+    // pass later as a proposal without the proposal's own checks (here: the clock drift).
+    #[test]
+    fn a_synced_block_with_a_bogus_certificate_primes_nothing() {
+        let (genesis, _, validator_keys) = four_validators();
+        let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
+        let a_day_ahead = now_unix_ms() + 86_400_000;
+        let future_block = block_of(genesis, &validator_keys[1], a_day_ahead, Vec::new());
+        let unsigned = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_id: future_block.id,
+            signatures: Vec::new(),
+        };
+        driver.catch_up(future_block.clone(), unsigned).unwrap();
+        assert!(
+            driver.executed.is_empty(),
+            "nothing is executed before its certificate verifies"
+        );
+        let one_signer = certificate_of(&driver, &future_block, &[&validator_keys[1]]);
+        driver.catch_up(future_block.clone(), one_signer).unwrap();
+        assert!(driver.executed.is_empty(), "one signature is no quorum");
+        assert!(
+            !driver.validate(1, &future_block).unwrap(),
+            "a proposal dated a day ahead is refused"
+        );
+        assert_eq!(driver.context.ledger.head().unwrap(), None);
+    }
+
+    // A synced block with a quorum's certificate is applied, whatever its time: the validators
+    // that certified it held it against their clocks.
+    #[test]
+    fn a_synced_block_with_a_quorum_certificate_is_applied() {
+        let (genesis, _, validator_keys) = four_validators();
+        let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
+        let an_hour_ahead = now_unix_ms() + 3_600_000;
+        let block = block_of(genesis, &validator_keys[1], an_hour_ahead, Vec::new());
+        let signers = [&validator_keys[1], &validator_keys[2], &validator_keys[3]];
+        let certificate = certificate_of(&driver, &block, &signers);
+        driver.catch_up(block.clone(), certificate).unwrap();
+        let head = driver
+            .context
+            .ledger
+            .head()
+            .unwrap()
+            .expect("height 1 applied");
+        assert_eq!((head.height, head.block_hash), (1, block.id.0));
+    }
+
+    // A proposal whose payload claims header fields that re-execution does not give (here a
+    // made-up state root) is refused even though its id is right: the bytes voted on are the
+    // bytes that are stored and served to peers.
+    #[test]
+    fn a_proposal_with_a_false_header_field_is_refused() {
+        let (genesis, _, validator_keys) = four_validators();
+        let honest = block_of(
+            genesis.clone(),
+            &validator_keys[1],
+            now_unix_ms(),
+            Vec::new(),
+        );
+        let mut decoded = varde_ledger::ledger::decode_block(&honest.payload).unwrap();
+        decoded.header.as_mut().unwrap().state_root = vec![0xee; 32];
+        let forged = Block {
+            id: honest.id,
+            payload: decoded.encode_to_vec().into(),
+        };
+        let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
+        assert!(!driver.validate(1, &forged).unwrap());
+        let mut driver = driver_of(genesis, &validator_keys[0], BlockConfig::default());
+        assert!(driver.validate(1, &honest).unwrap());
+    }
+
+    // A proposal over this node's block limits, in transactions or in bytes, is refused; the
+    // same block within the limits passes.
+    #[test]
+    fn proposals_over_the_block_limits_are_refused() {
+        let (genesis, keys, validator_keys) = four_validators();
+        let transactions = anchors(&keys, 2);
+        let bytes: usize = transactions
+            .iter()
+            .map(|transaction| transaction.encoded_len())
+            .sum();
+        let block = block_of(
+            genesis.clone(),
+            &validator_keys[1],
+            now_unix_ms(),
+            transactions,
+        );
+        let limits = [(1, bytes, false), (2, bytes - 1, false), (2, bytes, true)];
+        for (max_transactions, max_bytes, valid) in limits {
+            let config = BlockConfig {
+                max_transactions,
+                max_bytes,
+                ..BlockConfig::default()
+            };
+            let mut driver = driver_of(genesis.clone(), &validator_keys[0], config);
+            assert_eq!(
+                driver.validate(1, &block).unwrap(),
+                valid,
+                "{max_transactions} transactions, {max_bytes} bytes"
+            );
+        }
+    }
 
     // The engine's validator set, and so its quorum, holds the consensus keys only: giving the
     // validator operator submitting keys changes neither.

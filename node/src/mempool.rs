@@ -28,6 +28,10 @@ pub enum AdmissionError {
     UnknownSigner,
     #[error("the transaction expired ({detail}); sign a new one with a later expiry")]
     Expired { detail: String },
+    #[error(
+        "the transaction's expiry lies too far ahead ({detail}); sign a new one with an expiry within the horizon"
+    )]
+    ExpiryTooFar { detail: String },
     #[error("transaction {id} is already waiting in the mempool")]
     DuplicatePending { id: TransactionId },
     #[error("transaction {id} is already committed; query it with GetTransaction")]
@@ -55,6 +59,7 @@ impl AdmissionError {
             AdmissionError::Invalid(TransactionError::Field(_)) => "invalid_field",
             AdmissionError::UnknownSigner => "unknown_signer",
             AdmissionError::Expired { .. } => "expired",
+            AdmissionError::ExpiryTooFar { .. } => "expiry_too_far",
             AdmissionError::DuplicatePending { .. } | AdmissionError::AlreadyCommitted { .. } => {
                 "duplicate"
             }
@@ -138,6 +143,7 @@ impl Mempool {
             .map_err(|error| AdmissionError::Storage(error.to_string()))?;
         let next_height = head.as_ref().map_or(1, |head| head.height + 1);
         check_expiry(&verified, next_height, now_unix_ms)?;
+        check_horizon(ledger.replay_limits(), &verified, next_height, now_unix_ms)?;
         if self.contains(&verified.id) {
             return Err(AdmissionError::DuplicatePending { id: verified.id });
         }
@@ -303,6 +309,26 @@ fn check_expiry(
     Ok(())
 }
 
+/// Refuses an expiry beyond the ledger's horizon: execution would refuse it too, and a
+/// transaction refused that way is not remembered, so it must not reach a block at all.
+fn check_horizon(
+    limits: varde_ledger::replay::ReplayLimits,
+    transaction: &VerifiedTransaction,
+    next_height: u64,
+    now_unix_ms: i64,
+) -> Result<(), AdmissionError> {
+    let expiry = transaction.body.expiry;
+    if !varde_ledger::replay::beyond_horizon(limits, &expiry, next_height, now_unix_ms) {
+        return Ok(());
+    }
+    Err(AdmissionError::ExpiryTooFar {
+        detail: format!(
+            "at most {} blocks after the next one or {} ms after now",
+            limits.height_horizon, limits.time_horizon_ms
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +391,32 @@ mod tests {
             Err(AdmissionError::Expired { .. })
         ));
         assert!(pool.is_empty());
+    }
+
+    // An expiry beyond the ledger's horizon (in height or in time) is refused at admission, as
+    // execution would refuse it: such a transaction never reaches a block from this node.
+    #[test]
+    fn expiry_beyond_the_horizon_is_refused() {
+        let fixture = Fixture::new();
+        let horizon = fixture.ledger.replay_limits();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let mut by_height = anchor(&fixture, "r-1");
+        by_height.expires_at_height = 1 + horizon.height_horizon + 1;
+        let mut by_time = anchor(&fixture, "r-2");
+        by_time.expires_at_height = 0;
+        by_time.expires_at_unix_ms = 5_000 + horizon.time_horizon_ms + 1;
+        for body in [by_height, by_time] {
+            let far = fixture.sign(&fixture.hospital, body);
+            let refused = pool.admit(&fixture.ledger, &far, 5_000);
+            assert!(
+                matches!(refused, Err(AdmissionError::ExpiryTooFar { .. })),
+                "{refused:?}"
+            );
+        }
+        let mut within = anchor(&fixture, "r-3");
+        within.expires_at_height = 1 + horizon.height_horizon;
+        let within = fixture.sign(&fixture.hospital, within);
+        assert!(pool.admit(&fixture.ledger, &within, 5_000).is_ok());
     }
 
     // The count and byte bounds refuse further transactions with Full.

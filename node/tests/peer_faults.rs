@@ -34,6 +34,15 @@ async fn start_node(
     dir: &std::path::Path,
     peer_key: &SigningKey,
 ) -> (varde_node::RunningNode, oneshot::Sender<()>, SocketAddr) {
+    start_node_with_observers(dir, peer_key, Vec::new()).await
+}
+
+/// [`start_node`], with `observers` (hex public keys) allowed to connect as non-validators.
+async fn start_node_with_observers(
+    dir: &std::path::Path,
+    peer_key: &SigningKey,
+    observers: Vec<String>,
+) -> (varde_node::RunningNode, oneshot::Sender<()>, SocketAddr) {
     let keys = DemoKeys::from_seed(9);
     let mut genesis = keys.genesis(demo::CHAIN_ID, 0);
     genesis.institutions.push(Institution {
@@ -61,7 +70,7 @@ async fn start_node(
     config.network = Some(NetworkConfig {
         listen_address: peer_address,
         peers: Vec::new(),
-        observers: Vec::new(),
+        observers,
     });
     let store = varde_node::node::open_store(&config, &genesis).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -177,6 +186,67 @@ async fn a_valid_frame_keeps_the_peer_connected() {
     }));
     assert!(!send_and_expect_disconnect(&mut honest, address, frame).await);
     assert_eq!(invalid_peer_messages(&node).await, 0);
+    let _ = stop.send(());
+    node.wait().await.unwrap();
+}
+
+/// A consensus batch of one prevote for nil at height 1, round 0, in the name of `validator`
+/// (its index in the set) and signed by `signer`.
+fn vote_frame(validator: u32, signer: &SigningKey) -> Bytes {
+    let vote = varde_consensus::Vote {
+        kind: varde_consensus::VoteKind::Prevote,
+        height: 1,
+        round: 0,
+        block_id: None,
+        validator,
+    };
+    let signed = varde_consensus::SignedVote::sign(demo::CHAIN_ID, vote, signer);
+    let message = varde_consensus::Message::Vote(signed);
+    Bytes::from(prost::Message::encode_to_vec(&v1::ConsensusBatch {
+        messages: vec![varde_ledger::consensus_wire::message_to_wire(&message)],
+    }))
+}
+
+// A well-formed vote whose signature does not verify gets the validator peer that sent it
+// disconnected and counted: forgeries cost the sender its connection, not the node its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_signature_disconnects_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_key = SigningKey::from_bytes(&[252; 32]);
+    let (node, stop, address) = start_node(dir.path(), &peer_key).await;
+    let mut forger = peer(&peer_key, CONSENSUS_PROTOCOL, 1024 * 1024);
+    let wrong_key = SigningKey::from_bytes(&[253; 32]);
+    assert!(send_and_expect_disconnect(&mut forger, address, vote_frame(0, &wrong_key)).await);
+    assert_eq!(invalid_peer_messages(&node).await, 1);
+    let _ = stop.send(());
+    node.wait().await.unwrap();
+}
+
+// An observer may connect and sync, but it is no validator: a consensus message from it, even
+// a correctly signed one it relays, gets it disconnected and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_may_not_send_consensus_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_key = SigningKey::from_bytes(&[254; 32]);
+    let observer_key = SigningKey::from_bytes(&[255; 32]);
+    let observer_hex: String = observer_key
+        .verifying_key()
+        .to_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let (node, stop, address) =
+        start_node_with_observers(dir.path(), &peer_key, vec![observer_hex]).await;
+    let mut observer = peer(&observer_key, CONSENSUS_PROTOCOL, 1024 * 1024);
+    // The set is ordered by key bytes; the validator peer's own, correctly signed vote.
+    let node_key = DemoKeys::from_seed(9)
+        .of(demo::VALIDATOR)
+        .verifying_key()
+        .to_bytes();
+    let peer_index = u32::from(node_key < peer_key.verifying_key().to_bytes());
+    let relayed = vote_frame(peer_index, &peer_key);
+    assert!(send_and_expect_disconnect(&mut observer, address, relayed).await);
+    assert_eq!(invalid_peer_messages(&node).await, 1);
     let _ = stop.send(());
     node.wait().await.unwrap();
 }

@@ -81,9 +81,9 @@ fn admission_status(error: &AdmissionError) -> Status {
     match error {
         AdmissionError::Invalid(varde_ledger::wire::TransactionError::TooLarge { .. })
         | AdmissionError::Full { .. } => Status::resource_exhausted(message),
-        AdmissionError::Invalid(_) | AdmissionError::Expired { .. } => {
-            Status::invalid_argument(message)
-        }
+        AdmissionError::Invalid(_)
+        | AdmissionError::Expired { .. }
+        | AdmissionError::ExpiryTooFar { .. } => Status::invalid_argument(message),
         AdmissionError::UnknownSigner => Status::permission_denied(message),
         AdmissionError::DuplicatePending { .. } | AdmissionError::AlreadyCommitted { .. } => {
             Status::already_exists(message)

@@ -23,6 +23,10 @@ pub enum PeerFault {
     Wire(#[from] consensus_wire::WireError),
     #[error("invalid transaction: {0}")]
     Transaction(AdmissionError),
+    #[error("a consensus message whose signature does not verify")]
+    BadSignature,
+    #[error("a consensus message from a peer that is no validator")]
+    NotAValidator,
     #[error("a response nobody asked for")]
     Unsolicited,
     #[error("a frame of {length} bytes exceeds the limit of {limit}")]

@@ -7,12 +7,15 @@
 //!   `/varde/consensus/1` consensus messages to every validator, `/varde/transactions/1` admitted
 //!   transactions to every validator, `/varde/sync/1` committed blocks with their certificates.
 //! - **Validation.** Every inbound frame is decoded and checked (lengths, required fields, the
-//!   transactions' signatures through mempool admission) before it reaches the engine or the
-//!   mempool. A peer that sends invalid data is disconnected and counted in metrics.
+//!   transactions' signatures through mempool admission, the consensus messages' signatures
+//!   against the validator set) before it reaches the engine or the mempool. A peer that sends
+//!   invalid data, or an observer that sends consensus messages, is disconnected and counted in
+//!   metrics. Each peer has its share of the driver's inbox ([`budget`]).
 //! - **Reconnection.** Lost or failed connections to validators are dialled again with backoff.
 //!
 //! One task owns the swarm ([`NetworkTask::run`]); the driver reaches it through [`P2pNetwork`].
 
+mod budget;
 pub mod codec;
 mod frames;
 pub mod redial;
@@ -195,7 +198,10 @@ pub fn build<S: Store + 'static>(
     for peer in &gate.allowed {
         allowed.allow_peer(*peer);
     }
-    let validators = gate.validators;
+    let validators = task::Validators {
+        peers: gate.validators,
+        keys: crate::driver::genesis_validators(&context)?,
+    };
     let mut addresses = BTreeMap::new();
     for peer in &settings.peers {
         let peer_id = peer_id_of(&peer.public_key)?;

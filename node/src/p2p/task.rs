@@ -16,10 +16,13 @@ use libp2p::{Multiaddr, PeerId, Swarm};
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use varde_consensus::{Block, CommitCertificate, Height};
+use varde_consensus::{
+    Block, CommitCertificate, Ed25519Verifier, Height, Message, ProposalMessage, ValidatorSet,
+};
 use varde_proto::v1;
 use varde_storage::Store;
 
+use super::budget::PeerBudgets;
 use super::codec::{Frame, FrameCodec};
 use super::frames::{self, PeerFault, decode_consensus, decode_synced, frame_bytes};
 use super::redial::Redials;
@@ -37,6 +40,13 @@ struct SyncInFlight {
     since: Instant,
 }
 
+/// The other validators, as peers (sent consensus messages, and the only peers allowed to send
+/// them) and as the consensus keys their messages' signatures are checked against.
+pub(super) struct Validators {
+    pub peers: BTreeSet<PeerId>,
+    pub keys: ValidatorSet,
+}
+
 /// The task that owns the swarm.
 pub struct NetworkTask<S: Store + 'static> {
     swarm: Swarm<Behaviour>,
@@ -45,6 +55,10 @@ pub struct NetworkTask<S: Store + 'static> {
     gossip: mpsc::Receiver<v1::SignedTransaction>,
     /// Validators other than this node.
     validators: BTreeSet<PeerId>,
+    /// The consensus keys, to check each consensus message's signature before it is delivered.
+    validator_set: ValidatorSet,
+    /// Each peer's share of the driver's inbox.
+    budgets: PeerBudgets,
     /// Where to dial validators.
     addresses: BTreeMap<PeerId, Multiaddr>,
     connected: BTreeSet<PeerId>,
@@ -62,16 +76,22 @@ impl<S: Store + 'static> NetworkTask<S> {
         context: Arc<NodeContext<S>>,
         commands: mpsc::Receiver<Command>,
         gossip: mpsc::Receiver<v1::SignedTransaction>,
-        validators: BTreeSet<PeerId>,
+        validators: Validators,
         addresses: BTreeMap<PeerId, Multiaddr>,
         listen_address: SocketAddr,
     ) -> Self {
+        let Validators {
+            peers: validators,
+            keys: validator_set,
+        } = validators;
         Self {
             swarm,
             context,
             commands,
             gossip,
             validators,
+            validator_set,
+            budgets: PeerBudgets::default(),
             addresses,
             connected: BTreeSet::new(),
             redials: Redials::default(),
@@ -239,6 +259,7 @@ impl<S: Store + 'static> NetworkTask<S> {
                 ..
             } => {
                 self.connected.remove(&peer_id);
+                self.budgets.remove(&peer_id);
                 metrics.peers.set(self.connected.len() as i64);
                 tracing::info!(peer = %peer_id, cause = ?cause.map(|cause| cause.to_string()), "peer disconnected");
                 if self.addresses.contains_key(&peer_id) {
@@ -304,15 +325,56 @@ impl<S: Store + 'static> NetworkTask<S> {
         else {
             return;
         };
-        match frame_bytes(&request).and_then(decode_consensus) {
-            Ok(messages) => {
-                for message in messages {
-                    if !driver.deliver(Inbound::Message(message)) {
-                        tracing::debug!("consensus inbox full; message dropped");
-                    }
-                }
-            }
+        if !self.validators.contains(&peer) {
+            // An observer follows by sync; it has no say in consensus.
+            return self.cut(peer, "consensus", &PeerFault::NotAValidator);
+        }
+        let messages = frame_bytes(&request)
+            .and_then(decode_consensus)
+            .and_then(|messages| self.check_signatures(messages));
+        match messages {
+            Ok(messages) => self.deliver_consensus(peer, messages, driver),
             Err(fault) => self.cut(peer, "consensus", &fault),
+        }
+    }
+
+    /// Checks every signature in `messages` against the validator set. The signer need not be
+    /// the peer (a validator retransmits the votes that prove its round), but an honest
+    /// validator only ever relays votes it verified, so one forgery is the peer's fault: it is
+    /// cut rather than allowed to spend the driver's time on a stream of them.
+    fn check_signatures(&self, messages: Vec<Message>) -> Result<Vec<Message>, PeerFault> {
+        let chain_id = self.context.ledger.chain_id();
+        let set = &self.validator_set;
+        let verifies = |message: &Message| match message {
+            Message::Vote(signed) => signed.verify(chain_id, set, &Ed25519Verifier),
+            Message::Proposal(ProposalMessage {
+                signed,
+                proof_of_lock,
+                ..
+            }) => {
+                signed.verify(chain_id, set, &Ed25519Verifier)
+                    && proof_of_lock
+                        .iter()
+                        .all(|prevote| prevote.verify(chain_id, set, &Ed25519Verifier))
+            }
+        };
+        if messages.iter().all(verifies) {
+            Ok(messages)
+        } else {
+            Err(PeerFault::BadSignature)
+        }
+    }
+
+    /// Hands `peer`'s messages to the driver within the peer's share of its inbox.
+    fn deliver_consensus(&mut self, peer: PeerId, messages: Vec<Message>, driver: &DriverHandle) {
+        let granted = self.budgets.take(peer, messages.len(), Instant::now());
+        if granted < messages.len() {
+            tracing::debug!(%peer, dropped = messages.len() - granted, "peer over its share; consensus messages dropped");
+        }
+        for message in messages.into_iter().take(granted) {
+            if !driver.deliver(Inbound::Message(message)) {
+                tracing::debug!("consensus inbox full; message dropped");
+            }
         }
     }
 
