@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
+use varde_node::tls::causes;
 use varde_proto::v1;
 
 use crate::exit::{Outcome, RefusedError, usage};
@@ -107,22 +108,6 @@ fn connect_hint(tls: bool, error: &str) -> Option<String> {
         return None;
     }
     Some("if the node serves TLS (the default), use https:// and --ca-file".to_owned())
-}
-
-/// An error and its sources on one line (tonic's transport error says little by itself).
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        // Wrappers often repeat their inner error's text: say it once.
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// A node that could not be reached: "is it running" when nobody answered, else what to try.
