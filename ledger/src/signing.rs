@@ -253,6 +253,46 @@ pub fn sign_query(
     })
 }
 
+/// A request that carries `auth` (always field 1) and is signed per varde-query-v2.
+pub trait SignedRequest: Message + Clone {
+    fn auth(&self) -> Option<&v1::RequestAuthentication>;
+    fn set_auth(&mut self, auth: Option<v1::RequestAuthentication>);
+
+    /// What is signed: the request encoded with its `auth` left unset.
+    fn unsigned_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.set_auth(None);
+        unsigned.encode_to_vec()
+    }
+}
+
+macro_rules! signed_requests {
+    ($($request:ident),* $(,)?) => {$(
+        impl SignedRequest for v1::$request {
+            fn auth(&self) -> Option<&v1::RequestAuthentication> {
+                self.auth.as_ref()
+            }
+            fn set_auth(&mut self, auth: Option<v1::RequestAuthentication>) {
+                self.auth = auth;
+            }
+        }
+    )*};
+}
+
+signed_requests!(
+    GetTransactionRequest,
+    GetBlockRequest,
+    GetInclusionProofRequest,
+    StreamEventsRequest,
+    ListMisbehaviourRequest,
+    GetRecordRequest,
+    ListRecordsRequest,
+    ListGrantsRequest,
+    ListAccessEventsRequest,
+    ListAccessBlocksRequest,
+    CheckAccessRequest,
+);
+
 /// Verifies a query request's signature strictly; `request_bytes` is the request encoded
 /// without its `auth` field.
 pub fn verify_query(

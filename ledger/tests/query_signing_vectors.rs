@@ -4,10 +4,10 @@
 //! `VARDE_REGENERATE_SIGNING_VECTORS=1 cargo test -p varde-ledger --test query_signing_vectors`.
 
 use ed25519_dalek::SigningKey;
-use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use varde_ledger::{hex, signing};
+use varde_ledger::hex;
+use varde_ledger::signing::{self, SignedRequest};
 use varde_proto::v1;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -40,27 +40,7 @@ fn vectors_path() -> std::path::PathBuf {
         .join("../proto/testdata/query-signing-vectors.json")
 }
 
-/// A request type with an `auth` field, as the vectors need it.
-trait Signed: Message + Clone {
-    fn set_auth(&mut self, auth: Option<v1::RequestAuthentication>);
-}
-
-macro_rules! signed {
-    ($($request:ty),*) => {$(
-        impl Signed for $request {
-            fn set_auth(&mut self, auth: Option<v1::RequestAuthentication>) {
-                self.auth = auth;
-            }
-        }
-    )*};
-}
-signed!(
-    v1::GetBlockRequest,
-    v1::ListAccessEventsRequest,
-    v1::CheckAccessRequest
-);
-
-fn build<T: Signed>(
+fn build<T: SignedRequest>(
     description: &str,
     seed: [u8; 32],
     chain_id: &str,
@@ -72,7 +52,7 @@ fn build<T: Signed>(
     let key = SigningKey::from_bytes(&seed);
     let mut unsigned = request.clone();
     unsigned.set_auth(None);
-    let request_bytes = unsigned.encode_to_vec();
+    let request_bytes = request.unsigned_bytes();
     let public_key = key.verifying_key().to_bytes();
     let mut signing_input = signing::QUERY_DOMAIN.to_vec();
     signing_input.push(0);

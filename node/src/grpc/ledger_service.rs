@@ -138,12 +138,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         request: Request<v1::GetTransactionRequest>,
     ) -> Result<Response<v1::GetTransactionResponse>, Status> {
         let request = request.into_inner();
-        let caller = self.authenticate(
-            "/varde.v1.Ledger/GetTransaction",
-            &request,
-            request.auth.as_ref(),
-            |unsigned| unsigned.auth = None,
-        )?;
+        let caller = self.authenticate("/varde.v1.Ledger/GetTransaction", &request)?;
         let id = transaction_id(&request.transaction_id)?;
         let viewer = Viewer::new(&caller, now_unix_ms());
         if let Some((receipt, envelope)) = self.committed_transaction(&id)? {
@@ -194,12 +189,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         request: Request<v1::GetBlockRequest>,
     ) -> Result<Response<v1::GetBlockResponse>, Status> {
         let request = request.into_inner();
-        let caller = self.authenticate(
-            "/varde.v1.Ledger/GetBlock",
-            &request,
-            request.auth.as_ref(),
-            |unsigned| unsigned.auth = None,
-        )?;
+        let caller = self.authenticate("/varde.v1.Ledger/GetBlock", &request)?;
         let mut height = request.height;
         if height == 0 {
             height = self.height()?;
@@ -243,12 +233,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         request: Request<v1::GetInclusionProofRequest>,
     ) -> Result<Response<v1::GetInclusionProofResponse>, Status> {
         let request = request.into_inner();
-        self.authenticate(
-            "/varde.v1.Ledger/GetInclusionProof",
-            &request,
-            request.auth.as_ref(),
-            |unsigned| unsigned.auth = None,
-        )?;
+        self.authenticate("/varde.v1.Ledger/GetInclusionProof", &request)?;
         let id = transaction_id(&request.transaction_id)?;
         let receipt = self
             .context
@@ -298,12 +283,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         request: Request<v1::StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let request = request.into_inner();
-        let caller = self.authenticate(
-            "/varde.v1.Ledger/StreamEvents",
-            &request,
-            request.auth.as_ref(),
-            |unsigned| unsigned.auth = None,
-        )?;
+        let caller = self.authenticate("/varde.v1.Ledger/StreamEvents", &request)?;
         let stream = self.event_stream(request, caller)?;
         Ok(Response::new(stream))
     }
@@ -314,9 +294,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
     ) -> Result<Response<v1::ListMisbehaviourResponse>, Status> {
         let request = request.into_inner();
         let method = "/varde.v1.Ledger/ListMisbehaviour";
-        let caller = self.authenticate(method, &request, request.auth.as_ref(), |unsigned| {
-            unsigned.auth = None
-        })?;
+        let caller = self.authenticate(method, &request)?;
         let height = self.height()?;
         let scope = super::query_service::page_scope(&caller, method, &[]);
         let page = self

@@ -22,7 +22,7 @@ use tonic::codegen::http;
 use varde_ledger::domain::Receipt;
 use varde_ledger::membership::Institution;
 use varde_ledger::page_token::PageTokenKey;
-use varde_ledger::signing::TransactionId;
+use varde_ledger::signing::{SignedRequest, TransactionId};
 use varde_ledger::state::{StateView, keys};
 use varde_ledger::visibility::{self, Viewer};
 use varde_ledger::wire::{self, FieldError};
@@ -167,20 +167,16 @@ impl<S: Store + 'static> Api<S> {
     }
 
     /// Verifies a signed request and returns the calling institution (see [`auth`]).
-    fn authenticate<T: prost::Message + Clone>(
+    fn authenticate(
         &self,
         method: &str,
-        request: &T,
-        auth: Option<&v1::RequestAuthentication>,
-        without_auth: impl FnOnce(&mut T),
+        request: &impl SignedRequest,
     ) -> Result<Institution, Status> {
-        let mut unsigned = request.clone();
-        without_auth(&mut unsigned);
         self.authenticator.authenticate(
             &self.context.ledger,
             method,
-            auth,
-            &unsigned.encode_to_vec(),
+            request.auth(),
+            &request.unsigned_bytes(),
         )
     }
 

@@ -90,12 +90,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
         request: Request<v1::GetRecordRequest>,
     ) -> Result<Response<v1::GetRecordResponse>, Status> {
         let request = request.into_inner();
-        let caller = self.authenticate(
-            "/varde.v1.Query/GetRecord",
-            &request,
-            request.auth.as_ref(),
-            |unsigned| unsigned.auth = None,
-        )?;
+        let caller = self.authenticate("/varde.v1.Query/GetRecord", &request)?;
         let key = wire::record_reference("record", request.record.clone()).map_err(invalid)?;
         let height = self.height()?;
         let viewer = Viewer::new(&caller, now_unix_ms());
@@ -128,9 +123,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
         use v1::list_records_request::Filter;
         let request = request.into_inner();
         let method = "/varde.v1.Query/ListRecords";
-        let caller = self.authenticate(method, &request, request.auth.as_ref(), |unsigned| {
-            unsigned.auth = None
-        })?;
+        let caller = self.authenticate(method, &request)?;
         let height = self.height()?;
         let store = self.context.ledger.store();
         let viewer = Viewer::new(&caller, now_unix_ms());
@@ -187,9 +180,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
         use v1::list_grants_request::Filter;
         let request = request.into_inner();
         let method = "/varde.v1.Query/ListGrants";
-        let caller = self.authenticate(method, &request, request.auth.as_ref(), |unsigned| {
-            unsigned.auth = None
-        })?;
+        let caller = self.authenticate(method, &request)?;
         let height = self.height()?;
         let store = self.context.ledger.store();
         let viewer = Viewer::new(&caller, now_unix_ms());
@@ -242,9 +233,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
         use v1::list_access_events_request::Filter;
         let request = request.into_inner();
         let method = "/varde.v1.Query/ListAccessEvents";
-        let caller = self.authenticate(method, &request, request.auth.as_ref(), |unsigned| {
-            unsigned.auth = None
-        })?;
+        let caller = self.authenticate(method, &request)?;
         let height = self.height()?;
         let store = self.context.ledger.store();
         let viewer = Viewer::new(&caller, now_unix_ms());
@@ -314,9 +303,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
     ) -> Result<Response<v1::ListAccessBlocksResponse>, Status> {
         let request = request.into_inner();
         let method = "/varde.v1.Query/ListAccessBlocks";
-        let caller = self.authenticate(method, &request, request.auth.as_ref(), |unsigned| {
-            unsigned.auth = None
-        })?;
+        let caller = self.authenticate(method, &request)?;
         let height = self.height()?;
         let subject = subject(&request.subject_pseudonym)?;
         let viewer = Viewer::new(&caller, now_unix_ms()).naming_subject(subject);
@@ -340,12 +327,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
         request: Request<v1::CheckAccessRequest>,
     ) -> Result<Response<v1::CheckAccessResponse>, Status> {
         let request = request.into_inner();
-        let caller = self.authenticate(
-            "/varde.v1.Query/CheckAccess",
-            &request,
-            request.auth.as_ref(),
-            |unsigned| unsigned.auth = None,
-        )?;
+        let caller = self.authenticate("/varde.v1.Query/CheckAccess", &request)?;
         let accessor = wire::org_number("accessor_org_number", &request.accessor_org_number)
             .map_err(invalid)?;
         let person = if request.accessor_hpr_number.is_empty() {
