@@ -202,12 +202,21 @@ pub fn access_blocks_by_subject<S: Store + ?Sized>(
     by_index(store, &prefix, Column::AccessBlocks, request, visible)
 }
 
-fn load_event<S: Store + ?Sized>(
-    view: &StateView<'_, S>,
-    _position: &[u8],
-    event_id: &[u8],
-) -> Result<Option<AccessEvent>, StateError> {
-    view.get_json(Column::AccessEvents, event_id)
+/// Lists the access events an index under `prefix` points at (each entry's value is the event id).
+fn events_by_index<S: Store + ?Sized>(
+    store: &S,
+    prefix: &[u8],
+    request: PageRequest<'_>,
+    visible: impl FnMut(&StateView<'_, S>, &AccessEvent) -> Result<bool, StateError>,
+) -> Result<Page<AccessEvent>, QueryError> {
+    list(
+        store,
+        Column::Indexes,
+        prefix,
+        request,
+        |view, _position, event_id| view.get_json(Column::AccessEvents, event_id),
+        visible,
+    )
 }
 
 /// Access events of a subject in commit order: the patient's access log.
@@ -218,14 +227,7 @@ pub fn access_events_by_subject<S: Store + ?Sized>(
     visible: impl FnMut(&StateView<'_, S>, &AccessEvent) -> Result<bool, StateError>,
 ) -> Result<Page<AccessEvent>, QueryError> {
     let prefix = keys::with_prefix(keys::INDEX_EVENTS_BY_SUBJECT, &[&subject.0]);
-    list(
-        store,
-        Column::Indexes,
-        &prefix,
-        request,
-        load_event,
-        visible,
-    )
+    events_by_index(store, &prefix, request, visible)
 }
 
 pub fn access_events_by_record<S: Store + ?Sized>(
@@ -237,14 +239,7 @@ pub fn access_events_by_record<S: Store + ?Sized>(
     let mut record_part = keys::record(record);
     record_part.push(0);
     let prefix = keys::with_prefix(keys::INDEX_EVENTS_BY_RECORD, &[&record_part]);
-    list(
-        store,
-        Column::Indexes,
-        &prefix,
-        request,
-        load_event,
-        visible,
-    )
+    events_by_index(store, &prefix, request, visible)
 }
 
 pub fn access_events_by_accessor<S: Store + ?Sized>(
@@ -257,14 +252,7 @@ pub fn access_events_by_accessor<S: Store + ?Sized>(
         keys::INDEX_EVENTS_BY_ACCESSOR,
         &[&keys::custodian_prefix(accessor)],
     );
-    list(
-        store,
-        Column::Indexes,
-        &prefix,
-        request,
-        load_event,
-        visible,
-    )
+    events_by_index(store, &prefix, request, visible)
 }
 
 /// Recorded validator misbehaviour, ascending by height, round, validator index and kind. It

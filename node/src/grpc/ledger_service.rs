@@ -296,7 +296,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         let method = "/varde.v1.Ledger/ListMisbehaviour";
         let caller = self.authenticate(method, &request)?;
         let height = self.height()?;
-        let scope = super::query_service::page_scope(&caller, method, &[]);
+        let scope = super::query_service::page_scope(&caller, method, 0, &[]);
         let page = self
             .context
             .ledger

@@ -189,14 +189,17 @@ impl<S: Store + 'static> Api<S> {
             .map_or(0, |head| head.height))
     }
 
-    fn block_at(&self, height: u64) -> Result<Option<v1::Block>, Status> {
-        let Some(bytes) = self
-            .context
+    /// What `column` stores under a height (blocks, certificates).
+    fn stored_at_height(&self, column: Column, height: u64) -> Result<Option<Vec<u8>>, Status> {
+        self.context
             .ledger
             .store()
-            .get(Column::Blocks, &height.to_be_bytes())
-            .map_err(internal)?
-        else {
+            .get(column, &height.to_be_bytes())
+            .map_err(internal)
+    }
+
+    fn block_at(&self, height: u64) -> Result<Option<v1::Block>, Status> {
+        let Some(bytes) = self.stored_at_height(Column::Blocks, height)? else {
             return Ok(None);
         };
         v1::Block::decode(bytes.as_slice())
@@ -205,13 +208,7 @@ impl<S: Store + 'static> Api<S> {
     }
 
     fn certificate_at(&self, height: u64) -> Result<Option<v1::CommitCertificate>, Status> {
-        let Some(bytes) = self
-            .context
-            .ledger
-            .store()
-            .get(Column::Certificates, &height.to_be_bytes())
-            .map_err(internal)?
-        else {
+        let Some(bytes) = self.stored_at_height(Column::Certificates, height)? else {
             return Ok(None);
         };
         let certificate: varde_consensus::CommitCertificate =

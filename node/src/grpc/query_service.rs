@@ -19,13 +19,20 @@ use varde_storage::{Column, Store};
 use super::{Api, internal, invalid, query_status};
 use crate::context::now_unix_ms;
 
-/// What a page token is bound to: the calling institution, the method and the filter.
-pub(super) fn page_scope(caller: &Institution, method: &str, filter: &[u8]) -> Vec<u8> {
+/// What a page token is bound to: the calling institution, the method, which of the method's
+/// filters (a small number that tells them apart, 0 for none) and its value.
+pub(super) fn page_scope(
+    caller: &Institution,
+    method: &str,
+    filter_kind: u8,
+    filter: &[u8],
+) -> Vec<u8> {
     let mut scope = Vec::with_capacity(16 + method.len() + filter.len());
     scope.extend_from_slice(caller.org_number.as_str().as_bytes());
     scope.push(0);
     scope.extend_from_slice(method.as_bytes());
     scope.push(0);
+    scope.push(filter_kind);
     scope.extend_from_slice(filter);
     scope
 }
@@ -134,7 +141,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
             Some(Filter::SubjectPseudonym(bytes)) => {
                 let subject = subject(bytes)?;
                 let viewer = viewer.clone().naming_subject(subject);
-                let scope = page_scope(&caller, method, &[&[1u8][..], &subject.0].concat());
+                let scope = page_scope(&caller, method, 1, &subject.0);
                 query::records_by_subject(
                     store,
                     &subject,
@@ -147,11 +154,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
                 let custodian =
                     wire::org_number("custodian_org_number", custodian).map_err(invalid)?;
                 require_listing_for(&viewer, &custodian, "a custodian's records")?;
-                let scope = page_scope(
-                    &caller,
-                    method,
-                    &[&[2u8][..], custodian.as_str().as_bytes()].concat(),
-                );
+                let scope = page_scope(&caller, method, 2, custodian.as_str().as_bytes());
                 query::records_by_custodian(
                     store,
                     &custodian,
@@ -188,7 +191,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
             Some(Filter::SubjectPseudonym(bytes)) => {
                 let subject = subject(bytes)?;
                 let viewer = viewer.clone().naming_subject(subject);
-                let scope = page_scope(&caller, method, &[&[1u8][..], &subject.0].concat());
+                let scope = page_scope(&caller, method, 1, &subject.0);
                 query::grants_by_subject(
                     store,
                     &subject,
@@ -200,11 +203,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
             Some(Filter::GranteeOrgNumber(grantee)) => {
                 let grantee = wire::org_number("grantee_org_number", grantee).map_err(invalid)?;
                 require_listing_for(&viewer, &grantee, "a grantee's grants")?;
-                let scope = page_scope(
-                    &caller,
-                    method,
-                    &[&[2u8][..], grantee.as_str().as_bytes()].concat(),
-                );
+                let scope = page_scope(&caller, method, 2, grantee.as_str().as_bytes());
                 query::grants_by_grantee(
                     store,
                     &grantee,
@@ -241,7 +240,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
             Some(Filter::SubjectPseudonym(bytes)) => {
                 let subject = subject(bytes)?;
                 let viewer = viewer.clone().naming_subject(subject);
-                let scope = page_scope(&caller, method, &[&[1u8][..], &subject.0].concat());
+                let scope = page_scope(&caller, method, 1, &subject.0);
                 query::access_events_by_subject(
                     store,
                     &subject,
@@ -253,8 +252,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
             Some(Filter::Record(record)) => {
                 let key =
                     wire::record_reference("record", Some(record.clone())).map_err(invalid)?;
-                let scope =
-                    page_scope(&caller, method, &[&[2u8][..], &keys::record(&key)].concat());
+                let scope = page_scope(&caller, method, 2, &keys::record(&key));
                 query::access_events_by_record(
                     store,
                     &key,
@@ -267,11 +265,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
                 let accessor =
                     wire::org_number("accessor_org_number", accessor).map_err(invalid)?;
                 require_listing_for(&viewer, &accessor, "an accessor's reads")?;
-                let scope = page_scope(
-                    &caller,
-                    method,
-                    &[&[3u8][..], accessor.as_str().as_bytes()].concat(),
-                );
+                let scope = page_scope(&caller, method, 3, accessor.as_str().as_bytes());
                 query::access_events_by_accessor(
                     store,
                     &accessor,
@@ -307,7 +301,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
         let height = self.height()?;
         let subject = subject(&request.subject_pseudonym)?;
         let viewer = Viewer::new(&caller, now_unix_ms()).naming_subject(subject);
-        let scope = page_scope(&caller, method, &subject.0);
+        let scope = page_scope(&caller, method, 2, &subject.0);
         let page = query::access_blocks_by_subject(
             self.context.ledger.store(),
             &subject,
