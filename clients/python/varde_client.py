@@ -51,6 +51,22 @@ DOMAIN = b"varde-tx-v1"
 QUERY_DOMAIN = b"varde-query-v2"
 
 
+def raw_public_key(private_key: Ed25519PrivateKey) -> bytes:
+    """The 32-byte Ed25519 public key (RFC 8032 encoding)."""
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+
+def load_vectors(path: str) -> list:
+    """The `vectors` of a test-vector file; exits if there are none."""
+    with open(path, encoding="utf-8") as handle:
+        vectors = json.load(handle)["vectors"]
+    if not vectors:
+        sys.exit(f"FAIL: no vectors in {path}")
+    return vectors
+
+
 def query_signing_input(
     chain_id: str, method: str, signed_at_unix_ms: int, nonce: bytes, public_key: bytes,
     request_without_auth: bytes,
@@ -73,9 +89,7 @@ def query_signing_input(
 
 def sign_query(private_key: Ed25519PrivateKey, chain_id: str, method: str, request, stubs):
     """Fills `request.auth` (varde-query-v2) with a fresh nonce and the current time."""
-    public_key = private_key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    public_key = raw_public_key(private_key)
     request.ClearField("auth")
     signed_at = int(time.time() * 1000)
     nonce = os.urandom(16)
@@ -96,16 +110,11 @@ def sign_query(private_key: Ed25519PrivateKey, chain_id: str, method: str, reque
 
 
 def check_query_vectors(path: str) -> int:
-    with open(path, encoding="utf-8") as handle:
-        vectors = json.load(handle)["vectors"]
-    if not vectors:
-        sys.exit(f"FAIL: no vectors in {path}")
+    vectors = load_vectors(path)
     for vector in vectors:
         name = vector["description"]
         key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["key_seed_hex"]))
-        public_key = key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        public_key = raw_public_key(key)
         signing = query_signing_input(
             vector["chain_id"],
             vector["method"],
@@ -139,19 +148,14 @@ def signing_input(chain_id: str, public_key: bytes, body: bytes) -> bytes:
 
 def sign(private_key: Ed25519PrivateKey, chain_id: str, body: bytes):
     """Returns (public key, signature, transaction id) for `body` on `chain_id`."""
-    public_key = private_key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    public_key = raw_public_key(private_key)
     digest = hashlib.sha256(signing_input(chain_id, public_key, body)).digest()
     # Pure Ed25519 over the 32-byte digest as the message; the transaction id is the digest.
     return public_key, private_key.sign(digest), digest
 
 
 def check_vectors(path: str) -> int:
-    with open(path, encoding="utf-8") as handle:
-        vectors = json.load(handle)["vectors"]
-    if not vectors:
-        sys.exit(f"FAIL: no vectors in {path}")
+    vectors = load_vectors(path)
     for vector in vectors:
         name = vector["description"]
         key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["key_seed_hex"]))
