@@ -8,6 +8,7 @@
 
 mod identity;
 mod memory;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 
 use std::fmt;
@@ -17,6 +18,7 @@ pub use identity::{
     check_identity,
 };
 pub use memory::MemoryStore;
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksStore;
 
 /// The column families of a Varde database. Each holds keys whose encoding the ledger owns.
