@@ -12,13 +12,13 @@ use varde_consensus::{
 use crate::network::Network;
 
 pub struct Equivocator {
-    inner: Box<dyn Network>,
+    inner: Box<dyn Network + Send>,
     chain_id: String,
     key: SigningKey,
 }
 
 impl Equivocator {
-    pub fn new(inner: Box<dyn Network>, chain_id: &str, key: SigningKey) -> Self {
+    pub fn new(inner: Box<dyn Network + Send>, chain_id: &str, key: SigningKey) -> Self {
         tracing::warn!("Byzantine test mode: this validator equivocates on purpose");
         Self {
             inner,

@@ -1,59 +1,64 @@
-//! The consensus driver: an actor (one tokio task) that owns the [`Engine`] and carries out its
-//! outputs against the ledger, the mempool and the network.
+//! The consensus driver: one tokio task around the sans-IO [`NodeCore`], which owns the engine and
+//! carries out its outputs against the ledger, the mempool and the network.
 //!
-//! Inbound consensus messages arrive on a bounded mpsc channel ([`DriverHandle`]); timers are kept
-//! by the task itself; proposals wait briefly for transactions (so an idle node does not spin out
-//! empty blocks) through the mempool's `Notify`. Every output is carried out in the order
-//! **persist (synced) → send → apply**: the safety state is written to `Column::ConsensusSafety`
-//! before any message leaves, and a decided block is executed and written together with its commit
-//! certificate in one atomic synced batch before the engine moves to the next height. A storage
-//! failure ends the task with an error: consensus never continues on state it could not write.
+//! Inbound consensus messages arrive on a bounded mpsc channel ([`DriverHandle`]); the core's
+//! timers and proposal deadline are slept on here; a proposal waiting for transactions (so that an
+//! idle node does not spin out empty blocks) is woken through the mempool's `Notify`. The core
+//! carries out every output in the order **persist (synced) → send → apply**: the safety state is
+//! written to `Column::ConsensusSafety` before any message leaves, and a decided block is executed
+//! and written together with its commit certificate in one atomic synced batch before the engine
+//! moves to the next height. A storage failure ends the task with an error: consensus never
+//! continues on state it could not write.
 
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
-use prost::Message as _;
+use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use varde_consensus::{
-    Block, BlockId, CommitCertificate, Decision, Ed25519Verifier, Engine, EngineConfig,
-    EngineError, Evidence, Height, Input, Message, Output, Request, Round, SafetyState, Timeouts,
-    Timer, ValidatorSet,
+    Block, CommitCertificate, Ed25519Verifier, EngineConfig, EngineError, Message, SafetyState,
+    Timeouts, ValidatorSet,
 };
-use varde_ledger::{ExecutedBlock, LedgerError};
+use varde_ledger::Ledger;
+use varde_ledger::signing::TransactionId;
+use varde_node_core::{
+    BlockLimits, Clock, CommittedBlock as CoreCommittedBlock, CoreError, CoreSettings,
+    LedgerApplication, LedgerHost, NodeCore, SafetyStore, SafetyStoreError,
+};
 use varde_proto::v1;
-use varde_storage::{Column, Store, WriteBatch};
+use varde_storage::Store;
 
 use crate::config::BlockConfig;
 use crate::context::{NodeContext, now_unix_ms};
 use crate::events::{CommittedBlock, CommittedTransaction};
 use crate::network::Network;
 
-/// The key of the safety state in `Column::ConsensusSafety`.
-pub const SAFETY_STATE_KEY: &[u8] = b"safety_state";
-/// How far ahead of this node's clock a proposed block's time may be.
-pub const BLOCK_TIME_DRIFT_MAX_MS: i64 = 30_000;
+pub use varde_node_core::{BLOCK_TIME_DRIFT_MAX_MS, SAFETY_STATE_KEY};
+
 /// Capacity of the inbound message channel.
 pub const INBOX_CAPACITY: usize = 1_024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    #[error("the ledger failed; consensus stopped rather than continue blind: {0}")]
-    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
     #[error("storage failed; consensus stopped rather than continue blind: {0}")]
     Storage(#[from] varde_storage::StorageError),
-    #[error("the consensus engine refused to start: {0}")]
-    Engine(#[from] EngineError),
-    #[error("the persisted consensus safety state cannot be read: {0}")]
-    SafetyState(String),
-    #[error("the genesis validator keys are invalid: {0}")]
-    Validators(String),
-    #[error("the decided block at height {height} does not match the ledger: {detail}")]
-    DecidedBlockMismatch { height: Height, detail: String },
+    #[error("the ledger failed; consensus stopped rather than continue blind: {0}")]
+    Ledger(#[from] varde_ledger::LedgerError),
+    #[error(transparent)]
+    SafetyState(#[from] SafetyStoreError),
+    #[error(transparent)]
+    Validators(#[from] varde_node_core::ValidatorKeysError),
+}
+
+impl From<EngineError> for DriverError {
+    fn from(error: EngineError) -> Self {
+        Self::Core(CoreError::Engine(error))
+    }
 }
 
 /// What the network delivers to the driver.
@@ -89,565 +94,59 @@ pub struct DriverSettings {
     pub block: BlockConfig,
 }
 
-struct PendingProposal {
-    height: Height,
-    round: Round,
-    deadline: Instant,
-}
-
-/// The path by which a block reaches this node, which decides the rules it is held to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Candidate {
-    /// In a proposal: this node's prevote depends on it.
-    Proposed,
-    /// By block sync, with a commit certificate that has verified.
-    Certified,
-}
-
-enum Event {
-    Shutdown,
-    Inbound(Inbound),
-    TimersDue,
-    MempoolChanged,
-    ProposalDeadline,
-}
-
-pub struct ConsensusDriver<S: Store + 'static, N: Network> {
+/// The node around the ledger application: its mempool, metrics and subscribers.
+pub struct NodeHost<S: Store> {
     context: Arc<NodeContext<S>>,
-    engine: Engine,
-    validators: ValidatorSet,
-    network: N,
-    proposer_key: [u8; 32],
-    /// Signs this validator's misbehaviour reports (the engine holds its own copy for votes).
-    report_key: SigningKey,
-    block_limits: BlockConfig,
-    timers: Vec<(Instant, Timer)>,
-    pending_proposal: Option<PendingProposal>,
-    /// Blocks of the current height already executed (proposed or validated), by id.
-    executed: HashMap<BlockId, ExecutedBlock>,
-    inbox: mpsc::Receiver<Inbound>,
 }
 
-/// The validator set of the chain's genesis.
-pub fn genesis_validators<S: Store>(context: &NodeContext<S>) -> Result<ValidatorSet, DriverError> {
-    let keys = context
-        .ledger
-        .membership()
-        .validator_keys()
-        .iter()
-        .map(VerifyingKey::from_bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| DriverError::Validators(error.to_string()))?;
-    ValidatorSet::new(keys).map_err(|error| DriverError::Validators(error.to_string()))
-}
+impl<S: Store> LedgerHost for NodeHost<S> {
+    type Store = S;
 
-/// Reads the persisted safety state, if any.
-pub fn read_safety_state<S: Store>(store: &S) -> Result<Option<SafetyState>, DriverError> {
-    store
-        .get(Column::ConsensusSafety, SAFETY_STATE_KEY)?
-        .map(|bytes| {
-            serde_json::from_slice(&bytes)
-                .map_err(|error| DriverError::SafetyState(error.to_string()))
-        })
-        .transpose()
-}
-
-impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
-    /// Builds the driver at the height after the ledger's head, restoring the persisted safety
-    /// state (so a restarted validator never signs twice).
-    pub fn new(
-        context: Arc<NodeContext<S>>,
-        settings: DriverSettings,
-        network: N,
-    ) -> Result<(Self, DriverHandle), DriverError> {
-        let validators = genesis_validators(&context)?;
-        let height = context.ledger.head()?.map_or(0, |head| head.height) + 1;
-        let restored = read_safety_state(context.ledger.store())?;
-        let config = EngineConfig::new(context.ledger.chain_id(), settings.timeouts)?;
-        let proposer_key = settings.signing_key.verifying_key().to_bytes();
-        let report_key = settings.signing_key.clone();
-        let engine = Engine::new(
-            config,
-            settings.signing_key,
-            Arc::new(Ed25519Verifier),
-            height,
-            validators.clone(),
-            restored,
-        )?;
-        let (sender, inbox) = mpsc::channel(INBOX_CAPACITY);
-        Ok((
-            Self {
-                context,
-                engine,
-                validators,
-                network,
-                proposer_key,
-                report_key,
-                block_limits: settings.block,
-                timers: Vec::new(),
-                pending_proposal: None,
-                executed: HashMap::new(),
-                inbox,
-            },
-            DriverHandle { sender },
-        ))
+    fn ledger(&self) -> &Ledger<S> {
+        &self.context.ledger
     }
 
-    /// Runs until `shutdown` completes (Ok) or storage fails (Err).
-    pub async fn run(
-        mut self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), DriverError> {
-        let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
-        tracing::info!(height = self.engine.height(), "consensus starting");
-        let output = self.engine.start();
-        self.carry_out(output)?;
-        let context = self.context.clone();
-        let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
-        loop {
-            let timer_deadline = self.timers.iter().map(|(deadline, _)| *deadline).min();
-            let proposal_deadline = self
-                .pending_proposal
-                .as_ref()
-                .map(|pending| pending.deadline);
-            // Due timers and the proposal deadline come before the inbox: a peer streaming
-            // messages (forged ones cost a signature check each) must never keep this validator
-            // from leaving a round or proposing. The inbox yields one message per turn.
-            let event = tokio::select! {
-                biased;
-                _ = &mut shutdown => Event::Shutdown,
-                _ = tokio::time::sleep_until(timer_deadline.unwrap_or(far_future)),
-                    if timer_deadline.is_some() => Event::TimersDue,
-                _ = tokio::time::sleep_until(proposal_deadline.unwrap_or(far_future)),
-                    if proposal_deadline.is_some() => Event::ProposalDeadline,
-                Some(inbound) = self.inbox.recv() => Event::Inbound(inbound),
-                _ = context.mempool_changed.notified(),
-                    if proposal_deadline.is_some() => Event::MempoolChanged,
-            };
-            match event {
-                Event::Shutdown => {
-                    tracing::info!(height = self.engine.height(), "consensus stopped");
-                    return Ok(());
-                }
-                Event::Inbound(Inbound::Message(message)) => {
-                    let output = self.engine.handle(Input::Message(message));
-                    self.carry_out(output)?;
-                }
-                Event::Inbound(Inbound::Committed { block, certificate }) => {
-                    self.catch_up(block, certificate)?;
-                }
-                Event::TimersDue => {
-                    let now = Instant::now();
-                    let (due, later): (Vec<_>, Vec<_>) = self
-                        .timers
-                        .drain(..)
-                        .partition(|(deadline, _)| *deadline <= now);
-                    self.timers = later;
-                    for (_, timer) in due {
-                        let output = self.engine.handle(Input::Timeout(timer));
-                        self.carry_out(output)?;
-                    }
-                }
-                Event::MempoolChanged => {
-                    let waiting = !self
-                        .context
-                        .mempool
-                        .lock()
-                        .expect("mempool lock")
-                        .is_empty();
-                    if waiting {
-                        self.propose()?;
-                    }
-                }
-                Event::ProposalDeadline => self.propose()?,
-            }
-        }
+    fn select_transactions(&mut self, limits: BlockLimits) -> Vec<v1::SignedTransaction> {
+        self.context
+            .mempool
+            .lock()
+            .expect("mempool lock")
+            .select_for_block(limits.max_transactions, limits.max_bytes)
     }
 
-    /// Carries out an output and everything it leads to, in the order persist → send → apply.
-    fn carry_out(&mut self, output: Output) -> Result<(), DriverError> {
-        let mut queue = VecDeque::from([output]);
-        while let Some(output) = queue.pop_front() {
-            // 1. Persist (the store's write is synced) before any message leaves.
-            if let Some(state) = output.state_to_persist() {
-                let mut batch = WriteBatch::new();
-                batch.put(
-                    Column::ConsensusSafety,
-                    SAFETY_STATE_KEY.to_vec(),
-                    serde_json::to_vec(state).expect("the safety state serialises"),
-                );
-                self.context.ledger.store().write(batch)?;
-            }
-            // 2. Send.
-            // An observer signs nothing, and relays nothing either: validators cut a peer
-            // outside the set that sends consensus messages (it follows by block sync).
-            let messages = output.messages();
-            if !messages.is_empty() && self.is_validator() {
-                self.network.broadcast(messages);
-            }
-            for timer in &output.timers {
-                let deadline = Instant::now() + Duration::from_millis(timer.delay_ms);
-                self.timers.push((deadline, *timer));
-            }
-            for evidence in &output.evidence {
-                self.report_misbehaviour(evidence);
-            }
-            for rejection in &output.rejections {
-                tracing::debug!(?rejection, "consensus message refused");
-                self.context.metrics.count_rejection("consensus_message");
-            }
-            if let Some(height) = output.sync_from {
-                self.network.request_sync(height);
-            }
-            // 3. Apply the decision, then move to the next height.
-            if let Some(decision) = output.decision {
-                self.apply(decision)?;
-                queue.push_back(self.engine.start_next_height(self.validators.clone()));
-            }
-            for request in output.requests {
-                match request {
-                    Request::ProposeBlock { height, round } if height == self.engine.height() => {
-                        let waiting = !self
-                            .context
-                            .mempool
-                            .lock()
-                            .expect("mempool lock")
-                            .is_empty();
-                        let wait = if waiting {
-                            Duration::ZERO
-                        } else {
-                            Duration::from_millis(self.block_limits.empty_block_wait_ms)
-                        };
-                        self.pending_proposal = Some(PendingProposal {
-                            height,
-                            round,
-                            deadline: Instant::now() + wait,
-                        });
-                    }
-                    Request::ValidateBlock { height, block } if height == self.engine.height() => {
-                        let valid = self.validate(height, &block)?;
-                        queue.push_back(self.engine.handle(Input::BlockVerdict {
-                            height,
-                            block_id: block.id,
-                            valid,
-                        }));
-                    }
-                    _ => {} // A request of a finished height.
-                }
-            }
-            self.context
-                .metrics
-                .round
-                .set(i64::from(self.engine.round()));
-        }
-        Ok(())
-    }
-
-    /// Whether this node is a validator of the height it is deciding (else an observer).
-    fn is_validator(&self) -> bool {
-        let own_key = VerifyingKey::from_bytes(&self.proposer_key);
-        own_key.is_ok_and(|key| self.validators.index_of(&key).is_some())
-    }
-
-    /// Puts evidence of equivocation on the ledger: a report signed by this validator goes into
-    /// the mempool and out to the other validators. Several honest validators report the same
-    /// misbehaviour; the ledger records it once.
-    fn report_misbehaviour(&self, evidence: &Evidence) {
-        tracing::warn!(
-            validator = evidence.validator(),
-            height = self.engine.height(),
-            "a validator equivocated; reporting it to the ledger"
-        );
-        // Reports are valid for a while: long enough to be included, short enough to be forgotten.
-        let expires_at_height = self.engine.height() + 100;
-        let report = match varde_ledger::signing::sign_misbehaviour_report(
-            self.context.ledger.chain_id(),
-            &self.report_key,
-            evidence,
-            expires_at_height,
-            &[],
-        ) {
-            Ok(report) => report,
-            Err(error) => {
-                tracing::error!(%error, "cannot sign a misbehaviour report");
-                return;
-            }
-        };
-        if let Err(error) = self.context.admit_and_gossip(report) {
-            tracing::warn!(%error, "the misbehaviour report was not admitted");
-        }
-    }
-
-    /// Applies a block fetched by sync if it is the one this node is deciding. Its certificate is
-    /// checked first (signatures of this height's validators, a quorum, this height and this
-    /// block's id), so a peer's word alone never gets a block executed; the block is then
-    /// re-executed and must give the certified id, so a garbage payload is refused here too.
-    fn catch_up(
-        &mut self,
-        block: Block,
-        certificate: CommitCertificate,
-    ) -> Result<(), DriverError> {
-        let height = self.engine.height();
-        if certificate.height != height || block.id != certificate.block_id {
-            return Ok(());
-        }
-        if let Err(error) =
-            certificate.verify(self.engine.chain_id(), &self.validators, &Ed25519Verifier)
-        {
-            tracing::warn!(height, %error, "a synced block's certificate does not verify; ignored");
-            self.context.metrics.count_invalid_peer_message("sync");
-            return Ok(());
-        }
-        if !self.validate_committed(height, &block)? {
-            tracing::warn!(
-                height,
-                "a synced block does not match its certificate; ignored"
-            );
-            self.context.metrics.count_invalid_peer_message("sync");
-            return Ok(());
-        }
-        let output = self
-            .engine
-            .handle(Input::CommittedBlock { block, certificate });
-        self.carry_out(output)
-    }
-
-    /// Answers a pending ProposeBlock with the transactions waiting now (possibly none).
-    fn propose(&mut self) -> Result<(), DriverError> {
-        let Some(pending) = self.pending_proposal.take() else {
-            return Ok(());
-        };
-        if pending.height != self.engine.height() {
-            return Ok(());
-        }
-        let block = self.build_block(pending.height)?;
-        let output = self.engine.handle(Input::BlockToPropose {
-            height: pending.height,
-            round: pending.round,
-            block,
-        });
-        self.carry_out(output)
-    }
-
-    fn build_block(&mut self, height: Height) -> Result<Block, DriverError> {
-        let head = self.context.ledger.head()?;
-        let time_unix_ms = now_unix_ms().max(head.map_or(i64::MIN, |head| head.time_unix_ms));
-        loop {
-            let transactions = self
-                .context
-                .mempool
-                .lock()
-                .expect("mempool lock")
-                .select_for_block(
-                    self.block_limits.max_transactions,
-                    self.block_limits.max_bytes,
-                );
-            // Every transaction comes from this node's mempool: verified at admission.
-            let verified = vec![true; transactions.len()];
-            match self.context.ledger.execute_block_prechecked(
-                self.proposer_key,
-                time_unix_ms,
-                transactions.clone(),
-                &verified,
-            ) {
-                Ok(executed) => {
-                    if executed.head.height != height {
-                        return Err(DriverError::DecidedBlockMismatch {
-                            height,
-                            detail: format!(
-                                "the ledger would build height {}",
-                                executed.head.height
-                            ),
-                        });
-                    }
-                    let block = Block {
-                        id: BlockId(executed.block_hash),
-                        payload: executed.block.encode_to_vec().into(),
-                    };
-                    tracing::debug!(height, transactions = transactions.len(), "proposing");
-                    self.executed.insert(block.id, executed);
-                    return Ok(block);
-                }
-                Err(LedgerError::InvalidTransaction { index, error }) => {
-                    // Admission checks the same rules, so this needs a changed rule; drop it.
-                    tracing::warn!(%error, "dropping a mempool transaction that no longer verifies");
-                    let id = varde_ledger::signing::signing_digest(
-                        self.context.ledger.chain_id(),
-                        <&[u8; 32]>::try_from(transactions[index].signer_public_key.as_slice())
-                            .unwrap_or(&[0; 32]),
-                        &transactions[index].body,
-                    );
-                    let mut mempool = self.context.mempool.lock().expect("mempool lock");
-                    match id {
-                        Ok(id) => mempool.remove_committed([&id]),
-                        Err(_) => mempool.clear(),
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
-
-    /// valid(v) for a proposed block: every rule of [`Self::check_candidate`], including its time
-    /// against this node's clock, then re-execution to the proposed id.
-    fn validate(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
-        self.execute_candidate(height, block, Candidate::Proposed)
-    }
-
-    /// Re-executes a block whose commit certificate has verified. Its time and size are not held
-    /// against this node's clock and configuration: the quorum that certified it did that, and
-    /// refusing a committed block would only leave this node behind for good.
-    fn validate_committed(&mut self, height: Height, block: &Block) -> Result<bool, DriverError> {
-        self.execute_candidate(height, block, Candidate::Certified)
-    }
-
-    /// Checks `block` and re-executes it, unless an execution of the same id is cached. The
-    /// checks run on every call, before the cache is consulted: a block executed on one path
-    /// (built here, or certified) must not pass another path's rules by being remembered.
-    fn execute_candidate(
-        &mut self,
-        height: Height,
-        block: &Block,
-        candidate: Candidate,
-    ) -> Result<bool, DriverError> {
-        let Some((proposer, decoded)) = self.check_candidate(height, block, candidate) else {
-            return Ok(false);
-        };
-        if self.executed.contains_key(&block.id) {
-            return Ok(true);
-        }
-        let verified = self.verified_in_mempool(&decoded.transactions);
-        let claimed_header = decoded.header;
-        let time_unix_ms = claimed_header
-            .as_ref()
-            .map_or(0, |header| header.time_unix_ms);
-        match self.context.ledger.execute_block_prechecked(
-            proposer,
-            time_unix_ms,
-            decoded.transactions,
-            &verified,
-        ) {
-            // Every header field must be the one re-execution gives, not only the id: the bytes
-            // voted on are the bytes stored and served to peers.
-            Ok(executed)
-                if executed.block_hash == block.id.0 && executed.block.header == claimed_header =>
-            {
-                self.executed.insert(block.id, executed);
-                Ok(true)
-            }
-            Ok(_) => Ok(false),
-            Err(LedgerError::InvalidTransaction { .. } | LedgerError::TimeWentBackwards { .. }) => {
-                Ok(false)
-            }
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// The rules a block must meet before it is worth executing: it decodes, it is for this
-    /// height, its proposer is a validator, and a proposal also fits this node's block limits
-    /// (transactions and their bytes) and is not dated more than [`BLOCK_TIME_DRIFT_MAX_MS`]
-    /// ahead of this node's clock. Returns the proposer's key and the decoded block.
-    ///
-    /// The header's proposer is held to the validator set, not to the round's proposer: the
-    /// engine already refuses a proposal not signed by the round's proposer, and a valid block
-    /// is re-proposed in later rounds by others (L15–L16), so valid(v) must not depend on the
-    /// round, or validators that judged one block in different rounds would disagree on it.
-    fn check_candidate(
-        &self,
-        height: Height,
-        block: &Block,
-        candidate: Candidate,
-    ) -> Option<([u8; 32], v1::Block)> {
-        let decoded = varde_ledger::ledger::decode_block(&block.payload).ok()?;
-        let header = decoded.header.as_ref()?;
-        let proposer = <[u8; 32]>::try_from(header.proposer.as_slice()).ok()?;
-        let from_a_validator = self
-            .context
-            .ledger
-            .membership()
-            .validator_keys()
-            .contains(&proposer);
-        if header.height != height || !from_a_validator {
-            return None;
-        }
-        if candidate == Candidate::Proposed {
-            let too_far_ahead =
-                header.time_unix_ms > now_unix_ms().saturating_add(BLOCK_TIME_DRIFT_MAX_MS);
-            if too_far_ahead || !self.within_block_limits(&decoded.transactions) {
-                return None;
-            }
-        }
-        Some((proposer, decoded))
-    }
-
-    /// Whether `transactions` fit this node's block limits, as its own proposals do.
-    fn within_block_limits(&self, transactions: &[v1::SignedTransaction]) -> bool {
-        let bytes: usize = transactions
-            .iter()
-            .map(|transaction| transaction.encoded_len())
-            .sum();
-        transactions.len() <= self.block_limits.max_transactions
-            && bytes <= self.block_limits.max_bytes
-    }
-
-    /// Which of `transactions` this node admitted to its mempool with exactly these bytes (their
-    /// signatures were verified then), so that a block's validation does not verify them again.
-    fn verified_in_mempool(&self, transactions: &[v1::SignedTransaction]) -> Vec<bool> {
-        let chain_id = self.context.ledger.chain_id();
+    fn admitted(&self, id: &TransactionId, signature: &[u8]) -> bool {
         let mempool = self.context.mempool.lock().expect("mempool lock");
-        transactions
-            .iter()
-            .map(|transaction| {
-                let Ok(key) = <&[u8; 32]>::try_from(transaction.signer_public_key.as_slice())
-                else {
-                    return false;
-                };
-                varde_ledger::signing::signing_digest(chain_id, key, &transaction.body)
-                    .ok()
-                    .and_then(|id| mempool.get(&id))
-                    .is_some_and(|admitted| admitted.signature == transaction.signature)
-            })
-            .collect()
+        mempool
+            .get(id)
+            .is_some_and(|admitted| admitted.signature == signature)
     }
 
-    /// Writes a decided block with its certificate in one atomic synced batch, then tells the
-    /// mempool, the metrics and the subscribers.
-    fn apply(&mut self, decision: Decision) -> Result<(), DriverError> {
-        let height = decision.height;
-        let mut executed = match self.executed.remove(&decision.block.id) {
-            Some(executed) => executed,
-            None => {
-                let decoded = varde_ledger::ledger::decode_block(&decision.block.payload).map_err(
-                    |error| DriverError::DecidedBlockMismatch {
-                        height,
-                        detail: format!("the payload is not a block: {error}"),
-                    },
-                )?;
-                let header = decoded.header.clone().unwrap_or_default();
-                let proposer = <[u8; 32]>::try_from(header.proposer.as_slice()).unwrap_or([0; 32]);
-                self.context.ledger.execute_block(
-                    proposer,
-                    header.time_unix_ms,
-                    decoded.transactions,
-                )?
-            }
-        };
-        if executed.block_hash != decision.block.id.0 || executed.head.height != height {
-            return Err(DriverError::DecidedBlockMismatch {
-                height,
-                detail: "re-execution gives a different header".to_owned(),
-            });
+    fn drop_transaction(&mut self, id: Option<&TransactionId>) {
+        let mut mempool = self.context.mempool.lock().expect("mempool lock");
+        match id {
+            Some(id) => mempool.remove_committed([id]),
+            None => mempool.clear(),
         }
-        self.executed.clear();
-        executed.attach_certificate(
-            serde_json::to_vec(&decision.certificate).expect("a certificate serialises"),
-        );
-        let block_time_unix_ms = executed.head.time_unix_ms;
-        let envelopes = executed.block.transactions.clone();
-        let receipts = executed.receipts.clone();
-        let block_hash = executed.block_hash;
-        self.context.ledger.commit(executed)?;
+    }
 
+    fn has_waiting_transactions(&self) -> bool {
+        !self
+            .context
+            .mempool
+            .lock()
+            .expect("mempool lock")
+            .is_empty()
+    }
+
+    /// Tells the mempool, the metrics and the subscribers.
+    fn committed(&mut self, block: CoreCommittedBlock, clock: Clock) {
+        let CoreCommittedBlock {
+            height,
+            block_hash,
+            time_unix_ms,
+            transactions: envelopes,
+            receipts,
+        } = block;
         let transactions: Vec<CommittedTransaction> = envelopes
             .into_iter()
             .zip(receipts)
@@ -658,7 +157,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
                 receipt,
             })
             .collect();
-        let now = now_unix_ms();
+        let now = clock.unix_ms;
         {
             let mut mempool = self.context.mempool.lock().expect("mempool lock");
             mempool.remove_committed(transactions.iter().map(|transaction| &transaction.id));
@@ -674,7 +173,7 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
         metrics
             .transactions_committed
             .inc_by(transactions.len() as u64);
-        metrics.observe_commit_latency((now - block_time_unix_ms).max(0) as u64);
+        metrics.observe_commit_latency((now - time_unix_ms).max(0) as u64);
         for transaction in &transactions {
             if let Some(reason) = transaction.receipt.rejection() {
                 metrics.count_rejection(&format!("{reason:?}"));
@@ -692,7 +191,178 @@ impl<S: Store + 'static, N: Network> ConsensusDriver<S, N> {
             block_hash,
             transactions,
         }));
-        Ok(())
+    }
+
+    fn submit_report(&mut self, report: v1::SignedTransaction) {
+        if let Err(error) = self.context.admit_and_gossip(report) {
+            tracing::warn!(%error, "the misbehaviour report was not admitted");
+        }
+    }
+}
+
+/// The safety state in the node's database (one synced write each time).
+pub struct NodeSafety<S: Store> {
+    context: Arc<NodeContext<S>>,
+}
+
+impl<S: Store> SafetyStore for NodeSafety<S> {
+    type Error = SafetyStoreError;
+
+    fn persist(&mut self, state: &SafetyState) -> Result<(), SafetyStoreError> {
+        varde_node_core::write_safety_state(self.context.ledger.store(), state)
+    }
+}
+
+/// The core as the node runs it.
+pub type Core<S, N> = NodeCore<LedgerApplication<NodeHost<S>>, NodeSafety<S>, N>;
+
+enum Event {
+    Shutdown,
+    Inbound(Inbound),
+    Deadline,
+    MempoolChanged,
+}
+
+pub struct ConsensusDriver<S: Store + 'static, N: Network> {
+    context: Arc<NodeContext<S>>,
+    core: Core<S, N>,
+    /// The origin of the core's monotonic clock.
+    started: Instant,
+    inbox: mpsc::Receiver<Inbound>,
+    /// The core's counters as last written to the metrics.
+    reported: varde_node_core::CoreCounters,
+}
+
+/// The validator set of the chain's genesis.
+pub fn genesis_validators<S: Store>(context: &NodeContext<S>) -> Result<ValidatorSet, DriverError> {
+    Ok(varde_node_core::validators_of(context.ledger.membership())?)
+}
+
+/// Reads the persisted safety state, if any.
+pub fn read_safety_state<S: Store>(store: &S) -> Result<Option<SafetyState>, DriverError> {
+    Ok(varde_node_core::read_safety_state(store)?)
+}
+
+impl<S: Store + 'static, N: Network + Send + 'static> ConsensusDriver<S, N> {
+    /// Builds the driver at the height after the ledger's head, restoring the persisted safety
+    /// state (so a restarted validator never signs twice).
+    pub fn new(
+        context: Arc<NodeContext<S>>,
+        settings: DriverSettings,
+        network: N,
+    ) -> Result<(Self, DriverHandle), DriverError> {
+        let validators = genesis_validators(&context)?;
+        let height = context.ledger.head()?.map_or(0, |head| head.height) + 1;
+        let restored = read_safety_state(context.ledger.store())?;
+        let engine = EngineConfig::new(context.ledger.chain_id(), settings.timeouts)?;
+        let limits = BlockLimits {
+            max_transactions: settings.block.max_transactions,
+            max_bytes: settings.block.max_bytes,
+        };
+        let application = LedgerApplication::new(
+            NodeHost {
+                context: context.clone(),
+            },
+            settings.signing_key.clone(),
+            limits,
+        );
+        let safety = NodeSafety {
+            context: context.clone(),
+        };
+        let core = NodeCore::new(
+            CoreSettings {
+                engine,
+                signing_key: settings.signing_key,
+                verifier: Arc::new(Ed25519Verifier),
+                height,
+                validators,
+                restored,
+                empty_block_wait_ms: settings.block.empty_block_wait_ms,
+            },
+            application,
+            safety,
+            network,
+        )?;
+        let (sender, inbox) = mpsc::channel(INBOX_CAPACITY);
+        Ok((
+            Self {
+                context,
+                core,
+                started: Instant::now(),
+                inbox,
+                reported: Default::default(),
+            },
+            DriverHandle { sender },
+        ))
+    }
+
+    fn clock(&self) -> Clock {
+        Clock {
+            monotonic_ms: self.started.elapsed().as_millis() as u64,
+            unix_ms: now_unix_ms(),
+        }
+    }
+
+    /// Runs until `shutdown` completes (Ok) or storage fails (Err).
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DriverError> {
+        let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
+        tracing::info!(height = self.core.engine().height(), "consensus starting");
+        self.core.start(self.clock())?;
+        self.report();
+        let context = self.context.clone();
+        let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
+        loop {
+            let deadline = self
+                .core
+                .next_deadline_ms()
+                .map(|ms| self.started + Duration::from_millis(ms));
+            let awaits_transactions = self.core.awaits_transactions();
+            // Due timers and the proposal deadline come before the inbox: a peer streaming
+            // messages (forged ones cost a signature check each) must never keep this validator
+            // from leaving a round or proposing. The inbox yields one message per turn.
+            let event = tokio::select! {
+                biased;
+                _ = &mut shutdown => Event::Shutdown,
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far_future)),
+                    if deadline.is_some() => Event::Deadline,
+                Some(inbound) = self.inbox.recv() => Event::Inbound(inbound),
+                _ = context.mempool_changed.notified(),
+                    if awaits_transactions => Event::MempoolChanged,
+            };
+            let clock = self.clock();
+            match event {
+                Event::Shutdown => {
+                    tracing::info!(height = self.core.engine().height(), "consensus stopped");
+                    return Ok(());
+                }
+                Event::Inbound(Inbound::Message(message)) => {
+                    self.core.handle_message(message, clock)?;
+                }
+                Event::Inbound(Inbound::Committed { block, certificate }) => {
+                    self.core.handle_committed(block, certificate, clock)?;
+                }
+                Event::Deadline => self.core.wake(clock)?,
+                Event::MempoolChanged => self.core.transactions_arrived(clock)?,
+            }
+            self.report();
+        }
+    }
+
+    /// Brings the metrics up to the core's counters.
+    fn report(&mut self) {
+        let counters = self.core.counters();
+        let metrics = &self.context.metrics;
+        for _ in self.reported.rejected_messages..counters.rejected_messages {
+            metrics.count_rejection("consensus_message");
+        }
+        for _ in self.reported.invalid_synced_blocks..counters.invalid_synced_blocks {
+            metrics.count_invalid_peer_message("sync");
+        }
+        self.reported = counters;
+        metrics.round.set(i64::from(self.core.engine().round()));
     }
 }
 
@@ -702,9 +372,19 @@ mod tests {
     use crate::demo::{self, DemoKeys};
     use crate::mempool::Mempool;
     use crate::network::{LocalNetwork, Network};
+    use prost::Message as _;
+    use varde_consensus::BlockId;
     use varde_consensus::{CommitSignature, SignedVote, Vote, VoteKind};
     use varde_ledger::membership::{Genesis, Role};
+    use varde_node_core::BlockPath;
     use varde_storage::MemoryStore;
+
+    fn clock() -> Clock {
+        Clock {
+            monotonic_ms: 0,
+            unix_ms: now_unix_ms(),
+        }
+    }
 
     /// A chain of four validators: the demo genesis, with three more institutions given
     /// consensus keys. Returns the genesis, the demo keys and the four consensus keys.
@@ -777,7 +457,11 @@ mod tests {
         let mut signatures: Vec<CommitSignature> = signers
             .iter()
             .map(|key| {
-                let validator = driver.validators.index_of(&key.verifying_key()).unwrap();
+                let validator = driver
+                    .core
+                    .validators()
+                    .index_of(&key.verifying_key())
+                    .unwrap();
                 let vote = Vote {
                     kind: VoteKind::Precommit,
                     height: 1,
@@ -858,9 +542,9 @@ mod tests {
         };
         let network = RecordingNetwork::default();
         let (driver, handle) = ConsensusDriver::new(context, settings, network.clone()).unwrap();
-        let proposer = driver.validators.proposer(1, 0);
+        let proposer = driver.core.validators().proposer(1, 0);
         assert_ne!(
-            driver.validators.index_of(&own.verifying_key()),
+            driver.core.validators().index_of(&own.verifying_key()),
             Some(proposer)
         );
         let forger = SigningKey::from_bytes(&[0x99; 32]);
@@ -923,16 +607,28 @@ mod tests {
             block_id: future_block.id,
             signatures: Vec::new(),
         };
-        driver.catch_up(future_block.clone(), unsigned).unwrap();
+        driver
+            .core
+            .handle_committed(future_block.clone(), unsigned, clock())
+            .unwrap();
         assert!(
-            driver.executed.is_empty(),
+            driver.core.executed_blocks() == 0,
             "nothing is executed before its certificate verifies"
         );
         let one_signer = certificate_of(&driver, &future_block, &[&validator_keys[1]]);
-        driver.catch_up(future_block.clone(), one_signer).unwrap();
-        assert!(driver.executed.is_empty(), "one signature is no quorum");
+        driver
+            .core
+            .handle_committed(future_block.clone(), one_signer, clock())
+            .unwrap();
         assert!(
-            !driver.validate(1, &future_block).unwrap(),
+            driver.core.executed_blocks() == 0,
+            "one signature is no quorum"
+        );
+        assert!(
+            !driver
+                .core
+                .judge(1, &future_block, BlockPath::Proposed, clock())
+                .unwrap(),
             "a proposal dated a day ahead is refused"
         );
         assert_eq!(driver.context.ledger.head().unwrap(), None);
@@ -948,7 +644,10 @@ mod tests {
         let block = block_of(genesis, &validator_keys[1], an_hour_ahead, Vec::new());
         let signers = [&validator_keys[1], &validator_keys[2], &validator_keys[3]];
         let certificate = certificate_of(&driver, &block, &signers);
-        driver.catch_up(block.clone(), certificate).unwrap();
+        driver
+            .core
+            .handle_committed(block.clone(), certificate, clock())
+            .unwrap();
         let head = driver
             .context
             .ledger
@@ -977,9 +676,19 @@ mod tests {
             payload: decoded.encode_to_vec().into(),
         };
         let mut driver = driver_of(genesis.clone(), &validator_keys[0], BlockConfig::default());
-        assert!(!driver.validate(1, &forged).unwrap());
+        assert!(
+            !driver
+                .core
+                .judge(1, &forged, BlockPath::Proposed, clock())
+                .unwrap()
+        );
         let mut driver = driver_of(genesis, &validator_keys[0], BlockConfig::default());
-        assert!(driver.validate(1, &honest).unwrap());
+        assert!(
+            driver
+                .core
+                .judge(1, &honest, BlockPath::Proposed, clock())
+                .unwrap()
+        );
     }
 
     // A proposal over this node's block limits, in transactions or in bytes, is refused; the
@@ -1007,7 +716,10 @@ mod tests {
             };
             let mut driver = driver_of(genesis.clone(), &validator_keys[0], config);
             assert_eq!(
-                driver.validate(1, &block).unwrap(),
+                driver
+                    .core
+                    .judge(1, &block, BlockPath::Proposed, clock())
+                    .unwrap(),
                 valid,
                 "{max_transactions} transactions, {max_bytes} bytes"
             );

@@ -87,7 +87,7 @@ pub async fn start<S: Store + 'static>(
     if let Some(head) = context.ledger.head()? {
         context.metrics.height.set(head.height as i64);
     }
-    let (network, network_task): (Box<dyn Network>, _) = match &config.network {
+    let (network, network_task): (Box<dyn Network + Send>, _) = match &config.network {
         None => (Box::new(LocalNetwork), None),
         Some(network) => {
             let peer_keys = network.peer_keys()?;
@@ -109,7 +109,7 @@ pub async fn start<S: Store + 'static>(
             (Box::new(handle), Some(task))
         }
     };
-    let network: Box<dyn Network> = if config.testing.equivocate {
+    let network: Box<dyn Network + Send> = if config.testing.equivocate {
         Box::new(crate::byzantine::Equivocator::new(
             network,
             context.ledger.chain_id(),

@@ -205,3 +205,24 @@ pub trait Store: Send + Sync {
     /// survives a crash or power loss of the machine.
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
 }
+
+/// A shared store is a store: a simulated node's ledger and its restarted successor hold one.
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get(column, key)
+    }
+
+    fn scan_prefix(
+        &self,
+        column: Column,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        (**self).scan_prefix(column, prefix, start_after, limit)
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        (**self).write(batch)
+    }
+}
