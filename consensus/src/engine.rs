@@ -76,6 +76,10 @@ pub enum BrokenRule {
     QuorumOfTwoF,
     /// Prevote for any valid proposal, ignoring the lock (L23, L29).
     IgnoreLock,
+    /// Buffer every next-height message, without the per-validator bound.
+    UnboundedFutureBuffer,
+    /// Never prevote nil when the propose timeout fires (L57).
+    IgnoreProposeTimeout,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -342,6 +346,12 @@ impl Engine {
         self.step
     }
 
+    /// How many messages for the next height this engine holds (at most
+    /// [`FUTURE_MESSAGES_PER_VALIDATOR`] per validator of the set).
+    pub fn buffered_future_messages(&self) -> usize {
+        self.future_messages.len()
+    }
+
     pub fn is_decided(&self) -> bool {
         self.decided
     }
@@ -547,6 +557,25 @@ impl Engine {
             "a second {kind:?} in round {} would equivocate",
             self.round
         );
+        // A vote of ours for this slot that this engine does not remember (signed before a restart
+        // that lost the safety state, and seen again from the network) is kept, never contradicted.
+        let earlier = self
+            .votes
+            .tally(self.round, kind)
+            .and_then(|tally| {
+                tally
+                    .votes()
+                    .find(|signed| signed.vote.validator == own_index)
+            })
+            .cloned();
+        if let Some(earlier) = earlier {
+            match kind {
+                VoteKind::Prevote => self.own_prevote = Some(earlier.clone()),
+                VoteKind::Precommit => self.own_precommit = Some(earlier.clone()),
+            }
+            self.outgoing.push(Message::Vote(earlier));
+            return;
+        }
         let vote = Vote {
             kind,
             height: self.height,
@@ -623,6 +652,12 @@ impl Engine {
             .iter()
             .filter(|buffered| buffered.sender() == sender)
             .count();
+        #[cfg(feature = "test-faults")]
+        let held = if self.config.broken_rule == Some(BrokenRule::UnboundedFutureBuffer) {
+            0
+        } else {
+            held
+        };
         if held < FUTURE_MESSAGES_PER_VALIDATOR && !self.future_messages.contains(&message) {
             self.future_messages.push(message);
         }
@@ -767,6 +802,10 @@ impl Engine {
         match timer.kind {
             // L57–L60: OnTimeoutPropose.
             TimerKind::Propose if self.step == Step::Propose => {
+                #[cfg(feature = "test-faults")]
+                if self.config.broken_rule == Some(BrokenRule::IgnoreProposeTimeout) {
+                    return;
+                }
                 self.vote(VoteKind::Prevote, None);
             }
             // L61–L64: OnTimeoutPrevote.

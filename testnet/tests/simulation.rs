@@ -31,14 +31,64 @@ fn a_thousand_seeds_hold_every_invariant() {
 
 /// The first seed below 1,000 on which two honest validators commit different blocks.
 fn first_agreement_violation(broken_rule: BrokenRule) -> Option<SeedReport> {
+    first_violation(broken_rule, |violation| {
+        matches!(violation, Violation::Agreement { .. })
+    })
+}
+
+/// The first seed below 1,000 with `broken_rule` on which the checker reports a violation that
+/// `wanted` picks.
+fn first_violation(
+    broken_rule: BrokenRule,
+    wanted: impl Fn(&Violation) -> bool,
+) -> Option<SeedReport> {
     (0..1_000)
         .map(|seed| run_seed(seed, Some(broken_rule)))
-        .find(|report| {
-            report
-                .violations
-                .iter()
-                .any(|violation| matches!(violation, Violation::Agreement { .. }))
-        })
+        .find(|report| report.violations.iter().any(&wanted))
+}
+
+// A validator that forgets its persisted safety state on restart signs again what it signed
+// before, and the checker sees an honest validator equivocate.
+#[test]
+fn forgetting_the_safety_state_is_caught_as_equivocation() {
+    let report = first_violation(BrokenRule::ForgetSafetyState, |violation| {
+        matches!(violation, Violation::HonestEquivocation { .. })
+    });
+    assert!(
+        report.is_some(),
+        "no honest equivocation within 1,000 seeds"
+    );
+}
+
+// Validators that do not hold proposals to their clocks commit a Byzantine proposer's block dated
+// a day ahead, and the referee sees a block that breaks the time rule.
+#[test]
+fn skipping_the_time_check_is_caught_as_invalid_blocks() {
+    let report = first_violation(
+        BrokenRule::SkipTimeCheck,
+        |violation| matches!(violation, Violation::Validity { reason, .. } if reason.contains("ahead")),
+    );
+    assert!(report.is_some(), "no validity violation within 1,000 seeds");
+}
+
+// An engine that buffers next-height messages without its per-validator bound fills up under a
+// flooding validator, and the checker sees it.
+#[test]
+fn an_unbounded_buffer_is_caught_as_unbounded_memory() {
+    let report = first_violation(BrokenRule::UnboundedFutureBuffer, |violation| {
+        matches!(violation, Violation::Memory { .. })
+    });
+    assert!(report.is_some(), "no memory violation within 1,000 seeds");
+}
+
+// An engine that ignores the propose timeout waits for ever for a silent proposer, and the
+// checker sees honest validators stop committing after stabilisation.
+#[test]
+fn ignoring_the_propose_timeout_is_caught_as_lost_liveness() {
+    let report = first_violation(BrokenRule::IgnoreProposeTimeout, |violation| {
+        matches!(violation, Violation::Liveness { .. })
+    });
+    assert!(report.is_some(), "no liveness violation within 1,000 seeds");
 }
 
 // Counting 2f votes as a quorum lets two blocks commit at one height, and the simulator sees it.
@@ -90,6 +140,10 @@ fn the_scenario_mix_covers_every_fault() {
         Strategy::Equivocate,
         Strategy::Mirror,
         Strategy::Garbage,
+        Strategy::TimeWarp,
+        Strategy::SyncForger,
+        Strategy::Flood,
+        Strategy::Oversize,
     ] {
         assert!(
             scenarios
@@ -106,6 +160,20 @@ fn the_scenario_mix_covers_every_fault() {
         "f = 3 Byzantine of 10"
     );
     assert!(scenarios.iter().any(|s| !s.crashes.is_empty()), "crashes");
+    assert!(
+        scenarios.iter().any(|s| !s.step_crashes.is_empty()),
+        "crashes inside a step"
+    );
+    assert!(
+        scenarios.iter().any(|s| s.ledger) && scenarios.iter().any(|s| !s.ledger),
+        "both applications"
+    );
+    assert!(
+        scenarios
+            .iter()
+            .any(|s| s.clock_skew_ms.iter().any(|skew| *skew != 0)),
+        "clock skew"
+    );
     assert!(
         scenarios.iter().any(|s| !s.partitions.is_empty()),
         "partitions"

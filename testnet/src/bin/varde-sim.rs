@@ -1,4 +1,5 @@
-//! `varde-sim`: runs Varde's consensus engine through seeded, deterministic simulations.
+//! `varde-sim`: runs Varde's node core (consensus engine, block rules, catch-up, persist → send →
+//! apply) through seeded, deterministic simulations.
 //!
 //! `varde-sim --seeds N` runs seeds 0..N over mixed scenarios; `varde-sim --seed S` replays one seed
 //! exactly and describes it. The last line is always `seeds: N, violations: V, seconds: T`.
@@ -15,6 +16,14 @@ enum RuleToBreak {
     QuorumTwoF,
     /// Ignore the lock when prevoting.
     IgnoreLock,
+    /// Forget the persisted safety state on restart.
+    ForgetSafetyState,
+    /// Do not hold proposals to the validator's clock.
+    SkipTimeCheck,
+    /// Buffer next-height messages without bound.
+    UnboundedFutureBuffer,
+    /// Ignore the propose timeout.
+    IgnoreProposeTimeout,
 }
 
 /// Deterministic simulation of Varde's BFT consensus engine.
@@ -43,6 +52,10 @@ fn main() -> ExitCode {
     let broken_rule = arguments.break_rule.map(|rule| match rule {
         RuleToBreak::QuorumTwoF => BrokenRule::QuorumOfTwoF,
         RuleToBreak::IgnoreLock => BrokenRule::IgnoreLock,
+        RuleToBreak::ForgetSafetyState => BrokenRule::ForgetSafetyState,
+        RuleToBreak::SkipTimeCheck => BrokenRule::SkipTimeCheck,
+        RuleToBreak::UnboundedFutureBuffer => BrokenRule::UnboundedFutureBuffer,
+        RuleToBreak::IgnoreProposeTimeout => BrokenRule::IgnoreProposeTimeout,
     });
     let started = Instant::now();
     let (seeds, violations) = match arguments.seed {
@@ -50,11 +63,12 @@ fn main() -> ExitCode {
             let report = run_seed(seed, broken_rule);
             println!("seed {seed}: {}", report.scenario);
             println!(
-                "  virtual time {} ms, {} events, highest committed height {}, {} rejected messages, {} evidence",
+                "  virtual time {} ms, {} events, highest committed height {}, {} rejected messages, {} refused synced blocks, {} evidence",
                 report.stats.virtual_ms,
                 report.stats.events,
                 report.stats.highest_committed,
                 report.stats.rejected_messages,
+                report.stats.invalid_synced_blocks,
                 report.stats.evidence_reported,
             );
             print_failure(&report);

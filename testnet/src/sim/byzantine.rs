@@ -4,18 +4,18 @@
 
 use varde_consensus::{
     Block, BlockId, CommitCertificate, CommitSignature, Decision, Message, Proposal,
-    ProposalMessage, Signature, SignedProposal, SignedVote, Vote, VoteKind,
+    ProposalMessage, ROUND_WINDOW, Signature, SignedProposal, SignedVote, Vote, VoteKind,
 };
 
 use super::CHAIN_ID;
-use super::app::build_block;
+use super::app::SimApp;
 use super::scenario::Strategy;
 use super::world::{Event, Packet, World};
 
 /// How often the intruder sends something, in virtual milliseconds.
 const INTRUDER_PERIOD_MS: u64 = 700;
 
-impl World {
+impl<A: SimApp> World<A> {
     /// What a Byzantine validator does with a message its own engine wants to send.
     pub(super) fn byzantine_send(&mut self, node: usize, strategy: Strategy, message: Message) {
         match strategy {
@@ -24,6 +24,104 @@ impl World {
             Strategy::Garbage => {
                 self.broadcast_from(node, &message);
                 self.send_garbage(node, &message);
+            }
+            Strategy::TimeWarp => {
+                let message = self.replace_own_block(node, message, |world, proposal| {
+                    // A day ahead, or a day behind its parent.
+                    let day = 86_400_000;
+                    let time = if world.rng.chance(0.5) {
+                        world.unix_ms(node) + day
+                    } else {
+                        world.unix_ms(node) - day
+                    };
+                    world.forge_block(node, proposal.height, proposal.round, time, false)
+                });
+                self.broadcast_from(node, &message);
+            }
+            Strategy::Oversize => {
+                let message = self.replace_own_block(node, message, |world, proposal| {
+                    let time = world.unix_ms(node);
+                    world.forge_block(node, proposal.height, proposal.round, time, true)
+                });
+                self.broadcast_from(node, &message);
+            }
+            Strategy::SyncForger => {
+                let message = self.replace_own_block(node, message, |world, proposal| match world
+                    .forged_for_sync
+                    .get(&proposal.height)
+                {
+                    Some(block) => block.clone(),
+                    None => {
+                        let time = world.unix_ms(node) + 86_400_000;
+                        world.forge_block(node, proposal.height, proposal.round, time, false)
+                    }
+                });
+                self.broadcast_from(node, &message);
+            }
+            Strategy::Flood => {
+                self.broadcast_from(node, &message);
+                self.flood(node, &message);
+            }
+        }
+    }
+
+    /// The node's own proposal with its block swapped for `forge`'s, signed again; anything else
+    /// unchanged.
+    fn replace_own_block(
+        &mut self,
+        node: usize,
+        message: Message,
+        forge: impl FnOnce(&mut Self, Proposal) -> Block,
+    ) -> Message {
+        match &message {
+            Message::Proposal(own) if own.signed.proposal.proposer as usize == node => {
+                let proposal = own.signed.proposal;
+                let block = forge(self, proposal);
+                self.checker.record_proposed(block.id);
+                let mut replaced = self.proposal_message(
+                    node,
+                    proposal.valid_round,
+                    proposal.height,
+                    proposal.round,
+                    block,
+                );
+                if let Message::Proposal(replaced) = &mut replaced {
+                    replaced.proof_of_lock = own.proof_of_lock.clone();
+                }
+                replaced
+            }
+            _ => message,
+        }
+    }
+
+    /// A burst of votes to every peer: forged signatures in others' names, and correctly signed
+    /// ones for far rounds and later heights.
+    fn flood(&mut self, node: usize, message: &Message) {
+        const BURST: usize = 8;
+        let count = self.nodes.len();
+        for peer in (0..count).filter(|peer| *peer != node) {
+            for index in 0..BURST {
+                let vote = Vote {
+                    kind: if index % 2 == 0 {
+                        VoteKind::Prevote
+                    } else {
+                        VoteKind::Precommit
+                    },
+                    height: message.height() + self.rng.below(3),
+                    round: message.round() + self.rng.below(u64::from(ROUND_WINDOW) + 40) as u32,
+                    block_id: Some(BlockId(self.rng.bytes32())),
+                    validator: node as u32,
+                };
+                let flood = if index % 2 == 0 {
+                    let claimed = Vote {
+                        validator: self.rng.below(count as u64) as u32,
+                        ..vote
+                    };
+                    corrupt_signature(self.sign_vote(node, claimed))
+                } else {
+                    self.sign_vote(node, vote)
+                };
+                self.transmit(node, peer, Packet::Consensus(flood));
             }
         }
     }
@@ -74,12 +172,8 @@ impl World {
 
     /// Another block for the same height and round, signed as a second proposal.
     fn second_proposal(&mut self, node: usize, proposal: Proposal) -> Message {
-        let block = build_block(
-            proposal.height,
-            node as u32,
-            proposal.round,
-            self.rng.next_u64(),
-        );
+        let time = self.unix_ms(node);
+        let block = self.forge_block(node, proposal.height, proposal.round, time, false);
         self.checker.record_proposed(block.id);
         self.proposal_message(
             node,
@@ -170,7 +264,8 @@ impl World {
             if self.validators.proposer(height, round) as usize == mirror
                 && self.byzantine_proposals.insert((mirror, height, round))
             {
-                let first = build_block(height, mirror as u32, round, self.rng.next_u64());
+                let time = self.unix_ms(mirror);
+                let first = self.forge_block(mirror, height, round, time, false);
                 self.checker.record_proposed(first.id);
                 let first = self.proposal_message(mirror, None, height, round, first);
                 let second = self.second_proposal(
@@ -214,7 +309,8 @@ impl World {
             // A proposal out of turn, or whose block does not match its id.
             2 => {
                 let round = message.round() + self.rng.below(3) as u32;
-                let block = build_block(message.height(), node as u32, round, self.rng.next_u64());
+                let time = self.unix_ms(node);
+                let block = self.forge_block(node, message.height(), round, time, false);
                 let mut proposal =
                     self.proposal_message(node, None, message.height(), round, block);
                 if let Message::Proposal(message) = &mut proposal {
@@ -235,7 +331,8 @@ impl World {
             }
             // A proposal whose valid round is not before its round.
             4 => {
-                let block = build_block(message.height(), node as u32, message.round(), 0);
+                let time = self.unix_ms(node);
+                let block = self.forge_block(node, message.height(), message.round(), time, false);
                 let round = message.round();
                 self.proposal_message(node, Some(round), message.height(), round, block)
             }
@@ -257,7 +354,8 @@ impl World {
     /// A Byzantine answer to a sync request: a block with a certificate signed by too few or by
     /// the wrong keys.
     pub(super) fn answer_sync_with_forgery(&mut self, node: usize, asker: usize, height: u64) {
-        let block = build_block(height, node as u32, 0, self.rng.next_u64());
+        let time = self.unix_ms(node);
+        let block = self.forge_block(node, height, 0, time, false);
         let signatures = (0..self.validators.len() as u32)
             .map(|validator| CommitSignature {
                 validator,
@@ -282,6 +380,58 @@ impl World {
         self.transmit(node, asker, Packet::SyncResponse { decisions });
     }
 
+    /// A sync forger's answer: a valid-looking block of the asked height dated a day ahead, under a
+    /// certificate with its own signature alone, or with the others' forged; it proposes the same
+    /// block when it may, so that a node that executed it on the certificate's word would pass it.
+    pub(super) fn answer_sync_with_valid_looking_block(
+        &mut self,
+        node: usize,
+        asker: usize,
+        height: u64,
+    ) {
+        let time = self.unix_ms(node) + 86_400_000;
+        let block = match self.forged_for_sync.get(&height) {
+            Some(block) => block.clone(),
+            None => {
+                let block = self.forge_block(node, height, 0, time, false);
+                self.forged_for_sync.insert(height, block.clone());
+                block
+            }
+        };
+        let own = CommitSignature {
+            validator: node as u32,
+            signature: self.keys[node].sign_precommit(height, block.id),
+        };
+        let signatures = if self.rng.chance(0.5) {
+            vec![own]
+        } else {
+            (0..self.validators.len() as u32)
+                .map(|validator| {
+                    if validator as usize == node {
+                        own.clone()
+                    } else {
+                        CommitSignature {
+                            validator,
+                            signature: self.keys[node].sign_precommit(height, block.id),
+                        }
+                    }
+                })
+                .collect()
+        };
+        let certificate = CommitCertificate {
+            height,
+            round: 0,
+            block_id: block.id,
+            signatures,
+        };
+        let decisions = vec![Decision {
+            height,
+            block,
+            certificate,
+        }];
+        self.transmit(node, asker, Packet::SyncResponse { decisions });
+    }
+
     /// The intruder holds a key outside the validator set and forges what it can.
     pub(super) fn intruder_acts(&mut self) {
         let intruder = self.nodes.len();
@@ -289,7 +439,7 @@ impl World {
         let height = self
             .nodes
             .iter()
-            .map(|node| node.chain.len() as u64)
+            .map(|node| node.committed_height())
             .max()
             .unwrap_or(0)
             + 1;
@@ -315,7 +465,8 @@ impl World {
 
     fn answer_sync_with_forgery_from_intruder(&mut self, target: usize, height: u64) {
         let intruder = self.nodes.len();
-        let block = build_block(height, 0, 0, self.rng.next_u64());
+        let time = self.unix_ms(0);
+        let block = self.forge_block(0, height, 0, time, false);
         let signatures = (0..self.validators.quorum() as u32)
             .map(|validator| CommitSignature {
                 validator,

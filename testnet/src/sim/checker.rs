@@ -11,8 +11,6 @@ use varde_consensus::{
     ValidatorSet,
 };
 
-use super::app::is_valid_block;
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Violation {
     /// Two honest validators committed different blocks at one height.
@@ -43,6 +41,14 @@ pub enum Violation {
     },
     /// The run needed more events than any healthy run does: a storm of messages or timers.
     EventStorm { events: u64 },
+    /// An honest validator held more for its peers than its bounds allow.
+    Memory {
+        node: usize,
+        buffered_future_messages: usize,
+        executed_blocks: usize,
+    },
+    /// An honest validator's core stopped with no fault injected.
+    CoreStopped { node: usize, error: String },
     /// After stabilisation an honest validator did not commit enough heights in time.
     Liveness {
         node: usize,
@@ -85,6 +91,17 @@ impl fmt::Display for Violation {
                 formatter,
                 "false evidence: node {reporter} produced evidence against honest or unproven validator {accused}"
             ),
+            Violation::Memory {
+                node,
+                buffered_future_messages,
+                executed_blocks,
+            } => write!(
+                formatter,
+                "memory: honest node {node} held {buffered_future_messages} next-height messages and {executed_blocks} executed blocks"
+            ),
+            Violation::CoreStopped { node, error } => {
+                write!(formatter, "core stopped: honest node {node}: {error}")
+            }
             Violation::EventStorm { events } => write!(
                 formatter,
                 "event storm: the run needed {events} events without finishing"
@@ -189,8 +206,13 @@ impl Checker {
         }
     }
 
-    /// An honest validator committed `decision`.
-    pub fn record_commit(&mut self, node: usize, decision: &Decision) {
+    /// Whether no honest validator has committed `height` yet (the referee judges it then).
+    pub fn is_new_height(&self, height: Height) -> bool {
+        !self.committed.contains_key(&height)
+    }
+
+    /// An honest validator committed `decision`; `problems` are the referee's findings.
+    pub fn record_commit(&mut self, node: usize, decision: &Decision, problems: Vec<String>) {
         let height = decision.height;
         let block_id = decision.block.id;
         match self.committed.get(&height) {
@@ -205,7 +227,7 @@ impl Checker {
                 self.committed.insert(height, block_id);
             }
         }
-        for reason in self.validity_problems(decision) {
+        for reason in self.validity_problems(decision).into_iter().chain(problems) {
             self.violate(Violation::Validity {
                 height,
                 node,
@@ -220,9 +242,6 @@ impl Checker {
         let mut problems = Vec::new();
         if !self.proposed.contains(&block_id) {
             problems.push(format!("block {block_id:?} was never proposed"));
-        }
-        if !is_valid_block(height, &decision.block) {
-            problems.push(format!("block {block_id:?} is not valid"));
         }
         if decision.certificate.block_id != block_id || decision.certificate.height != height {
             problems.push("the certificate is for another block or height".to_owned());
@@ -245,6 +264,18 @@ impl Checker {
         if !verifies || !self.byzantine.contains(&(accused as usize)) {
             self.violate(Violation::FalseEvidence { reporter, accused });
         }
+    }
+
+    pub fn record_memory(&mut self, node: usize, buffered: usize, executed: usize) {
+        self.violate(Violation::Memory {
+            node,
+            buffered_future_messages: buffered,
+            executed_blocks: executed,
+        });
+    }
+
+    pub fn record_core_failure(&mut self, node: usize, error: String) {
+        self.violate(Violation::CoreStopped { node, error });
     }
 
     pub fn record_liveness_failure(&mut self, violation: Violation) {

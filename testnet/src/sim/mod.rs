@@ -9,6 +9,7 @@
 mod app;
 mod byzantine;
 mod checker;
+mod faults;
 mod network;
 mod rng;
 mod scenario;
@@ -16,8 +17,7 @@ mod world;
 
 pub use checker::Violation;
 pub use rng::SimRng;
-pub use scenario::{Scenario, Strategy};
-pub use varde_consensus::BrokenRule;
+pub use scenario::{BrokenRule, Scenario, Strategy};
 pub use world::{CHAIN_ID, RunStats};
 
 /// The outcome of one seed.
@@ -33,7 +33,11 @@ pub struct SeedReport {
 pub fn run_seed(seed: u64, broken_rule: Option<BrokenRule>) -> SeedReport {
     let scenario = Scenario::from_seed(seed, broken_rule);
     let description = scenario.to_string();
-    let (violations, stats) = world::World::new(scenario).run();
+    let (violations, stats) = if scenario.ledger {
+        world::World::<app::LedgerSimApp>::new(scenario, broken_rule).run()
+    } else {
+        world::World::<app::SimpleApp>::new(scenario, broken_rule).run()
+    };
     SeedReport {
         seed,
         scenario: description,

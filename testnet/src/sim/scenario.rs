@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use varde_consensus::{BrokenRule, Timeouts, ValidatorIndex};
+use varde_consensus::{Timeouts, ValidatorIndex};
 
 use super::rng::SimRng;
 
@@ -20,6 +20,67 @@ pub enum Strategy {
     /// Runs the protocol but also sends invalid signatures, votes for unknown blocks, proposals out
     /// of turn, mismatched blocks, far-future rounds and forged sync answers.
     Garbage,
+    /// Runs the protocol, but its proposals carry blocks dated far in the future or in the past.
+    TimeWarp,
+    /// Answers sync with valid-looking blocks of the asked height, dated far ahead, under bogus or
+    /// partial certificates, then proposes those blocks when it may.
+    SyncForger,
+    /// Runs the protocol and floods every peer with votes: forged signatures, and correctly signed
+    /// ones for far rounds and later heights.
+    Flood,
+    /// Runs the protocol, but its proposals break the block limits (bytes or transactions).
+    Oversize,
+}
+
+impl Strategy {
+    /// Whether the validator runs a core of its own (the others act from outside it).
+    pub fn runs_core(self) -> bool {
+        !matches!(self, Strategy::Silent | Strategy::Mirror)
+    }
+}
+
+/// A rule switched off to show that the checker notices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokenRule {
+    /// The engine counts 2f votes as a quorum instead of 2f+1 (caught as agreement).
+    QuorumOfTwoF,
+    /// The engine prevotes against its lock (caught as agreement).
+    IgnoreLock,
+    /// A restarted validator forgets its persisted safety state (caught as equivocation).
+    ForgetSafetyState,
+    /// Proposals are not held to the validator's clock (caught as validity).
+    SkipTimeCheck,
+    /// The engine buffers next-height messages without bound (caught as memory).
+    UnboundedFutureBuffer,
+    /// The engine ignores the propose timeout (caught as liveness).
+    IgnoreProposeTimeout,
+}
+
+impl BrokenRule {
+    /// The engine's own broken rule, for those that live in the engine.
+    pub fn in_engine(self) -> Option<varde_consensus::BrokenRule> {
+        match self {
+            BrokenRule::QuorumOfTwoF => Some(varde_consensus::BrokenRule::QuorumOfTwoF),
+            BrokenRule::IgnoreLock => Some(varde_consensus::BrokenRule::IgnoreLock),
+            BrokenRule::UnboundedFutureBuffer => {
+                Some(varde_consensus::BrokenRule::UnboundedFutureBuffer)
+            }
+            BrokenRule::IgnoreProposeTimeout => {
+                Some(varde_consensus::BrokenRule::IgnoreProposeTimeout)
+            }
+            BrokenRule::ForgetSafetyState | BrokenRule::SkipTimeCheck => None,
+        }
+    }
+}
+
+/// An honest validator dies inside a step of its core: at its `effects`-th effect (persist,
+/// send or commit) after `at_ms`, and comes back at `restart_ms`.
+#[derive(Clone, Copy, Debug)]
+pub struct StepCrash {
+    pub node: usize,
+    pub at_ms: u64,
+    pub effects: u32,
+    pub restart_ms: u64,
 }
 
 /// The network is split in two sides between `start_ms` and `end_ms`; nothing crosses.
@@ -63,6 +124,12 @@ pub struct Scenario {
     pub network: NetworkProfile,
     pub partitions: Vec<Partition>,
     pub crashes: Vec<Crash>,
+    /// Crashes inside a step (between persist and send, send and apply), and failed writes.
+    pub step_crashes: Vec<StepCrash>,
+    /// Each validator's clock offset in milliseconds.
+    pub clock_skew_ms: Vec<i64>,
+    /// Whether the validators run Varde's ledger (else the light application).
+    pub ledger: bool,
     pub timeouts: Timeouts,
     /// After stabilisation every honest validator must commit this many more heights...
     pub liveness_heights: u64,
@@ -97,6 +164,10 @@ impl Scenario {
                 Strategy::Mirror,
                 Strategy::Mirror,
                 Strategy::Garbage,
+                Strategy::TimeWarp,
+                Strategy::SyncForger,
+                Strategy::Flood,
+                Strategy::Oversize,
             ]);
             byzantine.push((index, strategy));
         }
@@ -163,6 +234,70 @@ impl Scenario {
             }
         }
 
+        // Crashes inside a step, and failed writes, of honest validators before stabilisation.
+        let mut step_crashes = Vec::new();
+        if rng.chance(0.3) {
+            for _ in 0..rng.between(1, 4) {
+                let node = rng.below(validator_count as u64) as usize;
+                if byzantine.iter().any(|(index, _)| *index as usize == node) {
+                    continue;
+                }
+                let at_ms = rng.below(stabilisation_ms.saturating_sub(200).max(1));
+                step_crashes.push(StepCrash {
+                    node,
+                    at_ms,
+                    effects: rng.between(1, 4) as u32,
+                    restart_ms: rng.between(at_ms + 50, stabilisation_ms.max(at_ms + 51)),
+                });
+            }
+        }
+        if broken_rule == Some(BrokenRule::ForgetSafetyState) && crashes.is_empty() {
+            // A forgotten safety state shows only across restarts.
+            for node in 0..validator_count {
+                let at_ms = rng.below(stabilisation_ms / 2);
+                crashes.push(Crash {
+                    node,
+                    at_ms,
+                    restart_ms: at_ms + rng.between(1, 300),
+                });
+            }
+        }
+        // A broken rule shows only against the fault it guards against: a proposer that lies
+        // about the time, a flood of next-height messages, a proposer that never proposes.
+        let needed = match broken_rule {
+            Some(BrokenRule::SkipTimeCheck) => Some(Strategy::TimeWarp),
+            Some(BrokenRule::UnboundedFutureBuffer) => Some(Strategy::Flood),
+            Some(BrokenRule::IgnoreProposeTimeout) => Some(Strategy::Silent),
+            _ => None,
+        };
+        if let Some(needed) = needed
+            && !byzantine.iter().any(|(_, strategy)| *strategy == needed)
+        {
+            match byzantine.first_mut() {
+                Some(first) => first.1 = needed,
+                None => byzantine.push((0, needed)),
+            }
+            crashes.retain(|crash| crash.node != byzantine[0].0 as usize);
+            step_crashes.retain(|crash| crash.node != byzantine[0].0 as usize);
+        }
+
+        // Clocks: in agreement within a few seconds on half the runs, exact on the others; a
+        // Byzantine validator's clock may be anywhere.
+        let skewed = rng.chance(0.5);
+        let clock_skew_ms = (0..validator_count)
+            .map(|node| {
+                if byzantine.iter().any(|(index, _)| *index as usize == node) {
+                    rng.between(0, 120_000) as i64 - 60_000
+                } else if skewed {
+                    rng.between(0, 6_000) as i64 - 3_000
+                } else {
+                    0
+                }
+            })
+            .collect();
+        // The real ledger on a share of seeds, the smaller networks (it executes every block).
+        let ledger = validator_count <= 7 && rng.chance(0.2);
+
         let timeouts = Timeouts {
             propose_ms: 1_000,
             prevote_ms: 500,
@@ -178,6 +313,9 @@ impl Scenario {
             network,
             partitions,
             crashes,
+            step_crashes,
+            clock_skew_ms,
+            ledger,
             timeouts,
             liveness_heights: 3,
             liveness_bound_ms: 120_000,
@@ -197,8 +335,9 @@ impl fmt::Display for Scenario {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             formatter,
-            "n={} byzantine={:?} intruder={} loss={:.2} dup={:.2} long={:.2} gst={}ms partitions={} crashes={}",
+            "n={} app={} byzantine={:?} intruder={} loss={:.2} dup={:.2} long={:.2} gst={}ms partitions={} crashes={} step-crashes={} skew={:?}",
             self.validator_count,
+            if self.ledger { "ledger" } else { "light" },
             self.byzantine,
             self.intruder,
             self.network.loss,
@@ -207,6 +346,8 @@ impl fmt::Display for Scenario {
             self.network.stabilisation_ms,
             self.partitions.len(),
             self.crashes.len(),
+            self.step_crashes.len(),
+            self.clock_skew_ms,
         )
     }
 }

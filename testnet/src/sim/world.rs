@@ -1,21 +1,25 @@
-//! One simulated run: validators driven by virtual time over the simulated network, each carrying
-//! out its engine's outputs in the order persist → send → apply, with crashes that keep only what
-//! was persisted.
+//! One simulated run: validators running the node's own core ([`NodeCore`]) over virtual time,
+//! the simulated network and the simulated disk, with crashes that keep only what was persisted,
+//! crashes inside a step, failed writes and skewed clocks.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use varde_consensus::{
-    BlockId, Decision, Engine, EngineConfig, Height, Input, Message, Outbound, Output, Request,
-    SafetyState, SigningKey, Timer, ValidatorSet,
+    BlockId, Decision, EngineConfig, Evidence, FUTURE_MESSAGES_PER_VALIDATOR, Height, Message,
+    ROUND_WINDOW, SigningKey, ValidatorSet,
 };
+use varde_node_core::{Clock, CoreError, CoreSettings, NodeCore};
 
-use super::app::{CachingVerifier, build_block, is_valid_block};
+use super::app::{CachingVerifier, Referee, SIM_EPOCH_UNIX_MS, Setup, SimApp};
 use super::checker::{Checker, Violation};
+use super::faults::{Disk, Fuse, Outgoing, SharedDisk, SimNetwork, SimSafety};
 use super::network::Network;
 use super::rng::SimRng;
-use super::scenario::{Scenario, Strategy};
+use super::scenario::{BrokenRule, Scenario, Strategy};
 
 pub const CHAIN_ID: &str = "varde-sim";
 
@@ -23,6 +27,8 @@ pub const CHAIN_ID: &str = "varde-sim";
 const SYNC_BATCH: usize = 5;
 /// How long a node waits after learning that peers are ahead before it asks, and between asks.
 const SYNC_RETRY_MS: u64 = 400;
+/// How long a proposer with nothing to include waits before it proposes an empty block.
+const EMPTY_BLOCK_WAIT_MS: u64 = 200;
 /// A run that needs more events than this is stuck in a storm of messages: a failure in itself.
 const MAX_EVENTS: u64 = 3_000_000;
 
@@ -40,16 +46,22 @@ pub(super) enum Event {
         from: usize,
         packet: Packet,
     },
-    Timer {
+    /// The core asked to be woken at this time (a timer or its proposal deadline).
+    Wake {
         node: usize,
         incarnation: u32,
-        timer: Timer,
     },
     Crash {
         node: usize,
     },
     Restart {
         node: usize,
+    },
+    /// Arms the node's fuse: it dies at its `effects`-th effect from now.
+    ArmFuse {
+        node: usize,
+        effects: u32,
+        restart_ms: u64,
     },
     SyncCheck {
         node: usize,
@@ -60,32 +72,34 @@ pub(super) enum Event {
     Stabilised,
 }
 
-/// What an engine is asked to do next while a node works through one event.
-enum Work {
-    Start,
-    Input(Input),
-    NextHeight,
-}
+pub(super) type SimCore<A> = NodeCore<A, SimSafety, SimNetwork>;
 
-pub(super) struct Node {
+pub(super) struct Node<A: SimApp> {
     pub strategy: Option<Strategy>,
-    pub engine: Option<Engine>,
-    /// Bumped at every crash so that timers of an earlier life are ignored.
+    pub core: Option<SimCore<A>>,
+    /// Bumped at every crash so that wake-ups of an earlier life are ignored.
     pub incarnation: u32,
     pub up: bool,
     /// What survives a crash: the persisted safety state and the committed chain.
-    pub persisted_safety: Option<SafetyState>,
-    pub chain: Vec<Decision>,
+    pub disk: SharedDisk,
+    pub fuse: Fuse,
+    outbox: Rc<RefCell<Vec<Outgoing>>>,
+    reports: Rc<RefCell<Vec<Evidence>>>,
+    /// Wake-ups already scheduled for this incarnation.
+    wakes: BTreeSet<u64>,
+    pub clock_skew_ms: i64,
     pub sync_check_pending: bool,
+    /// Restart time of a crash inside a step, once the fuse is armed.
+    restart_after_fuse_ms: Option<u64>,
 }
 
-impl Node {
+impl<A: SimApp> Node<A> {
     pub fn is_honest(&self) -> bool {
         self.strategy.is_none()
     }
 
-    fn committed_height(&self) -> Height {
-        self.chain.len() as Height
+    pub fn committed_height(&self) -> Height {
+        self.disk.borrow().chain.len() as Height
     }
 }
 
@@ -97,33 +111,41 @@ pub struct RunStats {
     pub highest_committed: Height,
     pub evidence_reported: usize,
     pub rejected_messages: usize,
+    pub invalid_synced_blocks: usize,
     /// Every violation found, including those beyond the ones kept for the report.
     pub violations: usize,
 }
 
-pub(super) struct World {
+pub(super) struct World<A: SimApp> {
     pub scenario: Scenario,
     pub now_ms: u64,
     pub rng: SimRng,
     queue: BTreeMap<(u64, u64), Event>,
     sequence: u64,
     pub network: Network,
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Node<A>>,
     pub keys: Vec<SigningKey>,
     pub intruder_key: SigningKey,
     pub validators: ValidatorSet,
     config: EngineConfig,
     byzantine_config: EngineConfig,
     verifier: Arc<CachingVerifier>,
+    pub shared: A::Shared,
+    referee: A::Referee,
     pub checker: Checker,
     /// Block ids proposed per height, which Byzantine validators draw on for conflicting votes.
     pub blocks_seen: BTreeMap<Height, Vec<BlockId>>,
     /// Per Byzantine proposer, the (height, round) it has already equivocated in.
     pub byzantine_proposals: BTreeSet<(usize, Height, u32)>,
+    /// Blocks a sync forger served, by height: it proposes them when it may.
+    pub forged_for_sync: BTreeMap<Height, varde_consensus::Block>,
     /// Each validator's committed height when the network stabilised (set at that moment).
     heights_at_stabilisation: Option<Vec<Height>>,
     pub stats: RunStats,
     trace_sends: bool,
+    /// Broken rules that live outside the engine.
+    forget_safety_state: bool,
+    skip_time_check: bool,
 }
 
 fn describe_message(message: &Message) -> String {
@@ -151,8 +173,8 @@ fn key_for(seed: u64, index: u64) -> SigningKey {
     SigningKey::from_bytes(&hasher.finalize().into())
 }
 
-impl World {
-    pub fn new(scenario: Scenario) -> Self {
+impl<A: SimApp> World<A> {
+    pub fn new(scenario: Scenario, broken_rule: Option<BrokenRule>) -> Self {
         let mut rng = SimRng::new(scenario.seed ^ 0x005E_ED0F_5EED);
         let count = scenario.validator_count;
         let keys: Vec<SigningKey> = (0..count as u64)
@@ -163,7 +185,7 @@ impl World {
             .expect("distinct keys");
         let mut config = EngineConfig::new(CHAIN_ID, scenario.timeouts)
             .expect("the simulator's chain id is valid");
-        config.broken_rule = scenario.broken_rule;
+        config.broken_rule = broken_rule.and_then(BrokenRule::in_engine);
         let mut byzantine_config = config.clone();
         byzantine_config.broken_rule = None;
         let mut network_rng = rng.fork();
@@ -185,15 +207,27 @@ impl World {
             verifier.clone(),
             byzantine,
         );
-        let nodes = (0..count)
-            .map(|index| Node {
+        let disks: Vec<SharedDisk> = (0..count)
+            .map(|_| Rc::new(RefCell::new(Disk::default())))
+            .collect();
+        let shared = A::shared(CHAIN_ID, scenario.seed, &keys, &disks);
+        let referee = A::referee(&shared);
+        let nodes = disks
+            .into_iter()
+            .enumerate()
+            .map(|(index, disk)| Node {
                 strategy: scenario.strategy_of(index),
-                engine: None,
+                core: None,
                 incarnation: 0,
                 up: true,
-                persisted_safety: None,
-                chain: Vec::new(),
+                disk,
+                fuse: Fuse::default(),
+                outbox: Rc::default(),
+                reports: Rc::default(),
+                wakes: BTreeSet::new(),
+                clock_skew_ms: scenario.clock_skew_ms[index],
                 sync_check_pending: false,
+                restart_after_fuse_ms: None,
             })
             .collect();
         let mut world = Self {
@@ -209,17 +243,32 @@ impl World {
             config,
             byzantine_config,
             verifier,
+            shared,
+            referee,
             checker,
             blocks_seen: BTreeMap::new(),
             byzantine_proposals: BTreeSet::new(),
+            forged_for_sync: BTreeMap::new(),
             heights_at_stabilisation: None,
             stats: RunStats::default(),
             trace_sends: std::env::var("VARDE_SIM_TRACE").is_ok_and(|value| value == "2"),
+            forget_safety_state: broken_rule == Some(BrokenRule::ForgetSafetyState),
+            skip_time_check: broken_rule == Some(BrokenRule::SkipTimeCheck),
             scenario,
         };
         for crash in world.scenario.crashes.clone() {
             world.schedule_at(crash.at_ms, Event::Crash { node: crash.node });
             world.schedule_at(crash.restart_ms, Event::Restart { node: crash.node });
+        }
+        for crash in world.scenario.step_crashes.clone() {
+            world.schedule_at(
+                crash.at_ms,
+                Event::ArmFuse {
+                    node: crash.node,
+                    effects: crash.effects,
+                    restart_ms: crash.restart_ms,
+                },
+            );
         }
         world.schedule_at(world.network.stabilisation_ms(), Event::Stabilised);
         if world.scenario.intruder {
@@ -253,6 +302,27 @@ impl World {
                 },
             );
         }
+    }
+
+    /// Node `node`'s clock now.
+    pub fn clock(&self, node: usize) -> Clock {
+        Clock {
+            monotonic_ms: self.now_ms,
+            unix_ms: self.unix_ms(node),
+        }
+    }
+
+    pub fn unix_ms(&self, node: usize) -> i64 {
+        SIM_EPOCH_UNIX_MS + self.now_ms as i64 + self.nodes[node].clock_skew_ms
+    }
+
+    /// The latest reading of any honest validator's clock now.
+    fn latest_honest_unix_ms(&self) -> i64 {
+        (0..self.nodes.len())
+            .filter(|node| self.nodes[*node].is_honest())
+            .map(|node| self.unix_ms(node))
+            .max()
+            .unwrap_or(SIM_EPOCH_UNIX_MS)
     }
 
     /// Runs the scenario to its end; returns the violations found.
@@ -311,7 +381,8 @@ impl World {
             .iter()
             .enumerate()
             .map(|(index, node)| {
-                let position = node.engine.as_ref().map(|engine| {
+                let position = node.core.as_ref().map(|core| {
+                    let engine = core.engine();
                     let state = engine.safety_state();
                     format!(
                         "height {} round {} step {:?} locked {:?} valid round {:?} decided {}",
@@ -327,8 +398,8 @@ impl World {
                     "node {index} {:?} up {} chain {}: {}",
                     node.strategy,
                     node.up,
-                    node.chain.len(),
-                    position.unwrap_or_else(|| "no engine".to_owned())
+                    node.committed_height(),
+                    position.unwrap_or_else(|| "no core".to_owned())
                 )
             })
             .collect()
@@ -359,25 +430,30 @@ impl World {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Deliver { to, from, packet } => self.deliver(to, from, packet),
-            Event::Timer {
-                node,
-                incarnation,
-                timer,
-            } => {
-                if self.nodes[node].up && self.nodes[node].incarnation == incarnation {
-                    self.drive(node, Work::Input(Input::Timeout(timer)));
+            Event::Wake { node, incarnation } => {
+                let state = &mut self.nodes[node];
+                if state.up && state.incarnation == incarnation {
+                    state.wakes.remove(&self.now_ms);
+                    self.step(node, |core, clock| core.wake(clock));
                 }
             }
-            Event::Crash { node } => {
-                let state = &mut self.nodes[node];
-                state.up = false;
-                state.engine = None;
-                state.incarnation += 1;
-                state.sync_check_pending = false;
-            }
+            Event::Crash { node } => self.crash(node),
             Event::Restart { node } => {
-                self.nodes[node].up = true;
-                self.boot(node);
+                if !self.nodes[node].up {
+                    self.nodes[node].up = true;
+                    self.boot(node);
+                }
+            }
+            Event::ArmFuse {
+                node,
+                effects,
+                restart_ms,
+            } => {
+                let state = &mut self.nodes[node];
+                if state.up && state.core.is_some() {
+                    state.fuse.arm(effects);
+                    state.restart_after_fuse_ms = Some(restart_ms.max(self.now_ms + 1));
+                }
             }
             Event::SyncCheck {
                 node,
@@ -392,28 +468,67 @@ impl World {
         }
     }
 
+    /// Loses everything but the disk.
+    fn crash(&mut self, node: usize) {
+        let state = &mut self.nodes[node];
+        state.up = false;
+        state.core = None;
+        state.incarnation += 1;
+        state.sync_check_pending = false;
+        state.wakes.clear();
+        state.outbox.borrow_mut().clear();
+        state.fuse = Fuse::default();
+        if let Some(restart_ms) = state.restart_after_fuse_ms.take() {
+            self.schedule_at(restart_ms.max(self.now_ms + 1), Event::Restart { node });
+        }
+    }
+
     /// Starts (or restarts) a node from what it persisted.
     fn boot(&mut self, node: usize) {
         let state = &self.nodes[node];
-        if matches!(state.strategy, Some(Strategy::Silent | Strategy::Mirror)) {
-            return; // These act without an engine of their own.
+        if !state.strategy.is_none_or(Strategy::runs_core) {
+            return; // These act without a core of their own.
         }
         let config = if state.is_honest() {
             self.config.clone()
         } else {
             self.byzantine_config.clone()
         };
-        let engine = Engine::new(
-            config,
-            self.keys[node].clone(),
-            self.verifier.clone(),
-            state.committed_height() + 1,
-            self.validators.clone(),
-            state.persisted_safety.clone(),
-        )
-        .expect("the persisted state of a simulated node is never ahead of its chain");
-        self.nodes[node].engine = Some(engine);
-        self.drive(node, Work::Start);
+        let restored = if self.forget_safety_state {
+            None
+        } else {
+            state.disk.borrow().safety.clone()
+        };
+        let application = A::open(Setup {
+            index: node,
+            key: &self.keys[node],
+            disk: state.disk.clone(),
+            fuse: state.fuse.clone(),
+            shared: &self.shared,
+            reports: state.reports.clone(),
+            skip_time_check: self.skip_time_check && state.is_honest(),
+        });
+        let settings = CoreSettings {
+            engine: config,
+            signing_key: self.keys[node].clone(),
+            verifier: self.verifier.clone(),
+            height: state.committed_height() + 1,
+            validators: self.validators.clone(),
+            restored,
+            empty_block_wait_ms: EMPTY_BLOCK_WAIT_MS,
+        };
+        let safety = SimSafety {
+            disk: state.disk.clone(),
+            fuse: state.fuse.clone(),
+        };
+        let network = SimNetwork {
+            outbox: state.outbox.clone(),
+            fuse: state.fuse.clone(),
+        };
+        let core = NodeCore::new(settings, application, safety, network)
+            .expect("the persisted state of a simulated node is never ahead of its chain");
+        self.nodes[node].core = Some(core);
+        self.step(node, |core, clock| core.start(clock));
     }
 
     fn deliver(&mut self, to: usize, from: usize, packet: Packet) {
@@ -421,34 +536,37 @@ impl World {
             return;
         }
         match packet {
-            Packet::Consensus(message) => self.drive(to, Work::Input(Input::Message(message))),
+            Packet::Consensus(message) => {
+                self.step(to, |core, clock| core.handle_message(message, clock));
+            }
             Packet::SyncRequest { height } => self.answer_sync(to, from, height),
             Packet::SyncResponse { decisions } => {
                 for decision in decisions {
-                    let wanted = self.nodes[to].engine.as_ref().is_some_and(|engine| {
-                        engine.height() == decision.height && !engine.is_decided()
+                    self.step(to, |core, clock| {
+                        core.handle_committed(decision.block, decision.certificate, clock)
+                            .map(|_| ())
                     });
-                    if wanted {
-                        let input = Input::CommittedBlock {
-                            block: decision.block,
-                            certificate: decision.certificate,
-                        };
-                        self.drive(to, Work::Input(input));
-                    }
                 }
             }
         }
     }
 
     fn answer_sync(&mut self, node: usize, asker: usize, height: Height) {
-        if self.nodes[node].strategy == Some(Strategy::Garbage) {
-            return self.answer_sync_with_forgery(node, asker, height);
+        match self.nodes[node].strategy {
+            Some(Strategy::Garbage) => return self.answer_sync_with_forgery(node, asker, height),
+            Some(Strategy::SyncForger) => {
+                return self.answer_sync_with_valid_looking_block(node, asker, height);
+            }
+            Some(_) => return,
+            None => {}
         }
-        if !self.nodes[node].is_honest() || height == 0 {
+        if height == 0 {
             return;
         }
         let first = (height - 1) as usize;
         let decisions: Vec<Decision> = self.nodes[node]
+            .disk
+            .borrow()
             .chain
             .iter()
             .skip(first)
@@ -467,9 +585,9 @@ impl World {
         }
         state.sync_check_pending = false;
         let still_behind = state
-            .engine
+            .core
             .as_ref()
-            .is_some_and(|engine| engine.height() == height && !engine.is_decided());
+            .is_some_and(|core| core.engine().height() == height && !core.engine().is_decided());
         if !still_behind {
             return;
         }
@@ -487,114 +605,140 @@ impl World {
         );
     }
 
-    /// Feeds work to a node's engine and carries out every output, until nothing is left.
-    fn drive(&mut self, node: usize, first: Work) {
-        let mut work = VecDeque::from([first]);
-        while let Some(next) = work.pop_front() {
-            let validators = self.validators.clone();
-            let Some(engine) = self.nodes[node].engine.as_mut() else {
-                return;
-            };
-            let output = match next {
-                Work::Start => engine.start(),
-                Work::Input(input) => engine.handle(input),
-                Work::NextHeight => engine.start_next_height(validators),
-            };
-            self.carry_out(node, output, &mut work);
-        }
-    }
-
-    /// Persist → send → apply, as a real node must.
-    fn carry_out(&mut self, node: usize, output: Output, work: &mut VecDeque<Work>) {
-        let Output {
-            outbound,
-            timers,
-            requests,
-            decision,
-            evidence,
-            rejections,
-            sync_from,
-        } = output;
-        let messages = match outbound {
-            Outbound::Nothing => Vec::new(),
-            Outbound::Send(messages) => messages,
-            Outbound::PersistThenSend { state, messages } => {
-                self.nodes[node].persisted_safety = Some(*state);
-                messages
-            }
+    /// Runs one input through a node's core, then carries what it handed the network into the
+    /// world, records commits and evidence, and schedules its next wake-up. A node whose fuse
+    /// blew, or whose core stopped on a failed effect, has crashed.
+    fn step(
+        &mut self,
+        node: usize,
+        input: impl FnOnce(&mut SimCore<A>, Clock) -> Result<(), CoreError>,
+    ) {
+        let clock = self.clock(node);
+        let committed_before = self.nodes[node].committed_height();
+        let Some(core) = self.nodes[node].core.as_mut() else {
+            return;
         };
-        for message in messages {
-            self.send(node, message);
-        }
-        let incarnation = self.nodes[node].incarnation;
-        for timer in timers {
-            self.schedule_in(
-                timer.delay_ms,
-                Event::Timer {
-                    node,
-                    incarnation,
-                    timer,
-                },
-            );
-        }
-        for request in requests {
-            match request {
-                Request::ProposeBlock { height, round } => {
-                    let block = build_block(height, node as u32, round, self.rng.next_u64());
-                    self.checker.record_proposed(block.id);
-                    work.push_back(Work::Input(Input::BlockToPropose {
-                        height,
-                        round,
-                        block,
-                    }));
+        let before = core.counters();
+        let result = input(core, clock);
+        let after = core.counters();
+        self.stats.rejected_messages +=
+            (after.rejected_messages - before.rejected_messages) as usize;
+        self.stats.invalid_synced_blocks +=
+            (after.invalid_synced_blocks - before.invalid_synced_blocks) as usize;
+        let outgoing = std::mem::take(&mut *self.nodes[node].outbox.borrow_mut());
+        for item in outgoing {
+            match item {
+                Outgoing::Broadcast(messages) => {
+                    for message in messages {
+                        self.send(node, message);
+                    }
                 }
-                Request::ValidateBlock { height, block } => {
-                    work.push_back(Work::Input(Input::BlockVerdict {
-                        height,
-                        block_id: block.id,
-                        valid: is_valid_block(height, &block),
-                    }));
-                }
+                Outgoing::SyncRequest(height) => self.schedule_sync_check(node, height),
             }
         }
-        self.stats.rejected_messages += rejections.len();
-        for evidence in &evidence {
+        let reports = std::mem::take(&mut *self.nodes[node].reports.borrow_mut());
+        for evidence in &reports {
             self.stats.evidence_reported += 1;
             if self.nodes[node].is_honest() {
                 self.checker.record_evidence(node, evidence);
             }
         }
-        if let Some(decision) = decision {
-            assert_eq!(
-                decision.height,
-                self.nodes[node].committed_height() + 1,
-                "decisions arrive in height order"
-            );
-            if self.nodes[node].is_honest() {
-                self.checker.record_commit(node, &decision);
+        self.record_commits(node, committed_before);
+        let crashed = match &result {
+            Ok(()) => self.nodes[node].fuse.blown(),
+            Err(_) if self.nodes[node].fuse.blown() => true,
+            Err(error) => {
+                if self.nodes[node].is_honest() {
+                    self.checker.record_core_failure(node, error.to_string());
+                }
+                true
             }
-            self.nodes[node].chain.push(decision);
-            work.push_back(Work::NextHeight);
+        };
+        if crashed {
+            self.crash(node);
+            return;
         }
-        if let Some(height) = sync_from
-            && !self.nodes[node].sync_check_pending
-        {
-            self.nodes[node].sync_check_pending = true;
-            self.schedule_in(
-                SYNC_RETRY_MS,
-                Event::SyncCheck {
-                    node,
-                    incarnation,
-                    height,
-                },
-            );
+        self.check_memory(node);
+        self.schedule_wake(node);
+    }
+
+    fn record_commits(&mut self, node: usize, committed_before: Height) {
+        let new: Vec<Decision> = self.nodes[node]
+            .disk
+            .borrow()
+            .chain
+            .iter()
+            .skip(committed_before as usize)
+            .cloned()
+            .collect();
+        if !self.nodes[node].is_honest() {
+            return;
         }
+        let latest = self.latest_honest_unix_ms();
+        for decision in new {
+            let problems = if self.checker.is_new_height(decision.height) {
+                self.referee.problems(&decision, latest)
+            } else {
+                Vec::new()
+            };
+            self.checker.record_commit(node, &decision, problems);
+        }
+    }
+
+    /// What an honest core holds per peer stays bounded: next-height messages per validator, and
+    /// executed blocks per round.
+    fn check_memory(&mut self, node: usize) {
+        if !self.nodes[node].is_honest() {
+            return;
+        }
+        let Some(core) = self.nodes[node].core.as_ref() else {
+            return;
+        };
+        let engine = core.engine();
+        let buffered = engine.buffered_future_messages();
+        let buffered_bound = self.validators.len() * FUTURE_MESSAGES_PER_VALIDATOR;
+        let executed = core.executed_blocks();
+        // One proposal per round from its proposer, the rounds ahead the engine admits, and one
+        // block by sync.
+        let executed_bound = (engine.round() + ROUND_WINDOW) as usize + 2;
+        if buffered > buffered_bound || executed > executed_bound {
+            self.checker.record_memory(node, buffered, executed);
+        }
+    }
+
+    fn schedule_wake(&mut self, node: usize) {
+        let state = &mut self.nodes[node];
+        let Some(deadline) = state.core.as_ref().and_then(|core| core.next_deadline_ms()) else {
+            return;
+        };
+        let at_ms = deadline.max(self.now_ms);
+        if state.wakes.insert(at_ms) {
+            let incarnation = state.incarnation;
+            self.schedule_at(at_ms, Event::Wake { node, incarnation });
+        }
+    }
+
+    fn schedule_sync_check(&mut self, node: usize, height: Height) {
+        if self.nodes[node].sync_check_pending {
+            return;
+        }
+        self.nodes[node].sync_check_pending = true;
+        let incarnation = self.nodes[node].incarnation;
+        self.schedule_in(
+            SYNC_RETRY_MS,
+            Event::SyncCheck {
+                node,
+                incarnation,
+                height,
+            },
+        );
     }
 
     /// Sends one of a node's messages to every other validator (or, for a Byzantine node, what its
     /// strategy makes of it).
     fn send(&mut self, node: usize, message: Message) {
         if let Message::Proposal(proposal) = &message {
+            self.checker.record_proposed(proposal.block.id);
             let seen = self.blocks_seen.entry(message.height()).or_default();
             if !seen.contains(&proposal.block.id) {
                 seen.push(proposal.block.id);
@@ -619,5 +763,32 @@ impl World {
             }
             Some(strategy) => self.byzantine_send(node, strategy, message),
         }
+    }
+
+    /// A valid-looking block for `height` by `proposer`, built on the chain of a node at
+    /// `height - 1` (its own if it is there), as an adversary that sees every node could.
+    pub fn forge_block(
+        &mut self,
+        proposer: usize,
+        height: Height,
+        round: u32,
+        time_unix_ms: i64,
+        oversized: bool,
+    ) -> varde_consensus::Block {
+        let base = std::iter::once(proposer)
+            .chain(0..self.nodes.len())
+            .find(|node| self.nodes[*node].committed_height() + 1 == height)
+            .unwrap_or(proposer);
+        let nonce = self.rng.next_u64();
+        A::forge(
+            &self.shared,
+            base,
+            proposer as u32,
+            height,
+            round,
+            nonce,
+            time_unix_ms,
+            oversized,
+        )
     }
 }
