@@ -1,5 +1,6 @@
 //! The node's TOML configuration and its validation. Every error names the field and says what is
-//! wrong, so that an operator can fix the file without reading code.
+//! wrong, so that an operator can fix the file without reading code. It lives here, not in the
+//! node, so that it is parsed by the same code in the fuzz targets, which build without RocksDB.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -158,7 +159,7 @@ impl TestingConfig {
 
 /// Parses a 32-byte key written as 64 hex digits.
 pub fn parse_public_key(field: &str, text: &str) -> Result<[u8; 32], ConfigError> {
-    varde_ledger::hex::decode(text)
+    crate::hex::decode(text)
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
         .ok_or_else(|| ConfigError {
             field: field.to_owned(),
