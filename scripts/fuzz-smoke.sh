@@ -20,7 +20,7 @@ for target in $targets; do
     mkdir -p "$work/$target"
     if "$bin/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$work/" "$work/$target" "fuzz/seeds/$target" >"$work/$target.log" 2>&1; then
-        echo "fuzz-smoke: $target: $(grep -E '^#[0-9]+ +DONE' "$work/$target.log" | tail -n 1)"
+        echo "fuzz-smoke: $target: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$work/$target.log" | tail -n 1)"
     else
         echo "fuzz-smoke: $target FAILED; its log:" >&2
         tail -n 40 "$work/$target.log" >&2
