@@ -1,5 +1,5 @@
 //! Compiles `proto/varde/v1/*.proto` with protox (no system `protoc`), writes the descriptor set for
-//! server reflection, and generates the prost messages and tonic stubs.
+//! server reflection, and generates the prost messages and, with the `grpc` feature, the tonic stubs.
 
 use std::path::PathBuf;
 
@@ -22,9 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("varde_descriptor.bin"),
         prost::Message::encode_to_vec(&file_descriptor_set),
     )?;
+    // Cargo tells build scripts the crate's features through the environment.
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
+        .build_client(grpc)
+        .build_server(grpc)
         .compile_fds(file_descriptor_set)?;
     Ok(())
 }

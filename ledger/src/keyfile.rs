@@ -40,9 +40,14 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
         path: path.display().to_string(),
         source,
     })?;
-    SigningKey::from_pkcs8_pem(&text).map_err(|_| KeyFileError::Malformed {
+    signing_key_from_pem(&text).ok_or_else(|| KeyFileError::Malformed {
         path: path.display().to_string(),
     })
+}
+
+/// The signing key in a key file's text (PKCS#8 PEM, v1 or v2), if it holds one.
+pub fn signing_key_from_pem(text: &str) -> Option<SigningKey> {
+    SigningKey::from_pkcs8_pem(text).ok()
 }
 
 /// Writes `key` to a new file at `path` (never overwriting one), readable by its owner only.
@@ -51,12 +56,7 @@ pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyFileErr
         path: path.display().to_string(),
         source,
     };
-    let version_one = KeypairBytes {
-        secret_key: key.to_bytes(),
-        public_key: None,
-    };
-    let pem = version_one
-        .to_pkcs8_pem(LineEnding::LF)
+    let pem = signing_key_pem(key)
         .map_err(|error| write_error(std::io::Error::other(error.to_string())))?;
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -73,6 +73,17 @@ pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyFileErr
     })?;
     file.write_all(pem.as_bytes()).map_err(write_error)?;
     file.sync_all().map_err(write_error)
+}
+
+/// `key` as a key file holds it: PKCS#8 v1 PEM (no public key), zeroised when dropped.
+pub fn signing_key_pem(
+    key: &SigningKey,
+) -> ed25519_dalek::pkcs8::Result<impl std::ops::Deref<Target = String> + use<>> {
+    KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
 }
 
 /// The public key in lowercase hex, as genesis files and the CLI show it.

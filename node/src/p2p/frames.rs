@@ -1,11 +1,10 @@
-//! What peers' frames mean: decoding them into consensus values (a fault names what was wrong
-//! with a peer's frame) and reading committed blocks for a sync request.
-
-use std::sync::Arc;
+//! What peers' frames mean: decoding them into consensus values (through
+//! `varde_ledger::peer_frames`; a fault names what was wrong with a peer's frame) and reading
+//! committed blocks for a sync request.
 
 use anyhow::Context as _;
-use prost::Message as _;
 use varde_consensus::{Block, CommitCertificate, Height, Message};
+use varde_ledger::peer_frames::{self, FrameError};
 use varde_ledger::{Ledger, consensus_wire};
 use varde_proto::v1;
 use varde_storage::{Column, Store};
@@ -31,6 +30,15 @@ pub enum PeerFault {
     Unsolicited,
     #[error("a frame of {length} bytes exceeds the limit of {limit}")]
     Oversized { length: usize, limit: usize },
+}
+
+impl From<FrameError> for PeerFault {
+    fn from(error: FrameError) -> Self {
+        match error {
+            FrameError::Decode(error) => Self::Decode(error),
+            FrameError::Wire(error) => Self::Wire(error),
+        }
+    }
 }
 
 /// The bytes of a frame that respected its protocol's limit.
@@ -82,31 +90,9 @@ pub fn read_blocks<S: Store>(
 }
 
 pub fn decode_consensus(frame: &[u8]) -> Result<Vec<Message>, PeerFault> {
-    let batch = v1::ConsensusBatch::decode(frame)?;
-    batch
-        .messages
-        .into_iter()
-        .map(|message| consensus_wire::message_from_wire(message).map_err(PeerFault::from))
-        .collect()
+    Ok(peer_frames::decode_consensus(frame)?)
 }
 
 pub fn decode_synced(frame: &[u8]) -> Result<(Vec<(Block, CommitCertificate)>, Height), PeerFault> {
-    let response = v1::SyncResponse::decode(frame)?;
-    let mut blocks = Vec::with_capacity(response.blocks.len());
-    for synced in response.blocks {
-        let certificate = consensus_wire::certificate_from_wire(
-            synced
-                .certificate
-                .as_ref()
-                .ok_or(consensus_wire::WireError::Missing("certificate"))?,
-        )?;
-        blocks.push((
-            Block {
-                id: certificate.block_id,
-                payload: Arc::from(synced.block),
-            },
-            certificate,
-        ));
-    }
-    Ok((blocks, response.head_height))
+    Ok(peer_frames::decode_synced(frame)?)
 }
