@@ -1,10 +1,12 @@
-//! The ledger accumulator: an RFC 6962 Merkle tree over every transaction id since genesis, with
-//! inclusion proofs.
+//! The ledger accumulator: an RFC 9162 (RFC 6962) Merkle tree over every transaction id since
+//! genesis, with inclusion and consistency proofs.
 //!
 //! leaf hash = SHA-256(0x00 || transaction id); interior = SHA-256(0x01 || left || right); the root
 //! of n leaves splits at the largest power of two below n (RFC 6962 §2.1); the empty tree's root is
 //! SHA-256 of nothing. The store keeps every complete subtree's hash under `Column::Accumulator`:
-//! key = level (1 byte) || index at that level (8 bytes BE), plus `size` (8 bytes BE).
+//! key = level (1 byte) || index at that level (8 bytes BE), plus `size` (8 bytes BE), and the tree
+//! size after each block: key = `height` || height (8 bytes BE), so that a transaction's leaf index
+//! is one read away and its proof costs O(log n) reads.
 
 use sha2::{Digest, Sha256};
 use varde_storage::{Column, Store};
@@ -12,6 +14,7 @@ use varde_storage::{Column, Store};
 use crate::state::{StateError, StateView};
 
 const SIZE_KEY: &[u8] = b"size";
+const HEIGHT_PREFIX: &[u8] = b"height";
 
 pub fn leaf_hash(leaf: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
@@ -201,6 +204,151 @@ pub fn inclusion_proof<S: Store + ?Sized>(
     }))
 }
 
+fn height_key(height: u64) -> Vec<u8> {
+    [HEIGHT_PREFIX, &height.to_be_bytes()].concat()
+}
+
+/// Records the tree size after the block at `height`.
+pub fn record_height<S: Store + ?Sized>(view: &mut StateView<'_, S>, height: u64, size: u64) {
+    view.put(
+        Column::Accumulator,
+        height_key(height),
+        size.to_be_bytes().to_vec(),
+    );
+}
+
+/// The tree size after the block at `height` (0 before the first block).
+pub fn size_at_height<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    height: u64,
+) -> Result<Option<u64>, StateError> {
+    if height == 0 {
+        return Ok(Some(0));
+    }
+    view.get(Column::Accumulator, &height_key(height))?
+        .map(|bytes| {
+            <[u8; 8]>::try_from(bytes.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StateError::Corrupt {
+                    column: Column::Accumulator,
+                    detail: format!("the tree size at height {height} is not 8 bytes"),
+                })
+        })
+        .transpose()
+}
+
+/// A consistency proof: the tree of `first_size` leaves is a prefix of the tree of `second_size`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    pub first_size: u64,
+    pub second_size: u64,
+    pub path: Vec<[u8; 32]>,
+}
+
+/// The consistency proof between two sizes (RFC 9162 §2.1.4.1), or `None` unless
+/// `first_size <= second_size <= size`.
+pub fn consistency_proof<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    first_size: u64,
+    second_size: u64,
+) -> Result<Option<ConsistencyProof>, StateError> {
+    if first_size > second_size || second_size > size(view)? {
+        return Ok(None);
+    }
+    let mut path = Vec::new();
+    if first_size > 0 && first_size < second_size {
+        subproof_into(view, first_size, 0, second_size, true, &mut path)?;
+    }
+    Ok(Some(ConsistencyProof {
+        first_size,
+        second_size,
+        path,
+    }))
+}
+
+/// SUBPROOF(m, D[start:start+count], complete) of RFC 9162 §2.1.4.1.
+fn subproof_into<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    m: u64,
+    start: u64,
+    count: u64,
+    complete: bool,
+    path: &mut Vec<[u8; 32]>,
+) -> Result<(), StateError> {
+    if m == count {
+        if !complete {
+            path.push(range_hash(view, start, count)?);
+        }
+        return Ok(());
+    }
+    let k = split_point(count);
+    if m <= k {
+        subproof_into(view, m, start, k, complete, path)?;
+        path.push(range_hash(view, start + k, count - k)?);
+    } else {
+        subproof_into(view, m - k, start + k, count - k, false, path)?;
+        path.push(range_hash(view, start, k)?);
+    }
+    Ok(())
+}
+
+/// Checks that `first_root` (of `first_size` leaves) and `second_root` (of `second_size`) are
+/// roots of one growing tree (RFC 9162 §2.1.4.2's algorithm).
+pub fn verify_consistency(
+    proof: &ConsistencyProof,
+    first_root: &[u8; 32],
+    second_root: &[u8; 32],
+) -> bool {
+    let (first, second) = (proof.first_size, proof.second_size);
+    if first > second {
+        return false;
+    }
+    if first == second {
+        return proof.path.is_empty() && first_root == second_root;
+    }
+    if first == 0 {
+        return proof.path.is_empty();
+    }
+    let mut path = proof.path.as_slice();
+    let seed;
+    if first.is_power_of_two() {
+        seed = *first_root;
+    } else {
+        let Some((head, rest)) = path.split_first() else {
+            return false;
+        };
+        seed = *head;
+        path = rest;
+    }
+    let mut f_n = first - 1;
+    let mut s_n = second - 1;
+    while f_n & 1 == 1 {
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    let (mut f_r, mut s_r) = (seed, seed);
+    for c in path {
+        if s_n == 0 {
+            return false;
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            f_r = node_hash(c, &f_r);
+            s_r = node_hash(c, &s_r);
+            if f_n & 1 == 0 {
+                while f_n & 1 == 0 && f_n != 0 {
+                    f_n >>= 1;
+                    s_n >>= 1;
+                }
+            }
+        } else {
+            s_r = node_hash(&s_r, c);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    s_n == 0 && f_r == *first_root && s_r == *second_root
+}
+
 fn path_into<S: Store + ?Sized>(
     view: &StateView<'_, S>,
     leaf_index: u64,
@@ -304,6 +452,89 @@ mod tests {
         assert!(verify_inclusion(&leaves[3], &proof, &early_root));
         assert!(inclusion_proof(&view, 13, 13).unwrap().is_none());
         assert!(inclusion_proof(&view, 0, 14).unwrap().is_none());
+    }
+
+    // Between every pair of sizes up to 20 the proof verifies against the direct roots; it fails
+    // against another root, with a byte changed, or with a hash left out.
+    #[test]
+    fn consistency_proofs_between_every_pair_of_sizes() {
+        let store = MemoryStore::new();
+        let mut view = StateView::new(&store);
+        let leaves: Vec<Vec<u8>> = (0u8..20).map(|byte| vec![byte; 32]).collect();
+        for leaf in &leaves {
+            append(&mut view, leaf).unwrap();
+        }
+        let root_of = |size: usize| {
+            let slices: Vec<&[u8]> = leaves[..size].iter().map(Vec::as_slice).collect();
+            merkle_tree_hash(&slices)
+        };
+        for second in 0..=20u64 {
+            for first in 0..=second {
+                let proof = consistency_proof(&view, first, second).unwrap().unwrap();
+                let (first_root, second_root) = (root_of(first as usize), root_of(second as usize));
+                assert!(
+                    verify_consistency(&proof, &first_root, &second_root),
+                    "{first} -> {second}"
+                );
+                if first == 0 {
+                    continue;
+                }
+                assert!(!verify_consistency(&proof, &second_root, &first_root) || first == second);
+                for index in 0..proof.path.len() {
+                    let mut changed = proof.clone();
+                    changed.path[index][7] ^= 0x20;
+                    assert!(!verify_consistency(&changed, &first_root, &second_root));
+                    let mut shorter = proof.clone();
+                    shorter.path.remove(index);
+                    assert!(!verify_consistency(&shorter, &first_root, &second_root));
+                }
+                if first < second {
+                    let other = ConsistencyProof {
+                        first_size: first + 1,
+                        ..proof.clone()
+                    };
+                    assert!(!verify_consistency(&other, &first_root, &second_root));
+                }
+            }
+        }
+        assert!(consistency_proof(&view, 3, 21).unwrap().is_none());
+        assert!(consistency_proof(&view, 5, 4).unwrap().is_none());
+    }
+
+    // The consistency proofs published with the Certificate Transparency reference tree.
+    #[test]
+    fn reference_consistency_proofs() {
+        let store = MemoryStore::new();
+        let mut view = StateView::new(&store);
+        let leaves = reference_leaves();
+        for leaf in &leaves {
+            append(&mut view, leaf).unwrap();
+        }
+        let cases: [(u64, u64, &[&str]); 3] = [
+            (1, 1, &[]),
+            (
+                2,
+                5,
+                &[
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                ],
+            ),
+            (
+                6,
+                8,
+                &[
+                    "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                ],
+            ),
+        ];
+        for (first, second, expected) in cases {
+            let proof = consistency_proof(&view, first, second).unwrap().unwrap();
+            let hexes: Vec<String> = proof.path.iter().map(|hash| hex::encode(hash)).collect();
+            assert_eq!(hexes, expected, "{first} -> {second}");
+        }
     }
 
     // Hand-built proofs in the three-leaf tree: leaf 2 needs MTH(a,b); leaf 0 needs b, then c.

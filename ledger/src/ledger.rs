@@ -233,7 +233,9 @@ impl<S: Store> Ledger<S> {
             accumulator::append(&mut view, &transaction.id.0)?;
             transactions_root_leaves.push(&transaction.id.0);
         }
-        let ledger_root = accumulator::root_at(&view, accumulator::size(&view)?)?;
+        let ledger_size = accumulator::size(&view)?;
+        let ledger_root = accumulator::root_at(&view, ledger_size)?;
+        accumulator::record_height(&mut view, height, ledger_size);
         let header = v1::BlockHeader {
             height,
             previous_hash: previous_hash.to_vec(),
@@ -243,6 +245,7 @@ impl<S: Store> Ledger<S> {
             ledger_root: ledger_root.to_vec(),
             state_root: state_root.to_vec(),
             validator_set_hash: self.membership.validator_set_hash().to_vec(),
+            ledger_size,
         };
         let block_hash: [u8; 32] = Sha256::digest(header.encode_to_vec()).into();
         let block = v1::Block {

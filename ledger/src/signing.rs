@@ -283,6 +283,7 @@ signed_requests!(
     GetTransactionRequest,
     GetBlockRequest,
     GetInclusionProofRequest,
+    GetConsistencyProofRequest,
     StreamEventsRequest,
     ListMisbehaviourRequest,
     GetRecordRequest,

@@ -139,6 +139,116 @@ async fn every_action_type_is_committed() {
     node.stop().await;
 }
 
+// Three transactions in three blocks: each header carries the ledger tree's size and root; the
+// consistency proof between the first and the third header's sizes verifies against their roots
+// (and fails with a hash changed), and the first transaction's inclusion proof verifies against
+// the third header's root. Sizes out of range get INVALID_ARGUMENT.
+#[tokio::test]
+async fn headers_carry_the_ledger_tree_and_prove_consistency() {
+    use varde_ledger::accumulator::{self, ConsistencyProof, InclusionProof};
+    let dir = tempfile::tempdir().unwrap();
+    let keys = DemoKeys::from_seed(6);
+    let node = start_node(dir.path(), &keys).await;
+    let mut client = node.ledger().await;
+    let hospital = keys.of(demo::HOSPITAL);
+    let mut headers = Vec::new();
+    let mut ids = Vec::new();
+    for index in 0..3u8 {
+        let waited = commit(&mut client, anchor(&keys, &format!("tree-{index}"), index)).await;
+        let height = waited.receipt.as_ref().unwrap().height;
+        let block = client
+            .get_block(sign!(
+                hospital,
+                "/varde.v1.Ledger/GetBlock",
+                v1::GetBlockRequest { auth: None, height }
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        headers.push(block.header.unwrap());
+        ids.push(waited.transaction_id);
+    }
+    let root = |header: &v1::BlockHeader| -> [u8; 32] {
+        header.ledger_root.as_slice().try_into().unwrap()
+    };
+    let (first, last) = (&headers[0], &headers[2]);
+    assert!(first.ledger_size >= 1 && last.ledger_size >= first.ledger_size + 2);
+    let answer = client
+        .get_consistency_proof(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetConsistencyProof",
+            v1::GetConsistencyProofRequest {
+                auth: None,
+                first_size: first.ledger_size,
+                second_size: last.ledger_size,
+            }
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let proof = ConsistencyProof {
+        first_size: answer.first_size,
+        second_size: answer.second_size,
+        path: answer
+            .path
+            .iter()
+            .map(|hash| hash.as_slice().try_into().unwrap())
+            .collect(),
+    };
+    assert!(accumulator::verify_consistency(
+        &proof,
+        &root(first),
+        &root(last)
+    ));
+    let mut tampered = proof.clone();
+    tampered.path[0][0] ^= 1;
+    assert!(!accumulator::verify_consistency(
+        &tampered,
+        &root(first),
+        &root(last)
+    ));
+    let inclusion = client
+        .get_inclusion_proof(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetInclusionProof",
+            v1::GetInclusionProofRequest {
+                auth: None,
+                transaction_id: ids[0].clone(),
+                tree_size: last.ledger_size,
+            }
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let inclusion = InclusionProof {
+        leaf_index: inclusion.leaf_index,
+        tree_size: inclusion.tree_size,
+        audit_path: inclusion
+            .audit_path
+            .iter()
+            .map(|hash| hash.as_slice().try_into().unwrap())
+            .collect(),
+    };
+    assert!(accumulator::verify_inclusion(
+        &ids[0],
+        &inclusion,
+        &root(last)
+    ));
+    let refused = client
+        .get_consistency_proof(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetConsistencyProof",
+            v1::GetConsistencyProofRequest {
+                auth: None,
+                first_size: last.ledger_size + 1,
+                second_size: last.ledger_size,
+            }
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+}
+
 // Submit answers with the id at once; GetTransaction then reports it committed with its receipt and
 // envelope, GetBlock returns the block and GetInclusionProof verifies against the ledger root.
 #[tokio::test]

@@ -204,6 +204,14 @@ async fn unsigned_reads_are_unauthenticated_everywhere() {
             .await
             .map(|_| ()),
         ledger
+            .get_consistency_proof(v1::GetConsistencyProofRequest {
+                auth: None,
+                first_size: 1,
+                second_size: 0,
+            })
+            .await
+            .map(|_| ()),
+        ledger
             .stream_events(v1::StreamEventsRequest::default())
             .await
             .map(|_| ()),

@@ -244,17 +244,12 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         let store = self.context.ledger.store();
         let view = StateView::new(store);
         let size = accumulator::size(&view).map_err(internal)?;
-        // The accumulator holds every transaction of every block in order: the leaf index is the
-        // number of transactions in the blocks before this one plus the index in the block.
-        let head = self.height()?;
-        let mut after = 0u64;
-        for height in receipt.height..=head {
-            let block = self
-                .block_at(height)?
-                .ok_or_else(|| internal("a block is missing"))?;
-            after += block.transactions.len() as u64;
-        }
-        let leaf_index = size - after + u64::from(receipt.index);
+        // Leaves are every transaction of every block in order: the leaf index is the tree size
+        // after the block before plus the index in the block.
+        let before = accumulator::size_at_height(&view, receipt.height - 1)
+            .map_err(internal)?
+            .ok_or_else(|| internal("the tree size of a committed height is missing"))?;
+        let leaf_index = before + u64::from(receipt.index);
         let tree_size = if request.tree_size == 0 {
             size
         } else {
@@ -273,6 +268,37 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
             tree_size,
             audit_path: proof.audit_path.iter().map(|hash| hash.to_vec()).collect(),
             ledger_root: root.to_vec(),
+        }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<v1::GetConsistencyProofRequest>,
+    ) -> Result<Response<v1::GetConsistencyProofResponse>, Status> {
+        let request = request.into_inner();
+        self.authenticate("/varde.v1.Ledger/GetConsistencyProof", &request)?;
+        let view = StateView::new(self.context.ledger.store());
+        let size = accumulator::size(&view).map_err(internal)?;
+        let second_size = if request.second_size == 0 {
+            size
+        } else {
+            request.second_size
+        };
+        let proof = accumulator::consistency_proof(&view, request.first_size, second_size)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "fields `first_size` and `second_size` must satisfy first_size <= second_size <= {size} (the ledger size)"
+                ))
+            })?;
+        let first_root = accumulator::root_at(&view, proof.first_size).map_err(internal)?;
+        let second_root = accumulator::root_at(&view, proof.second_size).map_err(internal)?;
+        Ok(Response::new(v1::GetConsistencyProofResponse {
+            first_size: proof.first_size,
+            second_size: proof.second_size,
+            path: proof.path.iter().map(|hash| hash.to_vec()).collect(),
+            first_root: first_root.to_vec(),
+            second_root: second_root.to_vec(),
         }))
     }
 
