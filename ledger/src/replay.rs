@@ -101,20 +101,15 @@ pub fn forget_expired<S: Store + ?Sized>(
     height: u64,
     time_unix_ms: i64,
 ) -> Result<usize, StateError> {
+    // The indexes are ordered by expiry: only the expired front is read, however many ids wait.
     let mut expired: Vec<TransactionId> = Vec::new();
-    for (key, _) in view.scan_all(Column::Meta, BY_HEIGHT_PREFIX)? {
-        let (last, id) = split_ordered_key(BY_HEIGHT_PREFIX, &key)?;
-        if last >= height {
-            break;
-        }
-        expired.push(id);
+    let height_bound = [BY_HEIGHT_PREFIX, &height.to_be_bytes()].concat();
+    for (key, _) in view.scan_before(Column::Meta, BY_HEIGHT_PREFIX, &height_bound)? {
+        expired.push(split_ordered_key(BY_HEIGHT_PREFIX, &key)?.1);
     }
-    for (key, _) in view.scan_all(Column::Meta, BY_TIME_PREFIX)? {
-        let (last, id) = split_ordered_key(BY_TIME_PREFIX, &key)?;
-        if last >= ordered_time(time_unix_ms) {
-            break;
-        }
-        expired.push(id);
+    let time_bound = [BY_TIME_PREFIX, &ordered_time(time_unix_ms).to_be_bytes()].concat();
+    for (key, _) in view.scan_before(Column::Meta, BY_TIME_PREFIX, &time_bound)? {
+        expired.push(split_ordered_key(BY_TIME_PREFIX, &key)?.1);
     }
     expired.sort();
     expired.dedup();
@@ -263,5 +258,68 @@ mod tests {
         assert_eq!(forget_expired(&mut view, 7, 2_001).unwrap(), 1);
         assert_eq!(remembered_count(&view).unwrap(), 0);
         assert!(view.scan_all(Column::Meta, b"replay/").unwrap().is_empty());
+    }
+
+    /// Counts the entries the store hands out.
+    struct CountingStore {
+        inner: MemoryStore,
+        read: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for CountingStore {
+        fn get(
+            &self,
+            column: Column,
+            key: &[u8],
+        ) -> Result<Option<Vec<u8>>, varde_storage::StorageError> {
+            self.inner.get(column, key)
+        }
+
+        fn scan_prefix(
+            &self,
+            column: Column,
+            prefix: &[u8],
+            start_after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Vec<varde_storage::Entry>, varde_storage::StorageError> {
+            let page = self.inner.scan_prefix(column, prefix, start_after, limit)?;
+            self.read
+                .fetch_add(page.len(), std::sync::atomic::Ordering::Relaxed);
+            Ok(page)
+        }
+
+        fn write(
+            &self,
+            batch: varde_storage::WriteBatch,
+        ) -> Result<(), varde_storage::StorageError> {
+            self.inner.write(batch)
+        }
+    }
+
+    // Forgetting reads the expired front of the indexes only: with thousands of ids waiting, a
+    // block that expires two reads a page at most, not the whole index.
+    #[test]
+    fn forgetting_reads_only_the_expired_front() {
+        let store = CountingStore {
+            inner: MemoryStore::new(),
+            read: Default::default(),
+        };
+        let mut view = StateView::new(&store);
+        for index in 0..3_000u32 {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&index.to_be_bytes());
+            let expiry = Expiry {
+                height: Some(if index < 2 { 5 } else { 1_000 }),
+                unix_ms: Some(10_000_000),
+            };
+            remember(&mut view, &TransactionId(bytes), &expiry);
+        }
+        store.inner.write(view.into_batch()).unwrap();
+        let mut view = StateView::new(&store);
+        assert_eq!(forget_expired(&mut view, 6, 0).unwrap(), 2);
+        let read = store.read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(read <= 2 * 256, "{read} index entries read");
+        store.inner.write(view.into_batch()).unwrap();
+        assert_eq!(remembered_count(&StateView::new(&store)).unwrap(), 2_998);
     }
 }

@@ -71,6 +71,44 @@ impl<'a, S: Store + ?Sized> StateView<'a, S> {
     }
 
     /// Every entry under `prefix`, committed and pending merged, in key order.
+    /// The entries under `prefix` whose keys sort before `bound`, pending writes included. Reads
+    /// only up to the bound, so the cost follows what is found, not what the column holds.
+    pub fn scan_before(
+        &self,
+        column: Column,
+        prefix: &[u8],
+        bound: &[u8],
+    ) -> Result<Vec<Entry>, StateError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut cursor: Option<Vec<u8>> = None;
+        'pages: loop {
+            let page = self
+                .store
+                .scan_prefix(column, prefix, cursor.as_deref(), SCAN_PAGE)?;
+            let full = page.len() == SCAN_PAGE;
+            cursor = page.last().map(|(key, _)| key.clone());
+            for (key, value) in page {
+                if key.as_slice() >= bound {
+                    break 'pages;
+                }
+                merged.insert(key, value);
+            }
+            if !full {
+                break;
+            }
+        }
+        for ((pending_column, key), value) in self.pending.range((column, prefix.to_vec())..) {
+            if *pending_column != column || !key.starts_with(prefix) || key.as_slice() >= bound {
+                break;
+            }
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
     pub fn scan_all(&self, column: Column, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut cursor: Option<Vec<u8>> = None;
