@@ -60,8 +60,9 @@ fn python_environment() -> PathBuf {
 
 // The Python client passes every transaction and query signing vector; its anchor, signed with the
 // demo hospital's PEM key and sent with SubmitAndWait, is applied and read back with a signed
-// query, while unsigned and replayed reads are refused; `query records` then lists the record
-// with the client's transaction id.
+// query, while unsigned and replayed reads are refused; its inclusion and consistency proofs verify
+// under the client's own RFC 9162 code against the block headers; `query records` then lists the
+// record with the client's transaction id.
 #[test]
 fn python_client_signs_and_submits_an_anchor() {
     let python = python_environment();
@@ -90,6 +91,8 @@ fn python_client_signs_and_submits_an_anchor() {
         "signed GetTransaction returns the committed anchor",
         "an unsigned read is refused: UNAUTHENTICATED",
         "a replayed read is refused: UNAUTHENTICATED",
+        "verified (RFC 9162)",
+        "consistency proof",
     ] {
         assert!(stdout.contains(step), "{step}: {stdout}");
     }

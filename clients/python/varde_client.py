@@ -17,8 +17,11 @@ http://HOST:PORT for a node configured for plaintext on loopback.
 4. Recomputes every vector of proto/testdata/query-signing-vectors.json (varde-query-v2 of
    query_service.proto), then reads the anchor back with a signed GetTransaction: it must come
    back committed with its body, while the same request unsigned, and the signed one sent a
-   second time (a replay), are refused with UNAUTHENTICATED. The last line on stdout is a JSON
-   object with the transaction id and the record id.
+   second time (a replay), are refused with UNAUTHENTICATED.
+5. Checks the anchor's inclusion proof, and a consistency proof from an earlier block's ledger
+   tree, with its own RFC 9162 verification against the block headers' `ledger_size` and
+   `ledger_root`. The last line on stdout is a JSON object with the transaction id and the
+   record id.
 """
 
 import argparse
@@ -280,6 +283,9 @@ def submit_anchor(endpoint: str, ca_file, key_path: str, stubs) -> int:
         )
         response = ledger.SubmitAndWait(request, timeout=40)
         read_back(ledger, stubs, private_key, chain_id, transaction_id, body)
+        check_ledger_proofs(
+            ledger, stubs, private_key, chain_id, transaction_id, response.receipt.height
+        )
 
     if response.transaction_id != transaction_id:
         sys.exit(
@@ -332,6 +338,133 @@ def read_back(ledger, stubs, private_key, chain_id, transaction_id, body):
             print(f"ok   {what} read is refused: UNAUTHENTICATED")
             continue
         sys.exit(f"FAIL: {what} read was answered")
+
+
+# RFC 9162 §2.1: the ledger tree's hashes, and the proof checks of §2.1.3.2 and §2.1.4.2.
+def rfc9162_leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def rfc9162_node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def rfc9162_verify_inclusion(leaf, index, size, path, root) -> bool:
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, rfc9162_leaf(leaf)
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = rfc9162_node(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = rfc9162_node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def rfc9162_verify_consistency(first, second, path, first_root, second_root) -> bool:
+    if first > second:
+        return False
+    if first == second:
+        return not path and first_root == second_root
+    if first == 0:
+        return not path
+    path = list(path)
+    if first & (first - 1) == 0:
+        path.insert(0, first_root)
+    if not path:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = rfc9162_node(c, fr)
+            sr = rfc9162_node(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = rfc9162_node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+def check_ledger_proofs(ledger, stubs, private_key, chain_id, transaction_id, height):
+    """The anchor's inclusion proof, and a consistency proof from an earlier block's ledger tree,
+    verify under this file's own RFC 9162 code against the block headers; with a bit changed they
+    do not."""
+    service = stubs["ledger_service"]
+
+    def signed(method, request):
+        return sign_query(private_key, chain_id, f"/varde.v1.Ledger/{method}", request, stubs)
+
+    def header_at(at):
+        request = signed("GetBlock", service.GetBlockRequest(height=at))
+        return ledger.GetBlock(request, timeout=10).header
+
+    header = header_at(height)
+    proof = ledger.GetInclusionProof(
+        signed(
+            "GetInclusionProof",
+            service.GetInclusionProofRequest(
+                transaction_id=transaction_id, tree_size=header.ledger_size
+            ),
+        ),
+        timeout=10,
+    )
+    path = list(proof.audit_path)
+    index, size = proof.leaf_index, proof.tree_size
+    if size != header.ledger_size or not rfc9162_verify_inclusion(
+        transaction_id, index, size, path, header.ledger_root
+    ):
+        sys.exit("FAIL: the inclusion proof does not verify against the block header")
+    if path:
+        bent = [bytes([path[0][0] ^ 1]) + path[0][1:]] + path[1:]
+        if rfc9162_verify_inclusion(transaction_id, index, size, bent, header.ledger_root):
+            sys.exit("FAIL: a changed inclusion proof still verifies")
+    print(f"ok   inclusion proof of leaf {index} in {size} verified (RFC 9162)")
+    earlier = next(
+        (
+            h
+            for h in (header_at(at) for at in range(1, height))
+            if 0 < h.ledger_size < header.ledger_size
+        ),
+        None,
+    )
+    if earlier is None:
+        sys.exit("FAIL: no earlier block has a smaller ledger tree")
+    answer = ledger.GetConsistencyProof(
+        signed(
+            "GetConsistencyProof",
+            service.GetConsistencyProofRequest(
+                first_size=earlier.ledger_size, second_size=header.ledger_size
+            ),
+        ),
+        timeout=10,
+    )
+    first, second, path = answer.first_size, answer.second_size, list(answer.path)
+    if (first, second) != (earlier.ledger_size, header.ledger_size) or not (
+        rfc9162_verify_consistency(first, second, path, earlier.ledger_root, header.ledger_root)
+    ):
+        sys.exit("FAIL: the consistency proof does not verify against the block headers")
+    bent = [bytes([path[-1][0] ^ 1]) + path[-1][1:]] + path[:-1] if path else path
+    if path and rfc9162_verify_consistency(
+        first, second, bent, earlier.ledger_root, header.ledger_root
+    ):
+        sys.exit("FAIL: a changed consistency proof still verifies")
+    print(f"ok   consistency proof {first} -> {second} verified (RFC 9162)")
 
 
 def main() -> int:
