@@ -1,5 +1,6 @@
-//! Varde's benchmarks: criterion micro-benchmarks (see BENCHMARKS.md).
+//! The home of Varde's criterion micro-benchmarks and of the open-loop load generator; it holds
+//! neither yet (issue 11).
 //!
-//! The network load generator is `varde testnet bench` (`varde_testnet::local::load`): closed-loop
-//! clients that sign and submit transactions to a local network. It lives beside the chaos run,
-//! which drives the same load while it injects faults.
+//! Today's load generator is `varde testnet bench` (`varde_testnet::local::load`): closed-loop
+//! clients that sign and submit transactions to a local network, beside the chaos run, which drives
+//! the same load while it injects faults. BENCHMARKS.md records its figures.
