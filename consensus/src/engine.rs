@@ -466,6 +466,12 @@ impl Engine {
         self.round_proof = state.round_proof;
         if let Some(valid) = state.valid {
             self.remember_block(valid.block.clone(), true);
+            // The prevotes that made the block valid count again: re-proposing it (L16) needs its
+            // polka in this engine's own tally (L28), or a restarted proposer would not prevote
+            // its own re-proposal and, with one more validator silent, the height would stall.
+            for prevote in &valid.prevotes {
+                self.on_vote(prevote.clone());
+            }
             self.valid = Some(valid);
         }
         if let Some(own) = state.own_proposal {

@@ -29,6 +29,22 @@ fn a_thousand_seeds_hold_every_invariant() {
     );
 }
 
+// Seeds that once failed, each with what it showed:
+// - 4624, 6018: a validator restarted with a valid block in its safety state re-proposed it
+//   without counting the block's polka again, so it did not prevote its own re-proposal; with a
+//   Byzantine validator refusing every block, the height stalled (liveness).
+#[test]
+fn seeds_that_once_failed_hold_every_invariant() {
+    for seed in [4_624, 6_018] {
+        let report = run_seed(seed, None);
+        assert!(
+            report.violations.is_empty(),
+            "{}",
+            describe(std::slice::from_ref(&report))
+        );
+    }
+}
+
 /// The first seed below 1,000 on which two honest validators commit different blocks.
 fn first_agreement_violation(broken_rule: BrokenRule) -> Option<SeedReport> {
     first_violation(broken_rule, |violation| {
