@@ -74,12 +74,30 @@ pub fn kill(pid: u32, marker: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGSTOP: the process stops where it is; its peers' messages wait in the sockets.
+pub fn pause(pid: u32, marker: &str) -> anyhow::Result<()> {
+    if is_running(pid, marker) {
+        signal(pid, Signal::SIGSTOP)?;
+    }
+    Ok(())
+}
+
+/// SIGCONT: a paused process goes on, and reads what arrived meanwhile.
+pub fn resume(pid: u32, marker: &str) -> anyhow::Result<()> {
+    if is_running(pid, marker) {
+        signal(pid, Signal::SIGCONT)?;
+    }
+    Ok(())
+}
+
 /// SIGTERM, a grace period for a clean shutdown, then SIGKILL.
 pub fn stop(pid: u32, marker: &str) -> anyhow::Result<()> {
     if !is_running(pid, marker) {
         return Ok(());
     }
     signal(pid, Signal::SIGTERM)?;
+    // A paused process would hold the SIGTERM until it is continued.
+    signal(pid, Signal::SIGCONT)?;
     if wait_gone(pid, marker, Duration::from_secs(10)) {
         return Ok(());
     }
