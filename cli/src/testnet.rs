@@ -110,6 +110,7 @@ pub enum TestnetCommand {
     /// feature `byzantine-test`; without it they are left out (and the run says so). The last
     /// line is `acknowledged: A, lost: L, forks: F, seconds: T`.
     Chaos {
+        /// How long the faults and the load go on.
         #[arg(long)]
         seconds: u64,
         /// The network's directory (must not exist).
@@ -120,7 +121,8 @@ pub enum TestnetCommand {
         /// Closed-loop clients submitting signed transactions.
         #[arg(long, default_value_t = 8)]
         clients: usize,
-        /// Seeds the fault schedule (random when not given; printed either way).
+        /// Seeds the fault schedule, the clock skews and the Byzantine validator's attacks
+        /// (random when not given; printed either way).
         #[arg(long)]
         seed: Option<u64>,
         /// Keep the network's data and logs after the run.
