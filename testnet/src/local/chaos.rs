@@ -230,22 +230,32 @@ async fn run_on(
         super::restart_if_stopped(launcher, &layout.root, index)?;
     }
     let head = settle(&validators, &ca).await?;
-    let mut clients = Vec::with_capacity(validators.len());
-    for validator in &validators {
-        clients.push(ledger(*validator, &ca).await?);
-    }
-    // The checks read as the demo auditor, who may see every block and transaction.
+    // The checks read as the demo auditor, who may see every block and transaction. Each
+    // validator is read by its own task: a long run has many transactions to look up.
     let reader = keys.of(varde_node::demo::AUDITOR).clone();
-    let forks = count_forks(&mut clients, &reader, head).await?;
-    let mut lost = 0;
-    for id in &report.acknowledged {
-        for client in &mut clients {
-            if !is_committed(client, &reader, id).await? {
-                lost += 1;
-                break;
-            }
+    let acknowledged = Arc::new(report.acknowledged.clone());
+    let mut reads = Vec::with_capacity(validators.len());
+    for validator in &validators {
+        let client = ledger(*validator, &ca).await?;
+        reads.push(tokio::spawn(read_validator(
+            client,
+            reader.clone(),
+            head,
+            acknowledged.clone(),
+        )));
+    }
+    let mut views = Vec::with_capacity(reads.len());
+    for read in reads {
+        views.push(read.await.context("a check task failed")??);
+    }
+    let forks = count_forks(&views);
+    let mut missing = vec![false; acknowledged.len()];
+    for view in &views {
+        for index in &view.missing {
+            missing[*index] = true;
         }
     }
+    let lost = missing.iter().filter(|missing| **missing).count();
     Ok(ChaosOutcome {
         acknowledged: report.acknowledged.len(),
         lost,
@@ -291,36 +301,57 @@ async fn settle(validators: &[std::net::SocketAddr], ca: &Certificate) -> anyhow
     Ok(target)
 }
 
-/// Heights up to `head` at which some validator's block header differs from the first's.
-async fn count_forks(
-    clients: &mut [LedgerClient],
-    reader: &ed25519_dalek::SigningKey,
+/// What one validator holds: its headers from height 1 on, and which acknowledged
+/// transactions (by index) it lacks.
+struct View {
+    headers: Vec<Option<v1::BlockHeader>>,
+    missing: Vec<usize>,
+}
+
+async fn read_validator(
+    mut client: LedgerClient,
+    reader: ed25519_dalek::SigningKey,
     head: u64,
-) -> anyhow::Result<usize> {
-    let mut forks = 0;
+    acknowledged: Arc<Vec<Vec<u8>>>,
+) -> anyhow::Result<View> {
+    let mut headers = Vec::with_capacity(head as usize);
     for height in 1..=head {
-        let mut reference: Option<v1::BlockHeader> = None;
-        for client in clients.iter_mut() {
-            let request = signed(reader, "/varde.v1.Ledger/GetBlock", |auth| {
-                v1::GetBlockRequest { auth, height }
-            })?;
-            let header = client
-                .get_block(request)
-                .await
-                .with_context(|| format!("reading block {height}"))?
-                .into_inner()
-                .header;
-            match (&reference, header) {
-                (None, Some(header)) => reference = Some(header),
-                (Some(expected), Some(header)) if *expected == header => {}
-                _ => {
-                    forks += 1;
-                    break;
-                }
-            }
+        let request = signed(&reader, "/varde.v1.Ledger/GetBlock", |auth| {
+            v1::GetBlockRequest { auth, height }
+        })?;
+        let header = client
+            .get_block(request)
+            .await
+            .with_context(|| format!("reading block {height}"))?
+            .into_inner()
+            .header;
+        headers.push(header);
+    }
+    let mut missing = Vec::new();
+    for (index, id) in acknowledged.iter().enumerate() {
+        if !is_committed(&mut client, &reader, id).await? {
+            missing.push(index);
         }
     }
-    Ok(forks)
+    Ok(View { headers, missing })
+}
+
+/// Heights at which some validator's block header differs from the first's, or is missing.
+fn count_forks(views: &[View]) -> usize {
+    let Some((first, others)) = views.split_first() else {
+        return 0;
+    };
+    first
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|(height, header)| {
+            header.is_none()
+                || others
+                    .iter()
+                    .any(|view| view.headers.get(*height) != Some(*header))
+        })
+        .count()
 }
 
 /// A read request signed by `reader` (varde-query-v2): `build(auth)` makes it.
