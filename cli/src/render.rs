@@ -433,7 +433,7 @@ pub fn testnet_status_text(reports: &[varde_testnet::local::NodeReport]) -> Stri
             Ok(status) => text.push_str(&format!(
                 "{:<3} {:<8} {:>7} {:>5} {:>5} {:>7} {:>9} {:>9}  {:<16} {}\n",
                 report.node.index,
-                if report.node.byzantine {
+                if report.node.is_byzantine() {
                     "byzant."
                 } else {
                     "running"

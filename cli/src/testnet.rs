@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::json;
+use varde_node::config::{Attack, TestingConfig};
 use varde_testnet::local::{self, Launcher, UpOptions};
 
 use crate::exit::Outcome;
@@ -47,9 +48,13 @@ pub enum TestnetCommand {
         validators: usize,
         #[command(flatten)]
         dir: DirArgs,
-        /// Start validator I in a Byzantine test mode: it signs conflicting proposals and votes.
+        /// Start validator I in a Byzantine test mode (a fresh network only; needs a varde
+        /// built with the test-only feature `byzantine-test`).
         #[arg(long, value_name = "I")]
         byzantine: Option<usize>,
+        /// What the Byzantine validator does (repeat for several).
+        #[arg(long = "attack", value_enum, value_name = "KIND", default_values_t = [AttackArg::Equivocate], requires = "byzantine")]
+        attacks: Vec<AttackArg>,
         /// Do not load the demo institutions' records, grant and access event.
         #[arg(long)]
         no_demo_data: bool,
@@ -58,6 +63,18 @@ pub enum TestnetCommand {
     Status(DirArgs),
     /// Kill validator I with SIGKILL.
     Kill {
+        index: usize,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Pause validator I with SIGSTOP (messages to and from it wait until `resume`).
+    Pause {
+        index: usize,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Continue a paused validator I with SIGCONT.
+    Resume {
         index: usize,
         #[command(flatten)]
         dir: DirArgs,
@@ -84,11 +101,16 @@ pub enum TestnetCommand {
     Heal(DirArgs),
     /// Stop every process of the network; data and logs stay in DIR.
     Down(DirArgs),
-    /// Run a fresh network under steady load for S seconds while killing, restarting and
-    /// isolating validators (never more than f at once), then check that every acknowledged
-    /// transaction is committed on every validator and that all hold the same chain. The last
+    /// Run a fresh network under steady load for S seconds while killing, pausing (SIGSTOP,
+    /// then SIGCONT), isolating and delaying validators and setting one's clock 60 s ahead,
+    /// with honest clocks skewed by up to 10 s and, from 7 validators on, one Byzantine
+    /// validator throughout (never more than f faulty at once); then check that every
+    /// acknowledged transaction is committed on every validator and that all hold the same
+    /// chain. Clock skew and the Byzantine validator need a varde built with the test-only
+    /// feature `byzantine-test`; without it they are left out (and the run says so). The last
     /// line is `acknowledged: A, lost: L, forks: F, seconds: T`.
     Chaos {
+        /// How long the faults and the load go on.
         #[arg(long)]
         seconds: u64,
         /// The network's directory (must not exist).
@@ -99,12 +121,16 @@ pub enum TestnetCommand {
         /// Closed-loop clients submitting signed transactions.
         #[arg(long, default_value_t = 8)]
         clients: usize,
-        /// Seeds the fault schedule (random when not given; printed either way).
+        /// Seeds the fault schedule, the clock skews and the Byzantine validator's attacks
+        /// (random when not given; printed either way).
         #[arg(long)]
         seed: Option<u64>,
         /// Keep the network's data and logs after the run.
         #[arg(long)]
         keep: bool,
+        /// No Byzantine validator, even with 7 or more (all of f goes to the other faults).
+        #[arg(long)]
+        no_byzantine: bool,
     },
     /// Measure a fresh network: closed-loop clients submit signed transactions for S seconds;
     /// prints committed throughput and submit-to-commit latency percentiles.
@@ -123,6 +149,30 @@ pub enum TestnetCommand {
     Relay(DirArgs),
 }
 
+/// `--attack` of `testnet up`: the config's [`Attack`], spelled for the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttackArg {
+    /// Every proposal and vote is followed by a conflicting one.
+    Equivocate,
+    /// Half of the peers get conflicting proposals and votes.
+    SplitViews,
+    /// Sync requests get a block dated a day ahead under a one-signature certificate.
+    FutureSync,
+    /// Votes with invalid signatures, as fast as the connections take them.
+    VoteFlood,
+}
+
+impl AttackArg {
+    fn attack(self) -> Attack {
+        match self {
+            AttackArg::Equivocate => Attack::Equivocate,
+            AttackArg::SplitViews => Attack::SplitViews,
+            AttackArg::FutureSync => Attack::FutureSync,
+            AttackArg::VoteFlood => Attack::VoteFlood,
+        }
+    }
+}
+
 pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -133,12 +183,23 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
             validators,
             dir,
             byzantine,
+            attacks,
             no_demo_data,
         } => {
+            let testing = byzantine
+                .map(|index| {
+                    let config = TestingConfig {
+                        attacks: attacks.iter().map(|attack| attack.attack()).collect(),
+                        clock_offset_ms: 0,
+                    };
+                    (index, config)
+                })
+                .into_iter()
+                .collect();
             let options = UpOptions {
                 validators,
                 dir: dir.dir,
-                byzantine,
+                testing,
                 load_demo_data: !no_demo_data,
                 timeout: Duration::from_secs(60),
             };
@@ -157,7 +218,8 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                         "metrics": format!("http://{}/metrics", node.metrics),
                         "peer": node.peer.to_string(),
                         "pid": node.pid,
-                        "byzantine": node.byzantine,
+                        "byzantine": node.is_byzantine(),
+                        "attacks": node.testing.attacks,
                     })
                 })
                 .collect();
@@ -178,7 +240,11 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                             node.operator,
                             node.grpc,
                             node.metrics,
-                            if node.byzantine { "  (Byzantine)" } else { "" }
+                            if node.is_byzantine() {
+                                "  (Byzantine)"
+                            } else {
+                                ""
+                            }
                         ));
                     }
                     text.push_str(&format!(
@@ -220,6 +286,20 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
             local::kill(&dir.dir, index)?;
             render::emit(json_output, &json!({"killed": index}), || {
                 format!("validator {index} killed (SIGKILL)")
+            });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Pause { index, dir } => {
+            local::pause(&dir.dir, index)?;
+            render::emit(json_output, &json!({"paused": index}), || {
+                format!("validator {index} paused (SIGSTOP)")
+            });
+            Ok(Outcome::Success)
+        }
+        TestnetCommand::Resume { index, dir } => {
+            local::resume(&dir.dir, index)?;
+            render::emit(json_output, &json!({"resumed": index}), || {
+                format!("validator {index} resumed (SIGCONT)")
             });
             Ok(Outcome::Success)
         }
@@ -270,6 +350,7 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
             clients,
             seed,
             keep,
+            no_byzantine,
         } => {
             let options = local::chaos::ChaosOptions {
                 dir: dir.clone(),
@@ -277,6 +358,7 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
                 validators,
                 clients,
                 seed: seed.unwrap_or_else(rand::random),
+                byzantine: !no_byzantine,
             };
             let outcome =
                 runtime.block_on(local::chaos::run(&Launcher::current()?, &options, |line| {

@@ -143,17 +143,69 @@ pub struct PeerConfig {
     pub address: SocketAddr,
 }
 
-/// Behaviour for tests of the network's fault tolerance. Never set on a real network.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Behaviour for tests of the network's fault tolerance (`[testing]`). Refused unless
+/// varde-node is built with the feature `byzantine-test`, so that no production build can be
+/// configured into misbehaving.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TestingConfig {
-    /// Byzantine: sign conflicting proposals and votes and send them to different peers.
-    pub equivocate: bool,
+    /// Byzantine behaviours of this validator's network layer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attacks: Vec<Attack>,
+    /// Added to this node's wall clock (block times, clock-drift checks, expiries).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub clock_offset_ms: i64,
 }
+
+/// A Byzantine behaviour, carried out by the network layer (`p2p/byzantine.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attack {
+    /// Every proposal and vote is followed by a conflicting one, signed with the same key.
+    Equivocate,
+    /// Half of the peers get the proposals and votes, the other half conflicting ones.
+    SplitViews,
+    /// Sync requests are answered with a block dated a day ahead under a one-signature
+    /// certificate.
+    FutureSync,
+    /// Votes with invalid signatures, sent as fast as the connections take them.
+    VoteFlood,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+/// Whether this build accepts a `[testing]` section (feature `byzantine-test`).
+pub const TESTING_SUPPORTED: bool = cfg!(feature = "byzantine-test");
+
+/// The largest clock offset accepted: an hour either way.
+pub const CLOCK_OFFSET_MAX_MS: i64 = 3_600_000;
 
 impl TestingConfig {
     pub fn is_off(&self) -> bool {
-        !self.equivocate
+        self.attacks.is_empty() && self.clock_offset_ms == 0
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.is_off() {
+            return Ok(());
+        }
+        if !TESTING_SUPPORTED {
+            return Err(ConfigError {
+                field: "testing".to_owned(),
+                problem: "this varde-node is built without the test-only feature \
+                          `byzantine-test`; remove the [testing] section (it makes a validator \
+                          misbehave, for fault-tolerance tests only)"
+                    .to_owned(),
+            });
+        }
+        check_range(
+            "testing.clock_offset_ms",
+            self.clock_offset_ms,
+            -CLOCK_OFFSET_MAX_MS,
+            CLOCK_OFFSET_MAX_MS,
+        )
     }
 }
 
@@ -517,6 +569,7 @@ impl NodeConfig {
         if let Some(network) = &self.network {
             network.validate()?;
         }
+        self.testing.validate()?;
         // The proposer must answer well within the propose timeout, or it times itself out.
         if self.block.empty_block_wait_ms.saturating_mul(2) > self.consensus.propose_timeout_ms {
             return Err(ConfigError {
@@ -706,6 +759,30 @@ grpc_tls = { plaintext = true }
             dir.path().join("tls/key.pem")
         );
         assert!(!tls.plaintext);
+    }
+
+    // A [testing] section is refused by a build without the test-only feature; with it, the
+    // clock offset is bounded.
+    #[test]
+    fn testing_section_needs_the_test_feature() {
+        let text = format!("{MINIMAL}\n[testing]\nattacks = [\"vote-flood\"]\n");
+        let result = NodeConfig::from_toml(&text);
+        if cfg!(feature = "byzantine-test") {
+            let config = result.unwrap();
+            assert_eq!(config.testing.attacks, vec![Attack::VoteFlood]);
+            assert_eq!(NodeConfig::from_toml(&config.to_toml()).unwrap(), config);
+            let skewed = format!("{MINIMAL}\n[testing]\nclock_offset_ms = 3600001\n");
+            assert_eq!(
+                NodeConfig::from_toml(&skewed).unwrap_err().field,
+                "testing.clock_offset_ms"
+            );
+        } else {
+            let error = result.unwrap_err();
+            assert_eq!(error.field, "testing");
+            assert!(error.problem.contains("byzantine-test"), "{error}");
+        }
+        let unknown = format!("{MINIMAL}\n[testing]\nattacks = [\"lie\"]\n");
+        assert!(NodeConfig::from_toml(&unknown).is_err());
     }
 
     // An empty path is refused by name.

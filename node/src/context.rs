@@ -1,6 +1,7 @@
 //! What the node's tasks share: the ledger, the mempool, the committed-block broadcast and the
 //! metrics. Each part documents who writes it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::{Notify, broadcast, mpsc};
@@ -69,11 +70,23 @@ impl<S: Store> NodeContext<S> {
     }
 }
 
+/// A test-only skew of this process's clock (`[testing] clock_offset_ms`); stays 0 unless
+/// varde-node is built with the feature `byzantine-test`.
+static CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Skews [`now_unix_ms`] by `offset_ms` (feature `byzantine-test` only; otherwise no effect).
+pub fn set_clock_offset_ms(offset_ms: i64) {
+    if cfg!(feature = "byzantine-test") {
+        CLOCK_OFFSET_MS.store(offset_ms, Ordering::Relaxed);
+    }
+}
+
 /// Wall-clock time in Unix milliseconds.
 pub fn now_unix_ms() -> i64 {
-    std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64);
+    now.saturating_add(CLOCK_OFFSET_MS.load(Ordering::Relaxed))
 }
 
 /// The first 8 bytes of a hash in hex: enough to recognise it in a log, too short to be an index.

@@ -9,7 +9,6 @@
 //!   mempool and reads the ledger;
 //! - the metrics endpoint ([`metrics`]).
 
-pub mod byzantine;
 pub mod config;
 pub mod context;
 pub mod demo;

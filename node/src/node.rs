@@ -72,6 +72,7 @@ pub async fn start<S: Store + 'static>(
         .as_ref()
         .context("invalid node configuration: grpc_tls is missing")?;
     crate::tls::install_crypto_provider();
+    crate::context::set_clock_offset_ms(config.testing.clock_offset_ms);
     let server_tls = crate::tls::server_tls_config(grpc_tls)?;
     let tls_enabled = server_tls.is_some();
     let signing_key = varde_ledger::keyfile::read_signing_key(&config.validator_key_path)?;
@@ -104,19 +105,11 @@ pub async fn start<S: Store + 'static>(
                 validators: context.ledger.membership().validator_keys(),
                 observers: network.observer_keys()?,
                 consensus_frame_bytes_max: config.block.max_bytes + 1024 * 1024,
+                attacks: config.testing.attacks.clone(),
             };
             let (handle, task) = p2p::build(&settings, &signing_key, context.clone())?;
             (Box::new(handle), Some(task))
         }
-    };
-    let network: Box<dyn Network + Send> = if config.testing.equivocate {
-        Box::new(crate::byzantine::Equivocator::new(
-            network,
-            context.ledger.chain_id(),
-            signing_key.clone(),
-        ))
-    } else {
-        network
     };
     let peer_address = network_task.as_ref().map(|task| task.listen_address);
     let (driver, driver_handle) = ConsensusDriver::new(

@@ -16,6 +16,7 @@
 //! One task owns the swarm ([`NetworkTask::run`]); the driver reaches it through [`P2pNetwork`].
 
 mod budget;
+mod byzantine;
 pub mod codec;
 mod frames;
 pub mod redial;
@@ -83,6 +84,8 @@ pub struct NetworkSettings {
     pub observers: Vec<[u8; 32]>,
     /// The largest consensus frame accepted (a proposal carries a whole block).
     pub consensus_frame_bytes_max: usize,
+    /// Test-only misbehaviour (`[testing] attacks`; none without the `byzantine-test` feature).
+    pub attacks: Vec<crate::config::Attack>,
 }
 
 /// Who passes the connection gate, and who of them is a validator (sent consensus messages).
@@ -154,6 +157,8 @@ fn protocol(name: StreamProtocol, limits: FrameLimits) -> request_response::Beha
 enum Command {
     /// An encoded `ConsensusBatch` for every validator.
     Consensus(Bytes),
+    /// Consensus messages that a Byzantine test node forges before sending.
+    Forge(Vec<Message>),
     /// The driver needs committed blocks from this height on.
     Sync(Height),
 }
@@ -161,10 +166,16 @@ enum Command {
 /// The driver's side of the network: queues and returns, never blocks.
 pub struct P2pNetwork {
     commands: mpsc::Sender<Command>,
+    /// Hand messages over unencoded, to be forged (Byzantine test mode only).
+    forge: bool,
 }
 
 impl Network for P2pNetwork {
     fn broadcast(&mut self, messages: &[Message]) {
+        if self.forge {
+            let _ = self.commands.try_send(Command::Forge(messages.to_vec()));
+            return;
+        }
         let batch = v1::ConsensusBatch {
             messages: messages
                 .iter()
@@ -202,6 +213,15 @@ pub fn build<S: Store + 'static>(
         peers: gate.validators,
         keys: crate::driver::genesis_validators(&context)?,
     };
+    let attacks = byzantine::Attacks::new(
+        &settings.attacks,
+        context.ledger.chain_id(),
+        signing_key,
+        &validators.keys,
+    );
+    let forge = attacks
+        .as_ref()
+        .is_some_and(byzantine::Attacks::forges_messages);
     let mut addresses = BTreeMap::new();
     for peer in &settings.peers {
         let peer_id = peer_id_of(&peer.public_key)?;
@@ -249,6 +269,7 @@ pub fn build<S: Store + 'static>(
     Ok((
         P2pNetwork {
             commands: command_sender,
+            forge,
         },
         NetworkTask::new(
             swarm,
@@ -258,7 +279,8 @@ pub fn build<S: Store + 'static>(
             validators,
             addresses,
             settings.listen_address,
-        ),
+        )
+        .with_attacks(attacks),
     ))
 }
 
@@ -304,6 +326,7 @@ mod tests {
             validators: membership.validator_keys(),
             observers: vec![observer],
             consensus_frame_bytes_max: 1024,
+            attacks: Vec::new(),
         };
         let own = keys.of(demo::VALIDATOR).verifying_key().to_bytes();
         let gate = Gate::new(&settings, peer_id_of(&own).unwrap()).unwrap();

@@ -19,14 +19,17 @@ use tokio::time::Instant;
 use varde_consensus::{
     Block, CommitCertificate, Ed25519Verifier, Height, Message, ProposalMessage, ValidatorSet,
 };
+use varde_ledger::consensus_wire;
 use varde_proto::v1;
 use varde_storage::Store;
 
 use super::budget::PeerBudgets;
+use super::byzantine::{Attacks, FLOOD_IN_FLIGHT, Outbound};
 use super::codec::{Frame, FrameCodec};
 use super::frames::{self, PeerFault, decode_consensus, decode_synced, frame_bytes};
 use super::redial::Redials;
 use super::{Behaviour, BehaviourEvent, Command, GOSSIP_BATCH_BYTES, SYNC_BLOCKS_MAX};
+use crate::config::Attack;
 use crate::context::{NodeContext, now_unix_ms};
 use crate::driver::{DriverHandle, Inbound};
 use crate::mempool::AdmissionError;
@@ -68,6 +71,10 @@ pub struct NetworkTask<S: Store + 'static> {
     sync_wanted: Option<Height>,
     next_sync_peer: usize,
     pub listen_address: SocketAddr,
+    /// Test-only misbehaviour; `None` on every real network.
+    attacks: Option<Attacks>,
+    /// Flood frames in flight, per peer (vote-flood attack only).
+    flood: BTreeMap<PeerId, Vec<OutboundRequestId>>,
 }
 
 impl<S: Store + 'static> NetworkTask<S> {
@@ -97,9 +104,17 @@ impl<S: Store + 'static> NetworkTask<S> {
             redials: Redials::default(),
             sync: None,
             sync_wanted: None,
-            next_sync_peer: 0,
+            // A random first peer, so that a restarted node does not always ask the same one.
+            next_sync_peer: usize::from(rand::random::<u16>()),
             listen_address,
+            attacks: None,
+            flood: BTreeMap::new(),
         }
+    }
+
+    pub(super) fn with_attacks(mut self, attacks: Option<Attacks>) -> Self {
+        self.attacks = attacks;
+        self
     }
 
     /// Runs until `shutdown` completes.
@@ -112,6 +127,12 @@ impl<S: Store + 'static> NetworkTask<S> {
         }
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let flooding = self
+            .attacks
+            .as_ref()
+            .is_some_and(|attacks| attacks.has(Attack::VoteFlood));
+        let mut flood_tick = tokio::time::interval(Duration::from_millis(5));
+        flood_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -119,6 +140,7 @@ impl<S: Store + 'static> NetworkTask<S> {
                 Some(command) = self.commands.recv() => self.on_command(command),
                 Some(transaction) = self.gossip.recv() => self.gossip_transactions(transaction),
                 _ = tick.tick() => self.on_tick(),
+                _ = flood_tick.tick(), if flooding => self.flood(),
             }
         }
         tracing::info!("network stopped");
@@ -174,6 +196,7 @@ impl<S: Store + 'static> NetworkTask<S> {
                         .send_request(&peer, Frame::Bytes(frame.clone()));
                 }
             }
+            Command::Forge(messages) => self.send_forged(messages),
             Command::Sync(from_height) => {
                 self.sync_wanted = Some(
                     self.sync_wanted
@@ -182,6 +205,60 @@ impl<S: Store + 'static> NetworkTask<S> {
                 if self.sync.is_none() {
                     self.send_sync_request();
                 }
+            }
+        }
+    }
+
+    /// Sends forged consensus messages (Byzantine test mode): to every validator, or split
+    /// between the two halves of the connected validators.
+    fn send_forged(&mut self, messages: Vec<Message>) {
+        let peers = self.connected_validators();
+        let Some(attacks) = self.attacks.as_mut() else {
+            return;
+        };
+        let encode = |messages: &[Message]| {
+            Bytes::from(
+                v1::ConsensusBatch {
+                    messages: messages
+                        .iter()
+                        .map(consensus_wire::message_to_wire)
+                        .collect(),
+                }
+                .encode_to_vec(),
+            )
+        };
+        let (first, second) = match attacks.outbound(&self.context.ledger, messages) {
+            Outbound::ToAll(messages) => {
+                let frame = encode(&messages);
+                (frame.clone(), frame)
+            }
+            Outbound::Split { first, second } => (encode(&first), encode(&second)),
+        };
+        let half = peers.len() / 2;
+        for (position, peer) in peers.into_iter().enumerate() {
+            let frame = if position < half { &first } else { &second };
+            self.swarm
+                .behaviour_mut()
+                .consensus
+                .send_request(&peer, Frame::Bytes(frame.clone()));
+        }
+    }
+
+    /// Keeps [`FLOOD_IN_FLIGHT`] frames of invalid votes in flight to every connected validator
+    /// (vote-flood attack).
+    fn flood(&mut self) {
+        let Some(attacks) = self.attacks.as_ref() else {
+            return;
+        };
+        let peers = self.connected_validators();
+        self.flood.retain(|peer, _| peers.contains(peer));
+        let consensus = &mut self.swarm.behaviour_mut().consensus;
+        for peer in peers {
+            let in_flight = self.flood.entry(peer).or_default();
+            in_flight.retain(|request| consensus.is_pending_outbound(&peer, request));
+            while in_flight.len() < FLOOD_IN_FLIGHT {
+                let frame = attacks.flood_frame(&self.context.ledger);
+                in_flight.push(consensus.send_request(&peer, Frame::Bytes(frame)));
             }
         }
     }
@@ -436,7 +513,13 @@ impl<S: Store + 'static> NetworkTask<S> {
                 .and_then(|frame| v1::SyncRequest::decode(frame).map_err(PeerFault::from))
             {
                 Ok(request) => {
-                    let response = match frames::read_blocks(&self.context.ledger, &request) {
+                    let answer = match self.attacks.as_ref() {
+                        Some(attacks) if attacks.has(Attack::FutureSync) => {
+                            attacks.forged_sync(&self.context.ledger, &request)
+                        }
+                        _ => frames::read_blocks(&self.context.ledger, &request),
+                    };
+                    let response = match answer {
                         Ok(response) => response,
                         Err(error) => {
                             tracing::error!(%error, "cannot read blocks for a peer");

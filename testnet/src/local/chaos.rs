@@ -1,7 +1,11 @@
-//! The chaos run: a fresh network under steady load while validators are killed, restarted,
-//! isolated and delayed (never more than f at once), then checked: every acknowledged
-//! transaction is committed on every validator, and all validators hold the same chain.
+//! The chaos run: a fresh network under steady load while validators are killed, paused
+//! (SIGSTOP, so that what they and their peers sent arrives late), isolated, delayed and set
+//! to a clock beyond the drift the others accept, with one Byzantine validator among seven or
+//! more, and every honest clock skewed within the drift allowed; never more than f validators
+//! faulty at once. Then it is checked: every acknowledged transaction is committed on every
+//! validator, and all validators hold the same chain.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,10 +16,16 @@ use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use tokio::time::Instant;
 use tonic::transport::Certificate;
+use varde_node::config::{Attack, TESTING_SUPPORTED, TestingConfig};
 use varde_proto::v1;
 
-use super::network::Layout;
+use super::faults::{ActiveFaults, Fault};
+use super::network::{Layout, Testing};
 use super::{Launcher, UpOptions, load};
+
+/// Honest validators' clocks are skewed by up to this much either way: two of them differ by
+/// at most 20 s, within the 30 s a block may be dated ahead.
+pub const HONEST_SKEW_MAX_MS: i64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct ChaosOptions {
@@ -23,8 +33,11 @@ pub struct ChaosOptions {
     pub seconds: u64,
     pub validators: usize,
     pub clients: usize,
-    /// Seeds the fault schedule, so that a run's faults can be repeated.
+    /// Seeds the fault schedule, the clock skews and the Byzantine validator's attacks, so
+    /// that a run's faults can be repeated.
     pub seed: u64,
+    /// One validator Byzantine for the whole run when f ≥ 2 (and the build allows it).
+    pub byzantine: bool,
 }
 
 /// The outcome, printed as `acknowledged: A, lost: L, forks: F, seconds: T`.
@@ -46,11 +59,35 @@ impl std::fmt::Display for ChaosOutcome {
     }
 }
 
-/// One validator's fault at a time is the most a network of 3f+1 = 4 tolerates; in general f.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    Killed(usize),
-    Isolated(usize),
+/// The Byzantine validator's attacks: a forged sync answer always, with one of the message
+/// attacks.
+const BYZANTINE_ATTACKS: [[Attack; 2]; 3] = [
+    [Attack::SplitViews, Attack::FutureSync],
+    [Attack::Equivocate, Attack::FutureSync],
+    [Attack::VoteFlood, Attack::FutureSync],
+];
+
+/// Who misbehaves from the start: every validator's clock skew, and the Byzantine one (the
+/// last validator, when there is one).
+fn plan_testing(options: &ChaosOptions, rng: &mut StdRng) -> Testing {
+    if !TESTING_SUPPORTED {
+        return Testing::new();
+    }
+    let count = options.validators;
+    let byzantine = options.byzantine && count.saturating_sub(1) / 3 >= 2;
+    let mut testing = Testing::new();
+    for index in 0..count {
+        let mut config = TestingConfig {
+            attacks: Vec::new(),
+            clock_offset_ms: rng.random_range(-HONEST_SKEW_MAX_MS..=HONEST_SKEW_MAX_MS),
+        };
+        if byzantine && index == count - 1 {
+            config.attacks =
+                BYZANTINE_ATTACKS[rng.random_range(0..BYZANTINE_ATTACKS.len())].to_vec();
+        }
+        testing.insert(index, config);
+    }
+    testing
 }
 
 /// Runs the chaos; `progress` receives one line per event.
@@ -65,19 +102,21 @@ pub async fn run(
         "{} exists; chaos runs on a fresh network (choose another --dir or remove it)",
         dir.display()
     );
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let testing = plan_testing(options, &mut rng);
     let state = super::up(
         launcher,
         &UpOptions {
             validators: options.validators,
             dir: dir.clone(),
-            byzantine: None,
+            testing,
             load_demo_data: false,
             timeout: Duration::from_secs(120),
         },
     )
     .await?;
     let layout = Layout::new(&dir);
-    let result = run_on(launcher, &layout, &state, options, &mut progress).await;
+    let result = run_on(launcher, &layout, &state, options, &mut rng, &mut progress).await;
     let _ = super::down(&dir);
     result
 }
@@ -87,10 +126,19 @@ async fn run_on(
     layout: &Layout,
     state: &super::network::NetworkState,
     options: &ChaosOptions,
+    rng: &mut StdRng,
     progress: &mut impl FnMut(&str),
 ) -> anyhow::Result<ChaosOutcome> {
     let count = state.nodes.len();
     let tolerated = (count - 1) / 3;
+    let byzantine: Vec<usize> = state
+        .nodes
+        .iter()
+        .filter(|node| node.is_byzantine())
+        .map(|node| node.index)
+        .collect();
+    // The Byzantine validators are faulty throughout; the rest of f is for the faults below.
+    let slots = tolerated.saturating_sub(byzantine.len());
     let validators: Vec<_> = state.nodes.iter().map(|node| node.grpc).collect();
     let keys = varde_node::demo::DemoKeys::read(&layout.keys())?;
     let signer = keys.of(varde_node::demo::HOSPITAL).clone();
@@ -107,11 +155,35 @@ async fn run_on(
         "chaos: {count} validators (f = {tolerated}), {} clients, {} s, seed {}",
         options.clients, options.seconds, options.seed
     ));
+    for node in &state.nodes {
+        if node.is_byzantine() {
+            progress(&format!(
+                "validator {} is Byzantine throughout: {:?}, clock {} ms",
+                node.index, node.testing.attacks, node.testing.clock_offset_ms
+            ));
+        }
+    }
+    if TESTING_SUPPORTED {
+        let offsets: Vec<i64> = state
+            .nodes
+            .iter()
+            .map(|node| node.testing.clock_offset_ms)
+            .collect();
+        progress(&format!("clock offsets (ms): {offsets:?}"));
+    } else {
+        progress(
+            "this build lacks the feature `byzantine-test`: no Byzantine validator, no clock skew",
+        );
+    }
 
-    let mut rng = StdRng::seed_from_u64(options.seed);
+    let clock_offsets: BTreeMap<usize, i64> = state
+        .nodes
+        .iter()
+        .map(|node| (node.index, node.testing.clock_offset_ms))
+        .collect();
+    let mut faults = ActiveFaults::new(launcher, &layout.root, count, clock_offsets);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.seconds);
-    let mut faults: Vec<Fault> = Vec::new();
     while Instant::now() < deadline {
         let pause = Duration::from_millis(rng.random_range(2_000..8_000));
         tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
@@ -120,48 +192,28 @@ async fn run_on(
         }
         let elapsed = started.elapsed().as_secs();
         // Undo a fault half the time, or whenever no more may be added.
-        if !faults.is_empty() && (faults.len() >= tolerated || rng.random_bool(0.5)) {
-            let fault = faults.remove(rng.random_range(0..faults.len()));
-            match fault {
-                Fault::Killed(index) => {
-                    super::restart(launcher, &layout.root, index)?;
-                    progress(&format!("{elapsed:>5} s  restart {index}"));
-                }
-                Fault::Isolated(index) => {
-                    super::heal(&layout.root)?;
-                    progress(&format!("{elapsed:>5} s  heal (reconnect {index})"));
-                }
-            }
+        if !faults.is_empty() && (faults.len() >= slots || rng.random_bool(0.5)) {
+            let line = faults.undo(rng.random_range(0..faults.len()))?;
+            progress(&format!("{elapsed:>5} s  {line}"));
             continue;
         }
-        if faults.len() >= tolerated {
+        if faults.len() >= slots {
             continue;
         }
-        let faulty: Vec<usize> = faults
-            .iter()
-            .map(|fault| match fault {
-                Fault::Killed(index) | Fault::Isolated(index) => *index,
-            })
+        let healthy: Vec<usize> = (0..count)
+            .filter(|index| !faults.touches(*index) && !byzantine.contains(index))
             .collect();
-        let healthy: Vec<usize> = (0..count).filter(|index| !faulty.contains(index)).collect();
         let victim = healthy[rng.random_range(0..healthy.len())];
-        let isolated_already = faults
-            .iter()
-            .any(|fault| matches!(fault, Fault::Isolated(_)));
-        // Two kills for one isolation: crashes exercise recovery from disk and block sync.
-        if isolated_already || rng.random_range(0..3) < 2 {
-            super::kill(&layout.root, victim)?;
-            faults.push(Fault::Killed(victim));
-            progress(&format!("{elapsed:>5} s  kill {victim}"));
-        } else {
-            let others: Vec<usize> = (0..count).filter(|index| *index != victim).collect();
-            let delay_ms = rng.random_range(0..50);
-            super::partition(&layout.root, vec![others, vec![victim]], delay_ms)?;
-            faults.push(Fault::Isolated(victim));
-            progress(&format!(
-                "{elapsed:>5} s  isolate {victim} (others {delay_ms} ms delay)"
-            ));
-        }
+        // Crashes most often: they exercise recovery from disk and block sync.
+        let fault = match rng.random_range(0..9) {
+            0..=2 => Fault::Killed(victim),
+            3..=5 => Fault::Paused(victim),
+            6 | 7 => Fault::Isolated(victim),
+            _ if TESTING_SUPPORTED => Fault::ClockAhead(victim),
+            _ => Fault::Killed(victim),
+        };
+        let line = faults.inject(fault, rng.random_range(0..50))?;
+        progress(&format!("{elapsed:>5} s  {line}"));
     }
     let seconds = started.elapsed().as_secs();
     stop.store(true, Ordering::Relaxed);
@@ -172,27 +224,38 @@ async fn run_on(
         report.failures
     ));
 
+    faults.undo_all()?;
     super::heal(&layout.root)?;
     for index in 0..count {
         super::restart_if_stopped(launcher, &layout.root, index)?;
     }
     let head = settle(&validators, &ca).await?;
-    let mut clients = Vec::with_capacity(validators.len());
-    for validator in &validators {
-        clients.push(ledger(*validator, &ca).await?);
-    }
-    // The checks read as the demo auditor, who may see every block and transaction.
+    // The checks read as the demo auditor, who may see every block and transaction. Each
+    // validator is read by its own task: a long run has many transactions to look up.
     let reader = keys.of(varde_node::demo::AUDITOR).clone();
-    let forks = count_forks(&mut clients, &reader, head).await?;
-    let mut lost = 0;
-    for id in &report.acknowledged {
-        for client in &mut clients {
-            if !is_committed(client, &reader, id).await? {
-                lost += 1;
-                break;
-            }
+    let acknowledged = Arc::new(report.acknowledged.clone());
+    let mut reads = Vec::with_capacity(validators.len());
+    for validator in &validators {
+        let client = ledger(*validator, &ca).await?;
+        reads.push(tokio::spawn(read_validator(
+            client,
+            reader.clone(),
+            head,
+            acknowledged.clone(),
+        )));
+    }
+    let mut views = Vec::with_capacity(reads.len());
+    for read in reads {
+        views.push(read.await.context("a check task failed")??);
+    }
+    let forks = count_forks(&views);
+    let mut missing = vec![false; acknowledged.len()];
+    for view in &views {
+        for index in &view.missing {
+            missing[*index] = true;
         }
     }
+    let lost = missing.iter().filter(|missing| **missing).count();
     Ok(ChaosOutcome {
         acknowledged: report.acknowledged.len(),
         lost,
@@ -238,36 +301,57 @@ async fn settle(validators: &[std::net::SocketAddr], ca: &Certificate) -> anyhow
     Ok(target)
 }
 
-/// Heights up to `head` at which some validator's block header differs from the first's.
-async fn count_forks(
-    clients: &mut [LedgerClient],
-    reader: &ed25519_dalek::SigningKey,
+/// What one validator holds: its headers from height 1 on, and which acknowledged
+/// transactions (by index) it lacks.
+struct View {
+    headers: Vec<Option<v1::BlockHeader>>,
+    missing: Vec<usize>,
+}
+
+async fn read_validator(
+    mut client: LedgerClient,
+    reader: ed25519_dalek::SigningKey,
     head: u64,
-) -> anyhow::Result<usize> {
-    let mut forks = 0;
+    acknowledged: Arc<Vec<Vec<u8>>>,
+) -> anyhow::Result<View> {
+    let mut headers = Vec::with_capacity(head as usize);
     for height in 1..=head {
-        let mut reference: Option<v1::BlockHeader> = None;
-        for client in clients.iter_mut() {
-            let request = signed(reader, "/varde.v1.Ledger/GetBlock", |auth| {
-                v1::GetBlockRequest { auth, height }
-            })?;
-            let header = client
-                .get_block(request)
-                .await
-                .with_context(|| format!("reading block {height}"))?
-                .into_inner()
-                .header;
-            match (&reference, header) {
-                (None, Some(header)) => reference = Some(header),
-                (Some(expected), Some(header)) if *expected == header => {}
-                _ => {
-                    forks += 1;
-                    break;
-                }
-            }
+        let request = signed(&reader, "/varde.v1.Ledger/GetBlock", |auth| {
+            v1::GetBlockRequest { auth, height }
+        })?;
+        let header = client
+            .get_block(request)
+            .await
+            .with_context(|| format!("reading block {height}"))?
+            .into_inner()
+            .header;
+        headers.push(header);
+    }
+    let mut missing = Vec::new();
+    for (index, id) in acknowledged.iter().enumerate() {
+        if !is_committed(&mut client, &reader, id).await? {
+            missing.push(index);
         }
     }
-    Ok(forks)
+    Ok(View { headers, missing })
+}
+
+/// Heights at which some validator's block header differs from the first's, or is missing.
+fn count_forks(views: &[View]) -> usize {
+    let Some((first, others)) = views.split_first() else {
+        return 0;
+    };
+    first
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|(height, header)| {
+            header.is_none()
+                || others
+                    .iter()
+                    .any(|view| view.headers.get(*height) != Some(*header))
+        })
+        .count()
 }
 
 /// A read request signed by `reader` (varde-query-v2): `build(auth)` makes it.

@@ -7,6 +7,7 @@
 //! here trusts that CA and nothing else.
 
 pub mod chaos;
+pub mod faults;
 pub mod load;
 pub mod network;
 pub mod process;
@@ -54,8 +55,9 @@ fn relay_marker(layout: &Layout) -> String {
 pub struct UpOptions {
     pub validators: usize,
     pub dir: PathBuf,
-    /// A validator that equivocates, for fault-tolerance tests.
-    pub byzantine: Option<usize>,
+    /// Validators that misbehave or have a skewed clock, for fault-tolerance tests (a fresh
+    /// network only; needs the `byzantine-test` feature).
+    pub testing: network::Testing,
     pub load_demo_data: bool,
     /// How long to wait for the first commits.
     pub timeout: Duration,
@@ -90,7 +92,7 @@ pub async fn up(launcher: &Launcher, options: &UpOptions) -> anyhow::Result<Netw
         network::create(
             &layout,
             options.validators,
-            options.byzantine,
+            &options.testing,
             varde_node::context::now_unix_ms(),
         )?
         .state
@@ -203,6 +205,61 @@ pub fn kill(dir: &Path, index: usize) -> anyhow::Result<()> {
     layout.write_state(&state)
 }
 
+/// Pauses validator `index` with SIGSTOP (it keeps its connections; messages to it wait).
+pub fn pause(dir: &Path, index: usize) -> anyhow::Result<()> {
+    signal_node(dir, index, process::pause)
+}
+
+/// Continues a paused validator with SIGCONT.
+pub fn resume(dir: &Path, index: usize) -> anyhow::Result<()> {
+    signal_node(dir, index, process::resume)
+}
+
+fn signal_node(
+    dir: &Path,
+    index: usize,
+    send: fn(u32, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let layout = Layout::new(&absolute(dir)?);
+    let mut state = layout.read_state()?;
+    let marker = node_marker(&layout, index);
+    let node = node_mut(&mut state, index)?;
+    let pid = node
+        .pid
+        .with_context(|| format!("validator {index} is not running"))?;
+    send(pid, &marker)
+}
+
+/// Sets validator `index`'s clock offset in its config and restarts it (needs the
+/// `byzantine-test` feature).
+pub fn skew_clock(
+    launcher: &Launcher,
+    dir: &Path,
+    index: usize,
+    clock_offset_ms: i64,
+) -> anyhow::Result<()> {
+    let layout = Layout::new(&absolute(dir)?);
+    let mut state = layout.read_state()?;
+    let node = node_mut(&mut state, index)?;
+    let mut testing = node.testing.clone();
+    testing.clock_offset_ms = clock_offset_ms;
+    network::check_testing(
+        &network::Testing::from([(index, testing.clone())]),
+        index + 1,
+    )?;
+    let path = layout.node_config(index);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut config = varde_node::NodeConfig::from_toml_unvalidated(&text)
+        .with_context(|| format!("{} is not a valid node config", path.display()))?;
+    config.testing = testing.clone();
+    std::fs::write(&path, config.to_toml())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    node.testing = testing;
+    layout.write_state(&state)?;
+    restart(launcher, dir, index)
+}
+
 /// Stops validator `index` if it runs (SIGTERM), and starts it again on its data.
 pub fn restart(launcher: &Launcher, dir: &Path, index: usize) -> anyhow::Result<()> {
     let layout = Layout::new(&absolute(dir)?);
@@ -234,7 +291,7 @@ pub async fn bench(
         &UpOptions {
             validators,
             dir: dir.clone(),
-            byzantine: None,
+            testing: network::Testing::new(),
             load_demo_data: false,
             timeout: Duration::from_secs(120),
         },

@@ -12,6 +12,7 @@
 //! DIR/logs/               node-I.log, relay.log
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,8 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use varde_ledger::identifiers::OrgNumber;
 use varde_ledger::membership::{Genesis, Institution, Role};
+#[cfg(test)]
+use varde_node::config::Attack;
 use varde_node::config::{NetworkConfig, NodeConfig, PeerConfig, TestingConfig};
 use varde_node::demo::{self, DemoKeys};
 
@@ -49,8 +52,15 @@ pub struct NodeState {
     pub peer: SocketAddr,
     /// The process while it runs (checked against /proc before use: pids are reused).
     pub pid: Option<u32>,
-    #[serde(default)]
-    pub byzantine: bool,
+    /// Test-only misbehaviour and clock skew, as in the validator's `[testing]` section.
+    #[serde(default, skip_serializing_if = "TestingConfig::is_off")]
+    pub testing: TestingConfig,
+}
+
+impl NodeState {
+    pub fn is_byzantine(&self) -> bool {
+        !self.testing.attacks.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,24 +201,38 @@ pub struct Created {
     pub routes: Vec<Route>,
 }
 
+/// Test-only behaviour of some validators, by index: attacks and clock skew.
+pub type Testing = BTreeMap<usize, TestingConfig>;
+
+/// Checks that `testing` names validators of 0..`count` and that this build can run it.
+pub fn check_testing(testing: &Testing, count: usize) -> anyhow::Result<()> {
+    for (index, config) in testing {
+        anyhow::ensure!(
+            *index < count,
+            "the misbehaving validator {index} is not one of 0..{count}"
+        );
+        anyhow::ensure!(
+            config.is_off() || varde_node::config::TESTING_SUPPORTED,
+            "validator {index}: Byzantine validators and clock skew need a varde built with the \
+             test-only feature `byzantine-test` (cargo build -p varde-cli --features byzantine-test)"
+        );
+    }
+    Ok(())
+}
+
 /// Writes keys, genesis, configs and relay routes for `count` validators into a fresh directory.
-/// `byzantine` names a validator that equivocates (for fault-tolerance tests).
+/// `testing` gives some validators a Byzantine behaviour or a skewed clock.
 pub fn create(
     layout: &Layout,
     count: usize,
-    byzantine: Option<usize>,
+    testing: &Testing,
     genesis_time_unix_ms: i64,
 ) -> anyhow::Result<Created> {
     anyhow::ensure!(
         (1..=VALIDATORS_MAX).contains(&count),
         "a local network has 1 to {VALIDATORS_MAX} validators, not {count}"
     );
-    if let Some(index) = byzantine {
-        anyhow::ensure!(
-            index < count,
-            "the Byzantine validator {index} is not one of 0..{count}"
-        );
-    }
+    check_testing(testing, count)?;
     std::fs::create_dir_all(layout.keys())?;
     std::fs::create_dir_all(layout.logs())?;
     let validator_keys: Vec<ed25519_dalek::SigningKey> = (0..count)
@@ -251,7 +275,7 @@ pub fn create(
             metrics: node_addresses[index * 3 + 1],
             peer: node_addresses[index * 3 + 2],
             pid: None,
-            byzantine: byzantine == Some(index),
+            testing: testing.get(&index).cloned().unwrap_or_default(),
         });
     }
     // Node I reaches node J through the relay's route I→J.
@@ -281,6 +305,9 @@ pub fn create(
         config.grpc_tls = Some(grpc_tls(index));
         config.metrics_listen_address = Some(nodes[index].metrics);
         config.block.empty_block_wait_ms = 500;
+        // Loopback links carry a proposal in milliseconds: a second is ample, and a crashed or
+        // Byzantine proposer then costs its heights one second each rather than three.
+        config.consensus.propose_timeout_ms = 1_000;
         config.network = Some(NetworkConfig {
             listen_address: nodes[index].peer,
             peers: routes
@@ -293,9 +320,7 @@ pub fn create(
                 .collect(),
             observers: Vec::new(),
         });
-        config.testing = TestingConfig {
-            equivocate: nodes[index].byzantine,
-        };
+        config.testing = nodes[index].testing.clone();
         std::fs::write(layout.node_config(index), config.to_toml())?;
     }
     crate::relay::write_routes(&layout.root, &routes)?;
@@ -377,7 +402,18 @@ mod tests {
     fn four_validators_are_laid_out() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path());
-        let created = create(&layout, 4, Some(3), 0).unwrap();
+        let equivocating = TestingConfig {
+            attacks: vec![Attack::Equivocate],
+            clock_offset_ms: 0,
+        };
+        // Without the test-only feature no validator may misbehave.
+        let testing = if varde_node::config::TESTING_SUPPORTED {
+            Testing::from([(3, equivocating.clone())])
+        } else {
+            assert!(create(&layout, 4, &Testing::from([(3, equivocating)]), 0).is_err());
+            return;
+        };
+        let created = create(&layout, 4, &testing, 0).unwrap();
         assert_eq!(created.routes.len(), 12);
         let genesis: Genesis =
             serde_json::from_str(&std::fs::read_to_string(layout.genesis()).unwrap()).unwrap();
@@ -404,14 +440,17 @@ mod tests {
             assert_eq!(route.from, 1);
             assert_eq!(created.state.nodes[route.to].public_key, peer.public_key);
         }
-        assert!(
-            NodeConfig::load(&layout.node_config(3))
-                .unwrap()
-                .testing
-                .equivocate
+        assert_eq!(
+            NodeConfig::from_toml_unvalidated(
+                &std::fs::read_to_string(layout.node_config(3)).unwrap()
+            )
+            .unwrap()
+            .testing,
+            equivocating
         );
         assert_eq!(layout.read_state().unwrap(), created.state);
         let other = tempfile::tempdir().unwrap();
-        assert!(create(&Layout::new(other.path()), 4, Some(4), 0).is_err());
+        let fifth = Testing::from([(4, equivocating)]);
+        assert!(create(&Layout::new(other.path()), 4, &fifth, 0).is_err());
     }
 }

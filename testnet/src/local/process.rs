@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
+use nix::sys::wait::WaitPidFlag;
 use nix::unistd::Pid;
 
 /// Starts `program args...` detached, appending its output to `log`; returns its pid.
@@ -61,6 +62,14 @@ fn wait_gone(pid: u32, marker: &str, patience: Duration) -> bool {
     true
 }
 
+/// Collects the exit status of `pid` if this process started it, so that the validators a
+/// long chaos run kills leave no zombies; any other pid is left alone.
+fn reap(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+    }
+}
+
 /// SIGKILL, then waits until the process is gone.
 pub fn kill(pid: u32, marker: &str) -> anyhow::Result<()> {
     if !is_running(pid, marker) {
@@ -71,6 +80,23 @@ pub fn kill(pid: u32, marker: &str) -> anyhow::Result<()> {
         wait_gone(pid, marker, Duration::from_secs(10)),
         "process {pid} survived SIGKILL"
     );
+    reap(pid);
+    Ok(())
+}
+
+/// SIGSTOP: the process stops where it is; its peers' messages wait in the sockets.
+pub fn pause(pid: u32, marker: &str) -> anyhow::Result<()> {
+    if is_running(pid, marker) {
+        signal(pid, Signal::SIGSTOP)?;
+    }
+    Ok(())
+}
+
+/// SIGCONT: a paused process goes on, and reads what arrived meanwhile.
+pub fn resume(pid: u32, marker: &str) -> anyhow::Result<()> {
+    if is_running(pid, marker) {
+        signal(pid, Signal::SIGCONT)?;
+    }
     Ok(())
 }
 
@@ -80,7 +106,10 @@ pub fn stop(pid: u32, marker: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     signal(pid, Signal::SIGTERM)?;
+    // A paused process would hold the SIGTERM until it is continued.
+    signal(pid, Signal::SIGCONT)?;
     if wait_gone(pid, marker, Duration::from_secs(10)) {
+        reap(pid);
         return Ok(());
     }
     kill(pid, marker)
