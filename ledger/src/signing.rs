@@ -155,6 +155,13 @@ pub fn sign_misbehaviour_report(
     sign_transaction(chain_id, signing_key, &body)
 }
 
+/// The id of an envelope (its signing digest), or `None` when its signer key is not 32 bytes or
+/// its chain id too long to sign. Does not verify the signature.
+pub fn envelope_id(chain_id: &str, envelope: &v1::SignedTransaction) -> Option<TransactionId> {
+    let key = <&[u8; 32]>::try_from(envelope.signer_public_key.as_slice()).ok()?;
+    signing_digest(chain_id, key, &envelope.body).ok()
+}
+
 /// The id and key of a transaction whose signature this node has already verified strictly (at
 /// admission, over the same bytes): the checks of [`verify_strict`] but the curve arithmetic.
 pub fn id_of_verified(

@@ -143,12 +143,8 @@ impl<H: LedgerHost> LedgerApplication<H> {
         transactions
             .iter()
             .map(|transaction| {
-                let Ok(key) = <&[u8; 32]>::try_from(transaction.signer_public_key.as_slice())
-                else {
-                    return false;
-                };
-                varde_ledger::signing::signing_digest(chain_id, key, &transaction.body)
-                    .is_ok_and(|id| self.host.admitted(&id, &transaction.signature))
+                varde_ledger::signing::envelope_id(chain_id, transaction)
+                    .is_some_and(|id| self.host.admitted(&id, &transaction.signature))
             })
             .collect()
     }
@@ -196,17 +192,10 @@ impl<H: LedgerHost> Application for LedgerApplication<H> {
                 Err(LedgerError::InvalidTransaction { index, error }) => {
                     // Admission checks the same rules, so this needs a changed rule; drop it.
                     tracing::warn!(%error, "dropping a waiting transaction that no longer verifies");
-                    let transaction = &transactions[index];
-                    let id = <&[u8; 32]>::try_from(transaction.signer_public_key.as_slice())
-                        .ok()
-                        .and_then(|key| {
-                            varde_ledger::signing::signing_digest(
-                                self.host.ledger().chain_id(),
-                                key,
-                                &transaction.body,
-                            )
-                            .ok()
-                        });
+                    let id = varde_ledger::signing::envelope_id(
+                        self.host.ledger().chain_id(),
+                        &transactions[index],
+                    );
                     self.host.drop_transaction(id.as_ref());
                 }
                 Err(error) => return Err(error.into()),

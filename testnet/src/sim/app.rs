@@ -455,11 +455,6 @@ pub struct SimHost {
     reports: Rc<RefCell<Vec<Evidence>>>,
 }
 
-fn id_of(chain_id: &str, transaction: &v1::SignedTransaction) -> Option<TransactionId> {
-    let key = <&[u8; 32]>::try_from(transaction.signer_public_key.as_slice()).ok()?;
-    varde_ledger::signing::signing_digest(chain_id, key, &transaction.body).ok()
-}
-
 impl LedgerHost for SimHost {
     type Store = FaultyStore;
 
@@ -502,7 +497,7 @@ impl LedgerHost for SimHost {
     }
 
     fn submit_report(&mut self, report: v1::SignedTransaction) {
-        if let Some(id) = id_of(self.ledger.chain_id(), &report) {
+        if let Some(id) = varde_ledger::signing::envelope_id(self.ledger.chain_id(), &report) {
             self.pool.push((id, report));
         }
     }
@@ -627,7 +622,12 @@ impl SimApp for LedgerSimApp {
             .shared
             .transactions
             .iter()
-            .filter_map(|transaction| Some((id_of(&chain_id, transaction)?, transaction.clone())))
+            .filter_map(|transaction| {
+                Some((
+                    varde_ledger::signing::envelope_id(&chain_id, transaction)?,
+                    transaction.clone(),
+                ))
+            })
             .collect();
         let host = SimHost {
             ledger,
