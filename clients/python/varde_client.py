@@ -18,7 +18,8 @@ http://HOST:PORT for a node configured for plaintext on loopback.
    query_service.proto), then reads the anchor back with a signed GetTransaction: it must come
    back committed with its body, while the same request unsigned, and the signed one sent a
    second time (a replay), are refused with UNAUTHENTICATED.
-5. Checks the anchor's inclusion proof, and a consistency proof from an earlier block's ledger
+5. Checks the anchor's inclusion proof (the leaf is its transaction id and its receipt's hash,
+   proof.proto), and a consistency proof from an earlier block's ledger
    tree, with its own RFC 9162 verification against the block headers' `ledger_size` and
    `ledger_root`. The last line on stdout is a JSON object with the transaction id and the
    record id.
@@ -284,7 +285,7 @@ def submit_anchor(endpoint: str, ca_file, key_path: str, stubs) -> int:
         response = ledger.SubmitAndWait(request, timeout=40)
         read_back(ledger, stubs, private_key, chain_id, transaction_id, body)
         check_ledger_proofs(
-            ledger, stubs, private_key, chain_id, transaction_id, response.receipt.height
+            ledger, stubs, private_key, chain_id, transaction_id, response.receipt
         )
 
     if response.transaction_id != transaction_id:
@@ -401,11 +402,19 @@ def rfc9162_verify_consistency(first, second, path, first_root, second_root) -> 
     return sn == 0 and fr == first_root and sr == second_root
 
 
-def check_ledger_proofs(ledger, stubs, private_key, chain_id, transaction_id, height):
+def receipt_hash(receipt) -> bytes:
+    """SHA-256("varde-receipt-v1" || 0x00 || the encoded receipt) of proof.proto."""
+    encoded = receipt.SerializeToString(deterministic=True)
+    return hashlib.sha256(b"varde-receipt-v1\x00" + encoded).digest()
+
+
+def check_ledger_proofs(ledger, stubs, private_key, chain_id, transaction_id, receipt):
     """The anchor's inclusion proof, and a consistency proof from an earlier block's ledger tree,
     verify under this file's own RFC 9162 code against the block headers; with a bit changed they
-    do not."""
+    do not. The proven leaf is the transaction id and the hash of the receipt SubmitAndWait gave
+    (proof.proto), so the proof shows what the transaction did."""
     service = stubs["ledger_service"]
+    height = receipt.height
 
     def signed(method, request):
         return sign_query(private_key, chain_id, f"/varde.v1.Ledger/{method}", request, stubs)
@@ -426,15 +435,25 @@ def check_ledger_proofs(ledger, stubs, private_key, chain_id, transaction_id, he
     )
     path = list(proof.audit_path)
     index, size = proof.leaf_index, proof.tree_size
+    if proof.receipt_hash != receipt_hash(receipt):
+        sys.exit("FAIL: the node's receipt hash is not the hash of the receipt it gave")
+    leaf = transaction_id + receipt_hash(receipt)
     if size != header.ledger_size or not rfc9162_verify_inclusion(
-        transaction_id, index, size, path, header.ledger_root
+        leaf, index, size, path, header.ledger_root
     ):
         sys.exit("FAIL: the inclusion proof does not verify against the block header")
     if path:
         bent = [bytes([path[0][0] ^ 1]) + path[0][1:]] + path[1:]
-        if rfc9162_verify_inclusion(transaction_id, index, size, bent, header.ledger_root):
+        if rfc9162_verify_inclusion(leaf, index, size, bent, header.ledger_root):
             sys.exit("FAIL: a changed inclusion proof still verifies")
-    print(f"ok   inclusion proof of leaf {index} in {size} verified (RFC 9162)")
+    other = type(receipt)()
+    other.CopyFrom(receipt)
+    other.index ^= 1
+    if rfc9162_verify_inclusion(
+        transaction_id + receipt_hash(other), index, size, path, header.ledger_root
+    ):
+        sys.exit("FAIL: the inclusion proof also verifies with another receipt")
+    print(f"ok   inclusion proof of leaf {index} in {size} with its receipt verified (RFC 9162)")
     earlier = next(
         (
             h

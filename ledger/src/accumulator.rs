@@ -1,7 +1,8 @@
-//! The ledger accumulator: an RFC 9162 (RFC 6962) Merkle tree over every transaction id since
+//! The ledger accumulator: an RFC 9162 (RFC 6962) Merkle tree over every transaction since
 //! genesis, with inclusion and consistency proofs.
 //!
-//! leaf hash = SHA-256(0x00 || transaction id); interior = SHA-256(0x01 || left || right); the root
+//! leaf hash = SHA-256(0x00 || leaf data), where the ledger's leaf data is the transaction id and
+//! its receipt's hash ([`crate::proof::ledger_leaf`]); interior = SHA-256(0x01 || left || right); the root
 //! of n leaves splits at the largest power of two below n (RFC 6962 §2.1); the empty tree's root is
 //! SHA-256 of nothing. The store keeps every complete subtree's hash under `Column::Accumulator`:
 //! key = level (1 byte) || index at that level (8 bytes BE), plus `size` (8 bytes BE), and the tree

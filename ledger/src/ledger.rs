@@ -15,7 +15,7 @@ use crate::membership::{Genesis, GenesisError, Membership};
 use crate::replay::{self, ReplayLimits};
 use crate::state::{StateError, StateView, keys};
 use crate::wire::{self, TransactionError, VerifiedTransaction};
-use crate::{accumulator, query};
+use crate::{accumulator, proof, query};
 
 /// The latest committed block, kept in `Column::Meta` under `head`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,8 +229,12 @@ impl<S: Store> Ledger<S> {
         }
         let state_root = state_root(&previous_state_root, &view);
         let mut transactions_root_leaves: Vec<&[u8]> = Vec::new();
-        for transaction in &verified {
-            accumulator::append(&mut view, &transaction.id.0)?;
+        for (transaction, receipt) in verified.iter().zip(&receipts) {
+            let receipt_hash = proof::receipt_hash(&wire::receipt_to_wire(receipt));
+            accumulator::append(
+                &mut view,
+                &proof::ledger_leaf(&transaction.id.0, &receipt_hash),
+            )?;
             transactions_root_leaves.push(&transaction.id.0);
         }
         let ledger_size = accumulator::size(&view)?;
@@ -313,6 +317,40 @@ impl<S: Store> Ledger<S> {
         request: query::PageRequest<'_>,
     ) -> Result<query::Page<Misbehaviour>, query::QueryError> {
         query::misbehaviour(&self.store, request)
+    }
+
+    /// The commit certificate stored beside the committed block at `height`.
+    pub fn certificate(
+        &self,
+        height: u64,
+    ) -> Result<Option<varde_consensus::CommitCertificate>, LedgerError> {
+        let Some(bytes) = self
+            .store
+            .get(Column::Certificates, &height.to_be_bytes())?
+        else {
+            return Ok(None);
+        };
+        let certificate = serde_json::from_slice(&bytes).map_err(|error| StateError::Corrupt {
+            column: Column::Certificates,
+            detail: format!("the commit certificate of height {height}: {error}"),
+        })?;
+        Ok(Some(certificate))
+    }
+
+    /// The signed transaction at `index` of the committed block at `height`.
+    pub fn committed_envelope(
+        &self,
+        height: u64,
+        index: u32,
+    ) -> Result<Option<v1::SignedTransaction>, LedgerError> {
+        let Some(bytes) = self.store.get(Column::Blocks, &height.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let block = v1::Block::decode(bytes.as_slice()).map_err(|error| StateError::Corrupt {
+            column: Column::Blocks,
+            detail: error.to_string(),
+        })?;
+        Ok(block.transactions.into_iter().nth(index as usize))
     }
 
     /// A committed transaction's receipt.

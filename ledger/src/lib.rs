@@ -17,6 +17,7 @@ pub mod membership;
 pub mod node_config;
 pub mod page_token;
 pub mod peer_frames;
+pub mod proof;
 pub mod pseudonym;
 pub mod query;
 pub mod replay;

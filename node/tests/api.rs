@@ -153,8 +153,10 @@ async fn headers_carry_the_ledger_tree_and_prove_consistency() {
     let hospital = keys.of(demo::HOSPITAL);
     let mut headers = Vec::new();
     let mut ids = Vec::new();
+    let mut receipts = Vec::new();
     for index in 0..3u8 {
         let waited = commit(&mut client, anchor(&keys, &format!("tree-{index}"), index)).await;
+        receipts.push(waited.receipt.clone().unwrap());
         let height = waited.receipt.as_ref().unwrap().height;
         let block = client
             .get_block(sign!(
@@ -229,7 +231,16 @@ async fn headers_carry_the_ledger_tree_and_prove_consistency() {
             .map(|hash| hash.as_slice().try_into().unwrap())
             .collect(),
     };
+    // The leaf is the transaction id and its receipt's hash: the proof shows what it did.
+    let receipt_hash = varde_ledger::proof::receipt_hash(&receipts[0]);
+    let leaf =
+        varde_ledger::proof::ledger_leaf(&ids[0].as_slice().try_into().unwrap(), &receipt_hash);
     assert!(accumulator::verify_inclusion(
+        &leaf,
+        &inclusion,
+        &root(last)
+    ));
+    assert!(!accumulator::verify_inclusion(
         &ids[0],
         &inclusion,
         &root(last)
@@ -327,8 +338,10 @@ async fn submitted_transaction_is_found_in_a_block_with_a_proof() {
             .collect(),
     };
     assert_eq!(proof.tree_size, 2);
+    let receipt_hash = varde_ledger::proof::receipt_hash(&receipt);
+    assert_eq!(proof.receipt_hash, receipt_hash);
     assert!(varde_ledger::accumulator::verify_inclusion(
-        &id,
+        &varde_ledger::proof::ledger_leaf(&id.as_slice().try_into().unwrap(), &receipt_hash),
         &proof_check,
         &proof.ledger_root.as_slice().try_into().unwrap()
     ));
@@ -946,4 +959,148 @@ async fn channel(node: &TestNode) -> tonic::transport::Channel {
         .connect()
         .await
         .unwrap()
+}
+
+// The proof bundles the node serves verify with the light client from the genesis file alone:
+// a transaction with its receipt (and its body, for a caller that may see it; the receipt's hash
+// only, for another member), ledger consistency, certified headers and the validator-set history.
+#[tokio::test]
+async fn proof_bundles_verify_from_the_genesis_file() {
+    use prost::Message;
+    use varde_ledger::proof::{LightClient, VerifiedClaim};
+    let dir = tempfile::tempdir().unwrap();
+    let keys = DemoKeys::from_seed(8);
+    let node = start_node(dir.path(), &keys).await;
+    let genesis: varde_ledger::membership::Genesis =
+        serde_json::from_slice(&std::fs::read(dir.path().join("genesis.json")).unwrap()).unwrap();
+    let light = LightClient::from_genesis(&genesis).unwrap();
+    let mut client = node.ledger().await;
+    let hospital = keys.of(demo::HOSPITAL);
+    let municipality = keys.of(demo::MUNICIPALITY);
+    let first = commit(&mut client, anchor(&keys, "proven-1", 1)).await;
+    let first_height = first.receipt.as_ref().unwrap().height;
+    let second = commit(&mut client, anchor(&keys, "proven-2", 2)).await;
+
+    let sets = client
+        .get_validator_sets(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetValidatorSets",
+            v1::GetValidatorSetsRequest { auth: None }
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    light.check_validator_sets(&sets.sets).unwrap();
+    let head = client
+        .get_certified_header(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetCertifiedHeader",
+            v1::GetCertifiedHeaderRequest {
+                auth: None,
+                height: 0,
+            }
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let head = light.verify_header(&head).unwrap();
+    assert!(head.height >= second.receipt.as_ref().unwrap().height);
+
+    let proof_for = |key: &ed25519_dalek::SigningKey, id: &[u8]| {
+        sign!(
+            key,
+            "/varde.v1.Ledger/GetTransactionProof",
+            v1::GetTransactionProofRequest {
+                auth: None,
+                transaction_id: id.to_vec(),
+                height: 0,
+            }
+        )
+    };
+    let bundle = client
+        .get_transaction_proof(proof_for(hospital, &second.transaction_id))
+        .await
+        .unwrap()
+        .into_inner();
+    match light.verify_bundle(&bundle.encode_to_vec()).unwrap() {
+        VerifiedClaim::Transaction {
+            receipt,
+            transaction,
+            ..
+        } => {
+            assert_eq!(receipt, second.receipt);
+            assert!(transaction.is_some());
+        }
+        other => panic!("not a transaction claim: {other:?}"),
+    }
+    let hidden = client
+        .get_transaction_proof(proof_for(municipality, &second.transaction_id))
+        .await
+        .unwrap()
+        .into_inner();
+    match light.verify_bundle(&hidden.encode_to_vec()).unwrap() {
+        VerifiedClaim::Transaction {
+            receipt,
+            transaction,
+            ..
+        } => assert!(receipt.is_none() && transaction.is_none()),
+        other => panic!("not a transaction claim: {other:?}"),
+    }
+    let mut bent = bundle.encode_to_vec();
+    let middle = bent.len() / 2;
+    bent[middle] ^= 0x10;
+    assert!(light.verify_bundle(&bent).is_err());
+
+    let first_size = client
+        .get_certified_header(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetCertifiedHeader",
+            v1::GetCertifiedHeaderRequest {
+                auth: None,
+                height: first_height,
+            }
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .ledger_size;
+    let consistency = client
+        .get_consistency_bundle(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetConsistencyBundle",
+            v1::GetConsistencyBundleRequest {
+                auth: None,
+                first_size,
+                second_height: 0,
+            }
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        light.verify_bundle(&consistency.encode_to_vec()).unwrap(),
+        VerifiedClaim::Consistency { .. }
+    ));
+
+    let unknown = client
+        .get_transaction_proof(proof_for(hospital, &[7; 32]))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let beyond = client
+        .get_consistency_bundle(sign!(
+            hospital,
+            "/varde.v1.Ledger/GetConsistencyBundle",
+            v1::GetConsistencyBundleRequest {
+                auth: None,
+                first_size: 1_000,
+                second_height: 0,
+            }
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(beyond.code(), Code::InvalidArgument);
+    node.stop().await;
 }

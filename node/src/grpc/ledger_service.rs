@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 use varde_ledger::accumulator;
+use varde_ledger::proof::{self, BundleError};
 use varde_ledger::signing::TransactionId;
 use varde_ledger::state::StateView;
 use varde_ledger::visibility::Viewer;
@@ -268,7 +269,81 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
             tree_size,
             audit_path: proof.audit_path.iter().map(|hash| hash.to_vec()).collect(),
             ledger_root: root.to_vec(),
+            receipt_hash: proof::receipt_hash(&wire::receipt_to_wire(&receipt)).to_vec(),
         }))
+    }
+
+    async fn get_certified_header(
+        &self,
+        request: Request<v1::GetCertifiedHeaderRequest>,
+    ) -> Result<Response<v1::CertifiedHeader>, Status> {
+        let request = request.into_inner();
+        self.authenticate("/varde.v1.Ledger/GetCertifiedHeader", &request)?;
+        let head = self.height()?;
+        let height = if request.height == 0 {
+            head
+        } else {
+            request.height
+        };
+        if height == 0 {
+            return Err(Status::not_found("no block is committed yet"));
+        }
+        proof::certified_header(&self.context.ledger, height)
+            .map_err(bundle_status)?
+            .map(Response::new)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no certified block at height {height}; the chain is at {head}"
+                ))
+            })
+    }
+
+    async fn get_validator_sets(
+        &self,
+        request: Request<v1::GetValidatorSetsRequest>,
+    ) -> Result<Response<v1::GetValidatorSetsResponse>, Status> {
+        let request = request.into_inner();
+        self.authenticate("/varde.v1.Ledger/GetValidatorSets", &request)?;
+        Ok(Response::new(v1::GetValidatorSetsResponse {
+            sets: proof::validator_set_history(self.context.ledger.membership()),
+        }))
+    }
+
+    async fn get_transaction_proof(
+        &self,
+        request: Request<v1::GetTransactionProofRequest>,
+    ) -> Result<Response<v1::ProofBundle>, Status> {
+        let request = request.into_inner();
+        let caller = self.authenticate("/varde.v1.Ledger/GetTransactionProof", &request)?;
+        let id = transaction_id(&request.transaction_id)?;
+        let viewer = Viewer::new(&caller, now_unix_ms());
+        let Some((receipt, envelope)) = self.committed_transaction(&id)? else {
+            return Err(Status::not_found(format!(
+                "transaction {id} is not committed"
+            )));
+        };
+        let visible = match &envelope {
+            Some(envelope) => self.may_see_envelope(&viewer, envelope, Some(&receipt))?,
+            None => false,
+        };
+        proof::transaction_bundle(&self.context.ledger, &id, request.height, visible)
+            .map(Response::new)
+            .map_err(bundle_status)
+    }
+
+    async fn get_consistency_bundle(
+        &self,
+        request: Request<v1::GetConsistencyBundleRequest>,
+    ) -> Result<Response<v1::ProofBundle>, Status> {
+        let request = request.into_inner();
+        self.authenticate("/varde.v1.Ledger/GetConsistencyBundle", &request)?;
+        proof::consistency_bundle(
+            &self.context.ledger,
+            request.first_size,
+            request.second_height,
+        )
+        .map(Response::new)
+        .map_err(bundle_status)
     }
 
     async fn get_consistency_proof(
@@ -339,5 +414,18 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
             next_page_token: page.next_page_token,
             height,
         }))
+    }
+}
+
+/// A proof request the ledger cannot answer: the caller's mistake, or the node's.
+fn bundle_status(error: BundleError) -> Status {
+    match error {
+        BundleError::NotCommitted(_) | BundleError::NoSuchHeight { .. } => {
+            Status::not_found(error.to_string())
+        }
+        BundleError::CommittedLater { .. }
+        | BundleError::NoBlockAtSize { .. }
+        | BundleError::SizesOutOfOrder { .. } => Status::invalid_argument(error.to_string()),
+        BundleError::Ledger(error) => internal(error),
     }
 }

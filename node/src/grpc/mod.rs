@@ -208,14 +208,12 @@ impl<S: Store + 'static> Api<S> {
     }
 
     fn certificate_at(&self, height: u64) -> Result<Option<v1::CommitCertificate>, Status> {
-        let Some(bytes) = self.stored_at_height(Column::Certificates, height)? else {
-            return Ok(None);
-        };
-        let certificate: varde_consensus::CommitCertificate =
-            serde_json::from_slice(&bytes).map_err(internal)?;
-        Ok(Some(varde_ledger::consensus_wire::certificate_to_wire(
-            &certificate,
-        )))
+        Ok(self
+            .context
+            .ledger
+            .certificate(height)
+            .map_err(internal)?
+            .map(|certificate| varde_ledger::consensus_wire::certificate_to_wire(&certificate)))
     }
 
     fn receipt_at(&self, height: u64, index: u32) -> Result<Option<Receipt>, Status> {

@@ -1,0 +1,654 @@
+//! Proofs checked from the genesis file alone: the light client and the self-contained proof
+//! bundles of `proto/varde/v1/proof.proto` (`varde proof`, `varde verify`).
+//!
+//! A [`LightClient`] trusts nothing but the genesis file. It accepts a block header only with a
+//! commit certificate whose precommits verify, strictly and every one of them, and are more than
+//! two thirds of the validator set in force at the header's height, and whose block id is the
+//! header's hash; then it checks inclusion and consistency proofs against the headers' ledger
+//! roots. A bundle is checked in its canonical encoding only, and every field in it is bound by a
+//! signature or a hash, so that no byte of a bundle can change without the check failing.
+
+use ed25519_dalek::VerifyingKey;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use varde_consensus::{CertificateError, Ed25519Verifier, ValidatorSet};
+use varde_proto::v1;
+use varde_storage::{Column, Store};
+
+use crate::accumulator::{self, ConsistencyProof, InclusionProof};
+use crate::canonical;
+use crate::ledger::{Ledger, LedgerError};
+use crate::membership::{Genesis, GenesisError, Membership};
+use crate::signing::{self, TransactionId};
+use crate::state::{StateError, StateView};
+
+/// Domain of a receipt's hash in the ledger tree's leaves.
+pub const RECEIPT_DOMAIN: &[u8] = b"varde-receipt-v1";
+
+/// SHA-256("varde-receipt-v1" || 0x00 || the encoded receipt).
+pub fn receipt_hash(receipt: &v1::Receipt) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(RECEIPT_DOMAIN);
+    hasher.update([0u8]);
+    hasher.update(receipt.encode_to_vec());
+    hasher.finalize().into()
+}
+
+/// A ledger-tree leaf's data: the transaction id, then its receipt's hash. Binding the receipt
+/// into the leaf lets an inclusion proof show what the transaction did, not only that it is there.
+pub fn ledger_leaf(transaction_id: &[u8; 32], receipt_hash: &[u8; 32]) -> [u8; 64] {
+    let mut leaf = [0u8; 64];
+    leaf[..32].copy_from_slice(transaction_id);
+    leaf[32..].copy_from_slice(receipt_hash);
+    leaf
+}
+
+/// Why a header, a proof or a bundle does not hold. Each says what failed, never a personal
+/// value (a bundle holds pseudonyms and hashes only, and none of them is echoed).
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error("the genesis file is not valid: {0}")]
+    Genesis(#[from] GenesisError),
+    #[error("the genesis file's validator keys do not form a validator set: {0}")]
+    ValidatorKeys(String),
+    #[error("the bundle is not an encoded varde.v1.ProofBundle: {0}")]
+    Malformed(String),
+    #[error("the bundle is not in its canonical encoding (bytes were changed, added or reordered)")]
+    NotCanonical,
+    #[error("the bundle is for chain `{found}`, but the genesis file is of chain `{expected}`")]
+    ForeignChain { expected: String, found: String },
+    #[error("field `{0}` is missing")]
+    Missing(&'static str),
+    #[error("field `{field}` must be {expected} bytes, not {found}")]
+    Length {
+        field: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("the bundle holds {found} headers; a {claim} proof needs {expected}")]
+    HeaderCount {
+        claim: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("header {height}: no validator set is in force at height {height}")]
+    NoValidatorSet { height: u64 },
+    #[error(
+        "header {height}: its validator_set_hash is not the hash of the validator set in force at its height"
+    )]
+    ValidatorSetMismatch { height: u64 },
+    #[error("header {height}: the certificate is for height {certified}")]
+    CertificateHeight { height: u64, certified: u64 },
+    #[error("header {height}: the certificate's block id is not the header's hash")]
+    CertificateBlock { height: u64 },
+    #[error("header {height}: the commit certificate does not hold: {error}")]
+    Certificate {
+        height: u64,
+        error: CertificateError,
+    },
+    #[error("header {height}: the commit certificate is malformed: {detail}")]
+    CertificateMalformed { height: u64, detail: String },
+    #[error("the receipt is of another transaction")]
+    ReceiptOfAnotherTransaction,
+    #[error("the receipt's height {receipt} is above the header's height {header}")]
+    ReceiptAfterHeader { receipt: u64, header: u64 },
+    #[error("the signed transaction does not hold: {0}")]
+    Transaction(String),
+    #[error("the signed transaction's id is not the bundle's transaction id")]
+    TransactionId,
+    #[error(
+        "the inclusion proof does not verify: leaf {leaf_index} is not in the ledger tree of header {height} ({tree_size} transactions)"
+    )]
+    Inclusion {
+        leaf_index: u64,
+        tree_size: u64,
+        height: u64,
+    },
+    #[error("the headers are not in order: height {first} must come before height {second}")]
+    HeadersOutOfOrder { first: u64, second: u64 },
+    #[error(
+        "the consistency proof does not verify: the ledger of header {first} ({first_size} transactions) is not shown to be a prefix of header {second}'s ({second_size})"
+    )]
+    Consistency {
+        first: u64,
+        first_size: u64,
+        second: u64,
+        second_size: u64,
+    },
+    #[error(
+        "the node's validator-set history does not start with the genesis file's set at height 1"
+    )]
+    HistoryNotFromGenesis,
+    #[error(
+        "the node's validator-set history has a change at height {from_height}; this chain's governance cannot change the set yet, so the history is false"
+    )]
+    UnexpectedSetChange { from_height: u64 },
+}
+
+/// A header the light client accepted: certified by a quorum of its height's validators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedHeader {
+    pub height: u64,
+    pub block_hash: [u8; 32],
+    pub time_unix_ms: i64,
+    pub ledger_size: u64,
+    pub ledger_root: [u8; 32],
+    pub state_root: [u8; 32],
+    pub previous_hash: [u8; 32],
+    /// Validators whose precommits the certificate holds.
+    pub signers: usize,
+}
+
+/// What a bundle proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifiedClaim {
+    Transaction {
+        header: VerifiedHeader,
+        transaction_id: [u8; 32],
+        leaf_index: u64,
+        /// The receipt, when the bundle carries it (else only its hash was proven).
+        receipt: Option<v1::Receipt>,
+        /// The signed transaction, when the bundle carries it (its id and signature hold).
+        transaction: Option<v1::SignedTransaction>,
+    },
+    Consistency {
+        first: VerifiedHeader,
+        second: VerifiedHeader,
+    },
+}
+
+/// One validator set and the height it is in force from.
+#[derive(Debug, Clone)]
+struct SetInForce {
+    from_height: u64,
+    set: ValidatorSet,
+    keys: Vec<[u8; 32]>,
+    hash: [u8; 32],
+}
+
+/// Checks headers and proofs, trusting the genesis file alone.
+#[derive(Debug, Clone)]
+pub struct LightClient {
+    chain_id: String,
+    /// In ascending order of `from_height`; the first is the genesis set, from height 1.
+    sets: Vec<SetInForce>,
+}
+
+impl LightClient {
+    pub fn from_genesis(genesis: &Genesis) -> Result<Self, ProofError> {
+        let membership = Membership::from_genesis(genesis)?;
+        let keys = membership.validator_keys();
+        let verifying = keys
+            .iter()
+            .map(VerifyingKey::from_bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
+        let set = ValidatorSet::new(verifying)
+            .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
+        Ok(Self {
+            chain_id: genesis.chain_id.clone(),
+            sets: vec![SetInForce {
+                from_height: 1,
+                set,
+                keys,
+                hash: membership.validator_set_hash(),
+            }],
+        })
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The validator-set history this client derived from genesis.
+    pub fn validator_sets(&self) -> Vec<v1::ValidatorSetEntry> {
+        self.sets
+            .iter()
+            .map(|entry| set_entry(entry.from_height, &entry.keys, entry.hash))
+            .collect()
+    }
+
+    /// Checks a node's validator-set history against what this client derived from genesis. Until
+    /// governance can change the set, the only true history is the genesis set from height 1.
+    pub fn check_validator_sets(&self, served: &[v1::ValidatorSetEntry]) -> Result<(), ProofError> {
+        let ours = self.validator_sets();
+        let Some(first) = served.first() else {
+            return Err(ProofError::HistoryNotFromGenesis);
+        };
+        if *first != ours[0] {
+            return Err(ProofError::HistoryNotFromGenesis);
+        }
+        if let Some(change) = served.get(1) {
+            return Err(ProofError::UnexpectedSetChange {
+                from_height: change.from_height,
+            });
+        }
+        Ok(())
+    }
+
+    fn set_at(&self, height: u64) -> Option<&SetInForce> {
+        self.sets
+            .iter()
+            .rev()
+            .find(|entry| entry.from_height <= height)
+    }
+
+    /// Accepts a header only with a commit certificate of its height's validators for its hash.
+    pub fn verify_header(
+        &self,
+        certified: &v1::CertifiedHeader,
+    ) -> Result<VerifiedHeader, ProofError> {
+        let header = certified
+            .header
+            .as_ref()
+            .ok_or(ProofError::Missing("header"))?;
+        let certificate = certified
+            .certificate
+            .as_ref()
+            .ok_or(ProofError::Missing("certificate"))?;
+        let height = header.height;
+        let in_force = self
+            .set_at(height)
+            .ok_or(ProofError::NoValidatorSet { height })?;
+        if header.validator_set_hash != in_force.hash {
+            return Err(ProofError::ValidatorSetMismatch { height });
+        }
+        if certificate.height != height {
+            return Err(ProofError::CertificateHeight {
+                height,
+                certified: certificate.height,
+            });
+        }
+        let block_hash: [u8; 32] = Sha256::digest(header.encode_to_vec()).into();
+        if certificate.block_id != block_hash {
+            return Err(ProofError::CertificateBlock { height });
+        }
+        let decoded =
+            crate::consensus_wire::certificate_from_wire(certificate).map_err(|error| {
+                ProofError::CertificateMalformed {
+                    height,
+                    detail: error.to_string(),
+                }
+            })?;
+        decoded
+            .verify(&self.chain_id, &in_force.set, &Ed25519Verifier)
+            .map_err(|error| ProofError::Certificate { height, error })?;
+        Ok(VerifiedHeader {
+            height,
+            block_hash,
+            time_unix_ms: header.time_unix_ms,
+            ledger_size: header.ledger_size,
+            ledger_root: hash32("header.ledger_root", &header.ledger_root)?,
+            state_root: hash32("header.state_root", &header.state_root)?,
+            previous_hash: hash32("header.previous_hash", &header.previous_hash)?,
+            signers: decoded.signatures.len(),
+        })
+    }
+
+    /// Checks an encoded [`v1::ProofBundle`] and says what it proved.
+    pub fn verify_bundle(&self, bytes: &[u8]) -> Result<VerifiedClaim, ProofError> {
+        let bundle: v1::ProofBundle =
+            canonical::decode_canonical(bytes).map_err(|error| match error {
+                canonical::CanonicalError::NotCanonical => ProofError::NotCanonical,
+                other => ProofError::Malformed(other.to_string()),
+            })?;
+        if bundle.chain_id != self.chain_id {
+            return Err(ProofError::ForeignChain {
+                expected: self.chain_id.clone(),
+                found: bundle.chain_id,
+            });
+        }
+        match bundle.claim.ok_or(ProofError::Missing("claim"))? {
+            v1::proof_bundle::Claim::Transaction(inclusion) => {
+                let [certified] = headers("transaction", bundle.headers)?;
+                let header = self.verify_header(&certified)?;
+                self.verify_inclusion(header, inclusion)
+            }
+            v1::proof_bundle::Claim::Consistency(consistency) => {
+                let [first, second] = headers("consistency", bundle.headers)?;
+                let first = self.verify_header(&first)?;
+                let second = self.verify_header(&second)?;
+                verify_consistency(first, second, &consistency.path)
+            }
+        }
+    }
+
+    /// Checks a transaction's inclusion, with its receipt, in a verified header's ledger tree.
+    pub fn verify_inclusion(
+        &self,
+        header: VerifiedHeader,
+        inclusion: v1::TransactionInclusion,
+    ) -> Result<VerifiedClaim, ProofError> {
+        let transaction_id = hash32("transaction.transaction_id", &inclusion.transaction_id)?;
+        let (receipt, receipt_hash) = match inclusion
+            .receipt_proof
+            .ok_or(ProofError::Missing("transaction.receipt_proof"))?
+        {
+            v1::transaction_inclusion::ReceiptProof::Receipt(receipt) => {
+                if receipt.transaction_id != transaction_id {
+                    return Err(ProofError::ReceiptOfAnotherTransaction);
+                }
+                if receipt.height > header.height {
+                    return Err(ProofError::ReceiptAfterHeader {
+                        receipt: receipt.height,
+                        header: header.height,
+                    });
+                }
+                let hash = receipt_hash(&receipt);
+                (Some(receipt), hash)
+            }
+            v1::transaction_inclusion::ReceiptProof::ReceiptHash(hash) => {
+                (None, hash32("transaction.receipt_hash", &hash)?)
+            }
+        };
+        if let Some(envelope) = &inclusion.transaction {
+            let (verified, _) = signing::verify_strict(
+                &self.chain_id,
+                &envelope.signer_public_key,
+                &envelope.signature,
+                &envelope.body,
+            )
+            .map_err(|error| ProofError::Transaction(error.to_string()))?;
+            if verified != TransactionId(transaction_id) {
+                return Err(ProofError::TransactionId);
+            }
+        }
+        let audit_path = inclusion
+            .audit_path
+            .iter()
+            .map(|hash| hash32("transaction.audit_path", hash))
+            .collect::<Result<Vec<_>, _>>()?;
+        let proof = InclusionProof {
+            leaf_index: inclusion.leaf_index,
+            tree_size: header.ledger_size,
+            audit_path,
+        };
+        let leaf = ledger_leaf(&transaction_id, &receipt_hash);
+        if !accumulator::verify_inclusion(&leaf, &proof, &header.ledger_root) {
+            return Err(ProofError::Inclusion {
+                leaf_index: inclusion.leaf_index,
+                tree_size: header.ledger_size,
+                height: header.height,
+            });
+        }
+        Ok(VerifiedClaim::Transaction {
+            header,
+            transaction_id,
+            leaf_index: inclusion.leaf_index,
+            receipt,
+            transaction: inclusion.transaction,
+        })
+    }
+}
+
+fn set_entry(from_height: u64, keys: &[[u8; 32]], hash: [u8; 32]) -> v1::ValidatorSetEntry {
+    v1::ValidatorSetEntry {
+        from_height,
+        validators: keys.iter().map(|key| key.to_vec()).collect(),
+        set_hash: hash.to_vec(),
+    }
+}
+
+/// The validator-set history a node serves (`Ledger.GetValidatorSets`): today the genesis set,
+/// in force from height 1, as membership cannot change yet.
+pub fn validator_set_history(membership: &Membership) -> Vec<v1::ValidatorSetEntry> {
+    vec![set_entry(
+        1,
+        &membership.validator_keys(),
+        membership.validator_set_hash(),
+    )]
+}
+
+/// Checks that the first verified header's ledger is a prefix of the second's.
+pub fn verify_consistency(
+    first: VerifiedHeader,
+    second: VerifiedHeader,
+    path: &[Vec<u8>],
+) -> Result<VerifiedClaim, ProofError> {
+    if first.height > second.height {
+        return Err(ProofError::HeadersOutOfOrder {
+            first: first.height,
+            second: second.height,
+        });
+    }
+    let path = path
+        .iter()
+        .map(|hash| hash32("consistency.path", hash))
+        .collect::<Result<Vec<_>, _>>()?;
+    let proof = ConsistencyProof {
+        first_size: first.ledger_size,
+        second_size: second.ledger_size,
+        path,
+    };
+    if !accumulator::verify_consistency(&proof, &first.ledger_root, &second.ledger_root) {
+        return Err(ProofError::Consistency {
+            first: first.height,
+            first_size: first.ledger_size,
+            second: second.height,
+            second_size: second.ledger_size,
+        });
+    }
+    Ok(VerifiedClaim::Consistency { first, second })
+}
+
+fn headers<const N: usize>(
+    claim: &'static str,
+    headers: Vec<v1::CertifiedHeader>,
+) -> Result<[v1::CertifiedHeader; N], ProofError> {
+    let found = headers.len();
+    headers.try_into().map_err(|_| ProofError::HeaderCount {
+        claim,
+        expected: N,
+        found,
+    })
+}
+
+fn hash32(field: &'static str, bytes: &[u8]) -> Result<[u8; 32], ProofError> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| ProofError::Length {
+        field,
+        expected: 32,
+        found: bytes.len(),
+    })
+}
+
+/// Why a node cannot build a proof.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("transaction {0} is not committed")]
+    NotCommitted(TransactionId),
+    #[error("no block at height {height}; the chain is at {head}")]
+    NoSuchHeight { height: u64, head: u64 },
+    #[error("the transaction was committed at height {committed}, after height {height}")]
+    CommittedLater { committed: u64, height: u64 },
+    #[error(
+        "no block ends at ledger size {size} (the ledger holds {ledger_size} transactions; a block's `ledger_size` is one)"
+    )]
+    NoBlockAtSize { size: u64, ledger_size: u64 },
+    #[error("the first size {first_size} is above the later header's ledger size {second_size}")]
+    SizesOutOfOrder { first_size: u64, second_size: u64 },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<StateError> for BundleError {
+    fn from(error: StateError) -> Self {
+        Self::Ledger(LedgerError::State(error))
+    }
+}
+
+impl From<varde_storage::StorageError> for BundleError {
+    fn from(error: varde_storage::StorageError) -> Self {
+        Self::Ledger(LedgerError::Storage(error))
+    }
+}
+
+fn corrupt(column: Column, detail: String) -> BundleError {
+    BundleError::Ledger(LedgerError::State(StateError::Corrupt { column, detail }))
+}
+
+/// The header of `height` with the commit certificate stored beside its block.
+pub fn certified_header<S: Store>(
+    ledger: &Ledger<S>,
+    height: u64,
+) -> Result<Option<v1::CertifiedHeader>, BundleError> {
+    let key = height.to_be_bytes();
+    let Some(block) = ledger.store().get(Column::Blocks, &key)? else {
+        return Ok(None);
+    };
+    let block = v1::Block::decode(block.as_slice())
+        .map_err(|error| corrupt(Column::Blocks, error.to_string()))?;
+    let Some(certificate) = ledger.certificate(height)? else {
+        return Ok(None);
+    };
+    Ok(Some(v1::CertifiedHeader {
+        header: block.header,
+        certificate: Some(crate::consensus_wire::certificate_to_wire(&certificate)),
+    }))
+}
+
+/// Resolves a requested height: 0 is the head; others must be committed.
+fn resolve_height<S: Store>(ledger: &Ledger<S>, height: u64) -> Result<u64, BundleError> {
+    let head = ledger.head()?.map_or(0, |head| head.height);
+    let height = if height == 0 { head } else { height };
+    if height == 0 || height > head {
+        return Err(BundleError::NoSuchHeight { height, head });
+    }
+    Ok(height)
+}
+
+fn certified_header_at<S: Store>(
+    ledger: &Ledger<S>,
+    height: u64,
+) -> Result<v1::CertifiedHeader, BundleError> {
+    certified_header(ledger, height)?.ok_or_else(|| {
+        corrupt(
+            Column::Certificates,
+            format!("the block or certificate of committed height {height} is missing"),
+        )
+    })
+}
+
+/// A bundle proving a committed transaction against the header of `height` (0: the head). With
+/// `reveal`, it carries the receipt and the signed transaction; without, the receipt's hash only.
+pub fn transaction_bundle<S: Store>(
+    ledger: &Ledger<S>,
+    transaction_id: &TransactionId,
+    height: u64,
+    reveal: bool,
+) -> Result<v1::ProofBundle, BundleError> {
+    let receipt = ledger
+        .receipt(transaction_id)?
+        .ok_or(BundleError::NotCommitted(*transaction_id))?;
+    let height = resolve_height(ledger, height)?;
+    if receipt.height > height {
+        return Err(BundleError::CommittedLater {
+            committed: receipt.height,
+            height,
+        });
+    }
+    let view = StateView::new(ledger.store());
+    let tree_size = size_at(&view, height)?;
+    let before = size_at(&view, receipt.height - 1)?;
+    let leaf_index = before + u64::from(receipt.index);
+    let proof = accumulator::inclusion_proof(&view, leaf_index, tree_size)?.ok_or_else(|| {
+        corrupt(
+            Column::Accumulator,
+            format!("leaf {leaf_index} is not within the tree of {tree_size} leaves"),
+        )
+    })?;
+    let wire_receipt = crate::wire::receipt_to_wire(&receipt);
+    let receipt_proof = if reveal {
+        v1::transaction_inclusion::ReceiptProof::Receipt(wire_receipt)
+    } else {
+        v1::transaction_inclusion::ReceiptProof::ReceiptHash(receipt_hash(&wire_receipt).to_vec())
+    };
+    let transaction = if reveal {
+        ledger.committed_envelope(receipt.height, receipt.index)?
+    } else {
+        None
+    };
+    Ok(v1::ProofBundle {
+        chain_id: ledger.chain_id().to_owned(),
+        claim: Some(v1::proof_bundle::Claim::Transaction(
+            v1::TransactionInclusion {
+                transaction_id: transaction_id.0.to_vec(),
+                receipt_proof: Some(receipt_proof),
+                transaction,
+                leaf_index,
+                audit_path: proof.audit_path.iter().map(|hash| hash.to_vec()).collect(),
+            },
+        )),
+        headers: vec![certified_header_at(ledger, height)?],
+    })
+}
+
+/// A bundle proving that the ledger of `first_size` transactions (the lowest block whose
+/// `ledger_size` it is) is a prefix of the ledger at `second_height` (0: the head).
+pub fn consistency_bundle<S: Store>(
+    ledger: &Ledger<S>,
+    first_size: u64,
+    second_height: u64,
+) -> Result<v1::ProofBundle, BundleError> {
+    let second_height = resolve_height(ledger, second_height)?;
+    let view = StateView::new(ledger.store());
+    let second_size = size_at(&view, second_height)?;
+    if first_size > second_size {
+        return Err(BundleError::SizesOutOfOrder {
+            first_size,
+            second_size,
+        });
+    }
+    let first_height = lowest_height_with_size(&view, first_size, second_height)?.ok_or(
+        BundleError::NoBlockAtSize {
+            size: first_size,
+            ledger_size: second_size,
+        },
+    )?;
+    let proof =
+        accumulator::consistency_proof(&view, first_size, second_size)?.ok_or_else(|| {
+            corrupt(
+                Column::Accumulator,
+                format!("no consistency proof between sizes {first_size} and {second_size}"),
+            )
+        })?;
+    Ok(v1::ProofBundle {
+        chain_id: ledger.chain_id().to_owned(),
+        claim: Some(v1::proof_bundle::Claim::Consistency(
+            v1::LedgerConsistency {
+                path: proof.path.iter().map(|hash| hash.to_vec()).collect(),
+            },
+        )),
+        headers: vec![
+            certified_header_at(ledger, first_height)?,
+            certified_header_at(ledger, second_height)?,
+        ],
+    })
+}
+
+fn size_at<S: Store>(view: &StateView<'_, S>, height: u64) -> Result<u64, BundleError> {
+    accumulator::size_at_height(view, height)?.ok_or_else(|| {
+        corrupt(
+            Column::Accumulator,
+            format!("the tree size of committed height {height} is missing"),
+        )
+    })
+}
+
+/// The lowest height in 1..=`up_to` whose tree size is `size` (sizes never shrink with height),
+/// by binary search: O(log h) reads.
+fn lowest_height_with_size<S: Store>(
+    view: &StateView<'_, S>,
+    size: u64,
+    up_to: u64,
+) -> Result<Option<u64>, BundleError> {
+    let (mut low, mut high) = (1u64, up_to);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if size_at(view, middle)? < size {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    Ok((low <= up_to && size_at(view, low)? == size).then_some(low))
+}

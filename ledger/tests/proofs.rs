@@ -1,0 +1,322 @@
+//! Proof bundles checked by the light client from the genesis file alone: transactions with their
+//! receipts, ledger consistency, and every one-bit change of a bundle refused.
+
+use ed25519_dalek::SigningKey;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use varde_consensus::{BlockId, CommitCertificate, CommitSignature, SignedVote};
+use varde_ledger::Ledger;
+use varde_ledger::identifiers::OrgNumber;
+use varde_ledger::membership::{Genesis, Institution, Role};
+use varde_ledger::proof::{self, LightClient, ProofError, VerifiedClaim};
+use varde_ledger::signing::{self, TransactionId};
+use varde_proto::v1;
+use varde_proto::v1::transaction_body::Action;
+use varde_storage::MemoryStore;
+
+const CHAIN: &str = "varde-proof-test";
+const T0: i64 = 1_780_000_000_000;
+const HOSPITAL: &str = "974760673";
+/// Validator institutions (organisation number, consensus key seed).
+const VALIDATORS: [(&str, u8); 4] = [
+    ("123456785", 11),
+    ("983044778", 12),
+    ("100000008", 13),
+    ("993467049", 14),
+];
+const HOSPITAL_KEY: u8 = 1;
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn genesis() -> Genesis {
+    let mut institutions: Vec<Institution> = VALIDATORS
+        .iter()
+        .map(|(org, seed)| Institution {
+            org_number: OrgNumber::parse(org).unwrap(),
+            name: format!("Validator {seed}"),
+            roles: vec![Role::Validator],
+            public_keys: vec![],
+            validator_key: Some(key(*seed).verifying_key().to_bytes()),
+        })
+        .collect();
+    institutions.push(Institution {
+        org_number: OrgNumber::parse(HOSPITAL).unwrap(),
+        name: "Sykehuset".to_owned(),
+        roles: vec![Role::Submitter],
+        public_keys: vec![key(HOSPITAL_KEY).verifying_key().to_bytes()],
+        validator_key: None,
+    });
+    Genesis {
+        chain_id: CHAIN.to_owned(),
+        genesis_time_unix_ms: T0,
+        institutions,
+    }
+}
+
+fn anchor(record: u32) -> v1::SignedTransaction {
+    let body = v1::TransactionBody {
+        chain_id: CHAIN.to_owned(),
+        expires_at_height: 1_000,
+        action: Some(Action::AnchorRecord(v1::AnchorRecord {
+            custodian_org_number: HOSPITAL.to_owned(),
+            record_id: format!("notat-{record}"),
+            subject_pseudonym: vec![0x42; 32],
+            category_code: "notat".to_owned(),
+            location_uri: format!("https://ehr.example/r/{record}"),
+            content_sha256: vec![7; 32],
+            confidentiality: v1::Confidentiality::Normal as i32,
+            created_at_unix_ms: T0,
+        })),
+        ..Default::default()
+    };
+    let bytes = body.encode_to_vec();
+    let parts = signing::sign(CHAIN, &key(HOSPITAL_KEY), &bytes).unwrap();
+    v1::SignedTransaction {
+        body: bytes,
+        signer_public_key: parts.signer_public_key.to_vec(),
+        signature: parts.signature.to_vec(),
+    }
+}
+
+/// The validators' signing keys in validator-index order (ascending public key bytes).
+fn validator_keys_in_order() -> Vec<SigningKey> {
+    let mut keys: Vec<SigningKey> = VALIDATORS.iter().map(|(_, seed)| key(*seed)).collect();
+    keys.sort_by_key(|key| key.verifying_key().to_bytes());
+    keys
+}
+
+/// A certificate of `signers` (validator indexes, ascending) for `block_id` at `height`.
+fn certificate(height: u64, block_id: [u8; 32], signers: &[u32]) -> CommitCertificate {
+    let keys = validator_keys_in_order();
+    let mut certificate = CommitCertificate {
+        height,
+        round: 0,
+        block_id: BlockId(block_id),
+        signatures: Vec::new(),
+    };
+    for &validator in signers {
+        let vote = certificate.precommit(validator);
+        let signed = SignedVote::sign(CHAIN, vote, &keys[validator as usize]);
+        certificate.signatures.push(CommitSignature {
+            validator,
+            signature: signed.signature,
+        });
+    }
+    certificate
+}
+
+/// A ledger with `blocks` committed blocks of `per_block` anchors each (the first block empty),
+/// each with a certificate.
+fn ledger(blocks: u32, per_block: u32) -> (Ledger<MemoryStore>, Vec<TransactionId>) {
+    let ledger = Ledger::open(MemoryStore::new(), genesis()).unwrap();
+    let mut ids = Vec::new();
+    for height in 1..=blocks {
+        let count = if height == 1 { 0 } else { per_block };
+        let transactions: Vec<_> = (0..count).map(|i| anchor(height * 1_000 + i)).collect();
+        let mut executed = ledger
+            .execute_block([9; 32], T0 + i64::from(height) * 1_000, transactions)
+            .unwrap();
+        for receipt in &executed.receipts {
+            assert!(receipt.is_applied(), "{receipt:?}");
+            ids.push(receipt.transaction_id);
+        }
+        // Odd heights carry a bare quorum, even ones every validator's precommit (each checked).
+        let signers: &[u32] = if height % 2 == 1 {
+            &[0, 2, 3]
+        } else {
+            &[0, 1, 2, 3]
+        };
+        let certificate = certificate(u64::from(height), executed.block_hash, signers);
+        executed.attach_certificate(serde_json::to_vec(&certificate).unwrap());
+        ledger.commit(executed).unwrap();
+    }
+    (ledger, ids)
+}
+
+fn client() -> LightClient {
+    LightClient::from_genesis(&genesis()).unwrap()
+}
+
+#[test]
+fn a_transaction_bundle_proves_the_transaction_and_its_receipt() {
+    let (ledger, ids) = ledger(6, 5);
+    let id = ids[7];
+    for height in [0, 3, 6] {
+        let bundle = proof::transaction_bundle(&ledger, &id, height, true).unwrap();
+        let claim = client().verify_bundle(&bundle.encode_to_vec()).unwrap();
+        let VerifiedClaim::Transaction {
+            header,
+            transaction_id,
+            receipt,
+            transaction,
+            ..
+        } = claim
+        else {
+            panic!("not a transaction claim");
+        };
+        assert_eq!(header.height, if height == 0 { 6 } else { height });
+        assert_eq!(transaction_id, id.0);
+        let receipt = receipt.expect("revealed");
+        assert_eq!(receipt.height, 3);
+        assert!(matches!(
+            receipt.outcome,
+            Some(v1::receipt::Outcome::Applied(_))
+        ));
+        assert_eq!(
+            transaction.unwrap(),
+            ledger.committed_envelope(3, 2).unwrap().unwrap()
+        );
+    }
+    // Before its block, the transaction cannot be proven.
+    assert!(matches!(
+        proof::transaction_bundle(&ledger, &id, 2, true),
+        Err(proof::BundleError::CommittedLater { .. })
+    ));
+    // Without the right to see it, the bundle proves inclusion with the receipt's hash only.
+    let hidden = proof::transaction_bundle(&ledger, &id, 0, false).unwrap();
+    let Some(v1::proof_bundle::Claim::Transaction(inclusion)) = &hidden.claim else {
+        panic!("not a transaction bundle");
+    };
+    assert!(inclusion.transaction.is_none());
+    assert!(matches!(
+        inclusion.receipt_proof,
+        Some(v1::transaction_inclusion::ReceiptProof::ReceiptHash(_))
+    ));
+    assert!(matches!(
+        client().verify_bundle(&hidden.encode_to_vec()),
+        Ok(VerifiedClaim::Transaction { receipt: None, .. })
+    ));
+}
+
+#[test]
+fn a_consistency_bundle_proves_the_earlier_ledger_a_prefix() {
+    let (ledger, _) = ledger(7, 3);
+    for (first_size, second_height) in [(0, 0), (3, 4), (6, 0), (9, 5), (18, 7)] {
+        let bundle = proof::consistency_bundle(&ledger, first_size, second_height).unwrap();
+        let claim = client().verify_bundle(&bundle.encode_to_vec()).unwrap();
+        let VerifiedClaim::Consistency { first, second } = claim else {
+            panic!("not a consistency claim");
+        };
+        assert_eq!(first.ledger_size, first_size);
+        assert!(first.height <= second.height);
+    }
+    assert!(matches!(
+        proof::consistency_bundle(&ledger, 4, 0),
+        Err(proof::BundleError::NoBlockAtSize { .. })
+    ));
+    assert!(matches!(
+        proof::consistency_bundle(&ledger, 9, 3),
+        Err(proof::BundleError::SizesOutOfOrder { .. })
+    ));
+}
+
+/// Every single-bit change anywhere in a bundle is refused, with a reason.
+fn every_bit_flip_is_refused(bytes: &[u8]) {
+    let client = client();
+    client
+        .verify_bundle(bytes)
+        .expect("the untouched bundle holds");
+    let mut changed = bytes.to_vec();
+    for byte in 0..changed.len() {
+        for bit in 0..8 {
+            changed[byte] ^= 1 << bit;
+            if let Ok(claim) = client.verify_bundle(&changed) {
+                panic!("a bundle with bit {bit} of byte {byte} flipped still verifies: {claim:?}");
+            }
+            changed[byte] ^= 1 << bit;
+        }
+    }
+}
+
+#[test]
+fn every_one_bit_change_of_a_transaction_bundle_is_refused() {
+    let (ledger, ids) = ledger(4, 3);
+    let revealed = proof::transaction_bundle(&ledger, &ids[4], 0, true).unwrap();
+    every_bit_flip_is_refused(&revealed.encode_to_vec());
+    let hidden = proof::transaction_bundle(&ledger, &ids[1], 0, false).unwrap();
+    every_bit_flip_is_refused(&hidden.encode_to_vec());
+}
+
+#[test]
+fn every_one_bit_change_of_a_consistency_bundle_is_refused() {
+    let (ledger, _) = ledger(5, 3);
+    let bundle = proof::consistency_bundle(&ledger, 6, 0).unwrap();
+    every_bit_flip_is_refused(&bundle.encode_to_vec());
+}
+
+#[test]
+fn headers_need_a_quorum_of_the_genesis_validators() {
+    let (ledger, ids) = ledger(3, 2);
+    let bundle = proof::transaction_bundle(&ledger, &ids[0], 0, true).unwrap();
+    let header = bundle.headers[0].header.clone().unwrap();
+    let block_id: [u8; 32] = Sha256::digest(header.encode_to_vec()).into();
+    let with_certificate = |certificate: &CommitCertificate| {
+        let mut bundle = bundle.clone();
+        bundle.headers[0].certificate = Some(varde_ledger::consensus_wire::certificate_to_wire(
+            certificate,
+        ));
+        client().verify_bundle(&bundle.encode_to_vec())
+    };
+    // Two of four is no quorum; all four is.
+    assert!(matches!(
+        with_certificate(&certificate(header.height, block_id, &[1, 3])),
+        Err(ProofError::Certificate { .. })
+    ));
+    assert!(with_certificate(&certificate(header.height, block_id, &[0, 1, 2, 3])).is_ok());
+    // Signatures of another chain's validators (same keys, other chain id) do not count.
+    let mut foreign = certificate(header.height, block_id, &[]);
+    let keys = validator_keys_in_order();
+    foreign.signatures = (0..3)
+        .map(|validator| CommitSignature {
+            validator,
+            signature: SignedVote::sign(
+                "another-chain",
+                foreign.precommit(validator),
+                &keys[validator as usize],
+            )
+            .signature,
+        })
+        .collect();
+    assert!(matches!(
+        with_certificate(&foreign),
+        Err(ProofError::Certificate { .. })
+    ));
+    // A genesis with other validators refuses the bundle.
+    let mut other = genesis();
+    other.institutions[0].validator_key = Some(key(99).verifying_key().to_bytes());
+    let stranger = LightClient::from_genesis(&other).unwrap();
+    assert!(matches!(
+        stranger.verify_bundle(&bundle.encode_to_vec()),
+        Err(ProofError::ValidatorSetMismatch { .. })
+    ));
+    // Another chain's genesis refuses it by name.
+    let mut renamed = genesis();
+    renamed.chain_id = "varde-other".to_owned();
+    assert!(matches!(
+        LightClient::from_genesis(&renamed)
+            .unwrap()
+            .verify_bundle(&bundle.encode_to_vec()),
+        Err(ProofError::ForeignChain { .. })
+    ));
+}
+
+#[test]
+fn the_validator_set_history_starts_at_genesis() {
+    let (ledger, _) = ledger(1, 0);
+    let served = proof::validator_set_history(ledger.membership());
+    client().check_validator_sets(&served).unwrap();
+    let mut changed = served.clone();
+    changed[0].validators.swap(0, 1);
+    assert!(client().check_validator_sets(&changed).is_err());
+    let mut grown = served.clone();
+    grown.push(v1::ValidatorSetEntry {
+        from_height: 5,
+        ..served[0].clone()
+    });
+    assert!(matches!(
+        client().check_validator_sets(&grown),
+        Err(ProofError::UnexpectedSetChange { from_height: 5 })
+    ));
+}
