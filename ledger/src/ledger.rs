@@ -15,7 +15,7 @@ use crate::membership::{Genesis, GenesisError, Membership};
 use crate::replay::{self, ReplayLimits};
 use crate::state::{StateError, StateView, keys};
 use crate::wire::{self, TransactionError, VerifiedTransaction};
-use crate::{accumulator, proof, query};
+use crate::{accumulator, proof, query, state_commitment};
 
 /// The latest committed block, kept in `Column::Meta` under `head`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +179,6 @@ impl<S: Store> Ledger<S> {
         let head = self.head()?;
         let height = head.as_ref().map_or(1, |head| head.height + 1);
         let previous_hash = head.as_ref().map_or([0u8; 32], |head| head.block_hash);
-        let previous_state_root = head.as_ref().map_or([0u8; 32], |head| head.state_root);
         if let Some(head) = &head {
             if time_unix_ms < head.time_unix_ms {
                 return Err(LedgerError::TimeWentBackwards {
@@ -227,7 +226,7 @@ impl<S: Store> Ledger<S> {
             }
             receipts.push(receipt);
         }
-        let state_root = state_root(&previous_state_root, &view);
+        let state_root = state_commitment::commit_changes(&mut view)?;
         let mut transactions_root_leaves: Vec<&[u8]> = Vec::new();
         for (transaction, receipt) in verified.iter().zip(&receipts) {
             let receipt_hash = proof::receipt_hash(&wire::receipt_to_wire(receipt));
@@ -373,39 +372,4 @@ impl<S: Store> Ledger<S> {
 /// Honest proposers send `ExecutedBlock::block` as prost encodes it, which is canonical.
 pub fn decode_block(payload: &[u8]) -> Result<v1::Block, CanonicalError> {
     canonical::decode_canonical(payload)
-}
-
-/// state_root(h) = SHA-256("varde-state-v1" || 0x00 || state_root(h-1) || every change of block h
-/// to the state columns, sorted by column then key, each as: column name length (1 byte) || column
-/// name || key length (4 bytes BE) || key || 0x01 || value length (4 bytes BE) || value for a put,
-/// or 0x00 for a delete). State columns are all but Blocks, Certificates, Accumulator and
-/// ConsensusSafety (the Meta head is written after the root is taken). Height 0's root is 32 zero
-/// bytes. It commits to the state's whole history, not to a Merkle tree of the current state: it
-/// supports agreement checks between validators, not state proofs.
-fn state_root<S: Store + ?Sized>(previous: &[u8; 32], view: &StateView<'_, S>) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(b"varde-state-v1\x00");
-    hasher.update(previous);
-    for ((column, key), value) in view.pending() {
-        if matches!(
-            column,
-            Column::Blocks | Column::Certificates | Column::Accumulator | Column::ConsensusSafety
-        ) {
-            continue;
-        }
-        let name = column.name().as_bytes();
-        hasher.update([name.len() as u8]);
-        hasher.update(name);
-        hasher.update((key.len() as u32).to_be_bytes());
-        hasher.update(key);
-        match value {
-            Some(value) => {
-                hasher.update([1u8]);
-                hasher.update((value.len() as u32).to_be_bytes());
-                hasher.update(value);
-            }
-            None => hasher.update([0u8]),
-        }
-    }
-    hasher.finalize().into()
 }

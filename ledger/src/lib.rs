@@ -23,6 +23,8 @@ pub mod query;
 pub mod replay;
 pub mod signing;
 pub mod state;
+pub mod state_commitment;
+pub mod state_tree;
 pub mod visibility;
 pub mod wire;
 pub use ledger::{ExecutedBlock, Head, Ledger, LedgerError};

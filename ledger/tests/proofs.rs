@@ -56,19 +56,23 @@ fn genesis() -> Genesis {
 }
 
 fn anchor(record: u32) -> v1::SignedTransaction {
+    hospital_signs(Action::AnchorRecord(v1::AnchorRecord {
+        custodian_org_number: HOSPITAL.to_owned(),
+        record_id: format!("notat-{record}"),
+        subject_pseudonym: vec![0x42; 32],
+        category_code: "notat".to_owned(),
+        location_uri: format!("https://ehr.example/r/{record}"),
+        content_sha256: vec![7; 32],
+        confidentiality: v1::Confidentiality::Normal as i32,
+        created_at_unix_ms: T0,
+    }))
+}
+
+fn hospital_signs(action: Action) -> v1::SignedTransaction {
     let body = v1::TransactionBody {
         chain_id: CHAIN.to_owned(),
         expires_at_height: 1_000,
-        action: Some(Action::AnchorRecord(v1::AnchorRecord {
-            custodian_org_number: HOSPITAL.to_owned(),
-            record_id: format!("notat-{record}"),
-            subject_pseudonym: vec![0x42; 32],
-            category_code: "notat".to_owned(),
-            location_uri: format!("https://ehr.example/r/{record}"),
-            content_sha256: vec![7; 32],
-            confidentiality: v1::Confidentiality::Normal as i32,
-            created_at_unix_ms: T0,
-        })),
+        action: Some(action),
         ..Default::default()
     };
     let bytes = body.encode_to_vec();
@@ -107,6 +111,35 @@ fn certificate(height: u64, block_id: [u8; 32], signers: &[u32]) -> CommitCertif
     certificate
 }
 
+/// Commits the next block with its certificate; every transaction must apply.
+fn commit(
+    ledger: &Ledger<MemoryStore>,
+    transactions: Vec<v1::SignedTransaction>,
+) -> Vec<TransactionId> {
+    let height = ledger.head().unwrap().map_or(1, |head| head.height + 1);
+    let mut executed = ledger
+        .execute_block([9; 32], T0 + height as i64 * 1_000, transactions)
+        .unwrap();
+    let ids = executed
+        .receipts
+        .iter()
+        .map(|receipt| {
+            assert!(receipt.is_applied(), "{receipt:?}");
+            receipt.transaction_id
+        })
+        .collect();
+    // Odd heights carry a bare quorum, even ones every validator's precommit (each checked).
+    let signers: &[u32] = if height % 2 == 1 {
+        &[0, 2, 3]
+    } else {
+        &[0, 1, 2, 3]
+    };
+    let certificate = certificate(height, executed.block_hash, signers);
+    executed.attach_certificate(serde_json::to_vec(&certificate).unwrap());
+    ledger.commit(executed).unwrap();
+    ids
+}
+
 /// A ledger with `blocks` committed blocks of `per_block` anchors each (the first block empty),
 /// each with a certificate.
 fn ledger(blocks: u32, per_block: u32) -> (Ledger<MemoryStore>, Vec<TransactionId>) {
@@ -114,23 +147,10 @@ fn ledger(blocks: u32, per_block: u32) -> (Ledger<MemoryStore>, Vec<TransactionI
     let mut ids = Vec::new();
     for height in 1..=blocks {
         let count = if height == 1 { 0 } else { per_block };
-        let transactions: Vec<_> = (0..count).map(|i| anchor(height * 1_000 + i)).collect();
-        let mut executed = ledger
-            .execute_block([9; 32], T0 + i64::from(height) * 1_000, transactions)
-            .unwrap();
-        for receipt in &executed.receipts {
-            assert!(receipt.is_applied(), "{receipt:?}");
-            ids.push(receipt.transaction_id);
-        }
-        // Odd heights carry a bare quorum, even ones every validator's precommit (each checked).
-        let signers: &[u32] = if height % 2 == 1 {
-            &[0, 2, 3]
-        } else {
-            &[0, 1, 2, 3]
-        };
-        let certificate = certificate(u64::from(height), executed.block_hash, signers);
-        executed.attach_certificate(serde_json::to_vec(&certificate).unwrap());
-        ledger.commit(executed).unwrap();
+        ids.extend(commit(
+            &ledger,
+            (0..count).map(|i| anchor(height * 1_000 + i)).collect(),
+        ));
     }
     (ledger, ids)
 }
@@ -319,4 +339,91 @@ fn the_validator_set_history_starts_at_genesis() {
         client().check_validator_sets(&grown),
         Err(ProofError::UnexpectedSetChange { from_height: 5 })
     ));
+}
+
+// Record pointers and grants are proven present (with their committed message) or absent against
+// a header's state root; a revocation changes the root, and the proof from before it no longer
+// verifies against the new header.
+#[test]
+fn state_proofs_hold_against_the_header_state_root() {
+    use varde_ledger::state::StateView;
+    use varde_ledger::state_commitment::{self, EntryKind};
+    use varde_ledger::state_tree;
+    let (ledger, _) = ledger(3, 2);
+    let grant_id = commit(
+        &ledger,
+        vec![hospital_signs(Action::GrantAccess(v1::GrantAccess {
+            issuer_org_number: HOSPITAL.to_owned(),
+            subject_pseudonym: vec![0x42; 32],
+            grantee_org_number: VALIDATORS[0].0.to_owned(),
+            scope: Some(v1::GrantScope {
+                scope: Some(v1::grant_scope::Scope::Record(v1::RecordReference {
+                    custodian_org_number: HOSPITAL.to_owned(),
+                    record_id: "notat-2000".to_owned(),
+                })),
+            }),
+            purposes: vec![v1::PurposeOfUse::Treat as i32],
+            valid_from_unix_ms: T0,
+            valid_until_unix_ms: T0 + 86_400_000,
+            basis: Some(v1::GrantBasis {
+                basis: Some(v1::grant_basis::Basis::PatientConsent(v1::PatientConsent {
+                    reference: "samtykke-1".to_owned(),
+                })),
+            }),
+            ..Default::default()
+        }))],
+    )[0];
+    let root = ledger.head().unwrap().unwrap().state_root;
+    let view = StateView::new(ledger.store());
+    let (proof, record) = state_commitment::prove_record(&view, HOSPITAL, "notat-2000").unwrap();
+    let record = record.expect("anchored");
+    let key = state_commitment::state_key(
+        EntryKind::Record,
+        &state_commitment::record_identity(HOSPITAL, "notat-2000"),
+    );
+    assert_eq!(
+        state_tree::verify(&root, &key, &proof),
+        Ok(Some(state_commitment::value_hash(&record)))
+    );
+    let mut changed = record.clone();
+    changed.location_uri.push('x');
+    assert_ne!(
+        state_tree::verify(&root, &key, &proof),
+        Ok(Some(state_commitment::value_hash(&changed)))
+    );
+    let (absent, none) = state_commitment::prove_record(&view, HOSPITAL, "notat-9999").unwrap();
+    assert!(none.is_none());
+    let absent_key = state_commitment::state_key(
+        EntryKind::Record,
+        &state_commitment::record_identity(HOSPITAL, "notat-9999"),
+    );
+    assert_eq!(state_tree::verify(&root, &absent_key, &absent), Ok(None));
+    let grant_key = state_commitment::state_key(EntryKind::Grant, &grant_id.0);
+    let (grant_proof, grant) = state_commitment::prove_grant(&view, &grant_id.0).unwrap();
+    let grant = grant.expect("granted");
+    assert!(!grant.revoked);
+    assert_eq!(
+        state_tree::verify(&root, &grant_key, &grant_proof),
+        Ok(Some(state_commitment::value_hash(&grant)))
+    );
+
+    commit(
+        &ledger,
+        vec![hospital_signs(Action::RevokeGrant(v1::RevokeGrant {
+            issuer_org_number: HOSPITAL.to_owned(),
+            grant_id: grant_id.0.to_vec(),
+            reason: "tilbakekalt".to_owned(),
+        }))],
+    );
+    let revoked_root = ledger.head().unwrap().unwrap().state_root;
+    assert_ne!(revoked_root, root);
+    assert!(state_tree::verify(&revoked_root, &grant_key, &grant_proof).is_err());
+    let view = StateView::new(ledger.store());
+    let (now_proof, now) = state_commitment::prove_grant(&view, &grant_id.0).unwrap();
+    let now = now.unwrap();
+    assert!(now.revoked);
+    assert_eq!(
+        state_tree::verify(&revoked_root, &grant_key, &now_proof),
+        Ok(Some(state_commitment::value_hash(&now)))
+    );
 }

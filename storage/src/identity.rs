@@ -10,8 +10,9 @@ use std::fmt;
 use crate::{Column, StorageError, Store, WriteBatch};
 
 /// The storage schema version this build reads and writes. Raise it when the encoding of any column
-/// changes; a database with a higher version is refused rather than misread.
-pub const SCHEMA_VERSION: u32 = 1;
+/// changes; a database with another version is refused rather than misread. Version 2: the ledger
+/// tree's leaves bind receipts and the state root is the state tree's (`Column::StateTree`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Key of the chain id (UTF-8) in [`Column::Meta`].
 pub const CHAIN_ID_KEY: &[u8] = b"identity/chain_id";
@@ -64,7 +65,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// - an empty store (no key in any column) gets `identity` and [`SCHEMA_VERSION`], synced;
 /// - a store with the same chain id and genesis hash and a supported schema version passes;
 /// - another chain id or genesis hash gives [`StorageError::ForeignDatabase`];
-/// - a higher schema version gives [`StorageError::UnsupportedSchema`];
+/// - a higher schema version gives [`StorageError::UnsupportedSchema`], a lower one
+///   [`StorageError::OutdatedSchema`];
 /// - a store with data but no identity, or an unreadable identity, gives [`StorageError::Corrupt`].
 pub fn check_identity(
     store: &dyn Store,
@@ -111,6 +113,13 @@ pub fn check_identity(
     let schema_version = u32::from_be_bytes(schema_version);
     if schema_version > SCHEMA_VERSION {
         return Err(StorageError::UnsupportedSchema {
+            path: location.to_owned(),
+            found: schema_version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if (1..SCHEMA_VERSION).contains(&schema_version) {
+        return Err(StorageError::OutdatedSchema {
             path: location.to_owned(),
             found: schema_version,
             supported: SCHEMA_VERSION,

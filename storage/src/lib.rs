@@ -48,11 +48,13 @@ pub enum Column {
     Indexes,
     /// The consensus engine's safety state: what this validator signed and what it is locked on.
     ConsensusSafety,
+    /// Nodes of the state tree (a sparse Merkle tree over records, grants and patient blocks).
+    StateTree,
 }
 
 impl Column {
     /// Every column, in a fixed order.
-    pub const ALL: [Column; 12] = [
+    pub const ALL: [Column; 13] = [
         Column::Meta,
         Column::Blocks,
         Column::Certificates,
@@ -65,6 +67,7 @@ impl Column {
         Column::AccessEvents,
         Column::Indexes,
         Column::ConsensusSafety,
+        Column::StateTree,
     ];
 
     /// The stable on-disk name of the column family.
@@ -82,6 +85,7 @@ impl Column {
             Column::AccessEvents => "access_events",
             Column::Indexes => "indexes",
             Column::ConsensusSafety => "consensus_safety",
+            Column::StateTree => "state_tree",
         }
     }
 }
@@ -172,6 +176,15 @@ pub enum StorageError {
         "the database at {path} has storage schema version {found}, but this build of Varde reads only up to version {supported}: run the Varde release that wrote it, or a newer one"
     )]
     UnsupportedSchema {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    /// Written by an older Varde whose hashes this build does not reproduce.
+    #[error(
+        "the database at {path} has storage schema version {found}, written by an older Varde whose ledger and state roots this build (version {supported}) computes differently: move the data directory aside and let the node sync from its peers (or start a new test network)"
+    )]
+    OutdatedSchema {
         path: String,
         found: u32,
         supported: u32,

@@ -539,6 +539,28 @@ fn newer_schema_refused<H: Harness>() {
     assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
 }
 
+// A database written by an older schema (whose roots this build computes differently) is refused
+// with a clear error, not reopened and forked.
+fn older_schema_refused<H: Harness>() {
+    let harness = H::create(&identity());
+    put(
+        harness.store(),
+        Column::Meta,
+        SCHEMA_VERSION_KEY,
+        &(SCHEMA_VERSION - 1).to_be_bytes(),
+    );
+    let Err(error) = harness.reopen(&identity()) else {
+        panic!("an older schema was accepted");
+    };
+    let StorageError::OutdatedSchema {
+        found, supported, ..
+    } = error
+    else {
+        panic!("expected OutdatedSchema, got {error:?}");
+    };
+    assert_eq!((found, supported), (SCHEMA_VERSION - 1, SCHEMA_VERSION));
+}
+
 // A database whose identity is partly missing or malformed is refused as corrupt, not re-initialised.
 fn damaged_identity_refused<H: Harness>() {
     let harness = H::create(&identity());
@@ -574,6 +596,7 @@ macro_rules! store_suite {
                 reopen_keeps_data,
                 foreign_chain_refused,
                 newer_schema_refused,
+                older_schema_refused,
                 damaged_identity_refused,
             );
         }
