@@ -9,6 +9,7 @@ mod dev;
 mod exit;
 mod genesis;
 mod keys;
+mod proof;
 mod pseudonym;
 mod query;
 mod render;
@@ -54,6 +55,13 @@ enum Command {
     /// Signed queries: records, grants, access log, access checks.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// Fetch a self-contained proof bundle from a node: a transaction with its receipt, or the
+    /// ledger's consistency.
+    #[command(subcommand)]
+    Proof(proof::ProofCommand),
+    /// Check a proof bundle offline, or follow a node from genesis, trusting the genesis file
+    /// alone. Exit code 0 only when everything holds.
+    Verify(proof::VerifyArgs),
     /// Show a node's status (chain id, height, latest block).
     Status(client::NodeArgs),
     /// Run a one-validator dev network with demo institutions and data (Ctrl-C stops it).
@@ -75,6 +83,8 @@ fn main() -> ExitCode {
         Command::Pseudonym(arguments) => pseudonym::run(&arguments, json),
         Command::Tx(command) => block_on(tx::run(command, json)),
         Command::Query(command) => block_on(query::run(command, json)),
+        Command::Proof(command) => block_on(proof::run(command, json)),
+        Command::Verify(arguments) => block_on(proof::run_verify(arguments, json)),
         Command::Status(arguments) => block_on(client::run_status(arguments, json)),
         Command::Dev(arguments) => dev::run(arguments),
         Command::Testnet(command) => testnet::run(command, json),

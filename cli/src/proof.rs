@@ -1,0 +1,433 @@
+//! `varde proof` fetches self-contained proof bundles (`proof.proto`) from a node; `varde verify`
+//! checks a bundle offline, or follows a node from genesis, with the light client of
+//! `varde_ledger::proof`, trusting nothing but the genesis file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+use prost::Message;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+use varde_ledger::hex;
+use varde_ledger::membership::Genesis;
+use varde_ledger::proof::{LightClient, VerifiedClaim, VerifiedHeader};
+use varde_proto::v1;
+
+use crate::client::{self, now_unix_ms};
+use crate::exit::{Outcome, usage};
+use crate::keys::read_key;
+use crate::query::authenticate;
+use crate::render;
+
+/// Headers `varde verify --node` follows at most in one run.
+const FOLLOW_HEADERS_MAX: u64 = 1_000_000;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ProofCommand {
+    /// A committed transaction with its receipt, against a certified header.
+    Tx {
+        /// The transaction id (64 hex characters).
+        #[arg(value_name = "TXID")]
+        transaction_id: String,
+        /// Prove against the header of this height (default: the latest).
+        #[arg(long, default_value_t = 0, value_name = "H")]
+        height: u64,
+        #[command(flatten)]
+        options: FetchOptions,
+    },
+    /// The ledger of SIZE transactions is a prefix of the ledger at a later certified header.
+    Consistency {
+        /// The earlier ledger size (a block header's `ledger_size`).
+        #[arg(long = "from", value_name = "SIZE")]
+        first_size: u64,
+        /// The later header's height (default: the latest).
+        #[arg(long, default_value_t = 0, value_name = "H")]
+        to_height: u64,
+        #[command(flatten)]
+        options: FetchOptions,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FetchOptions {
+    /// Write the bundle (an encoded varde.v1.ProofBundle) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The caller's key file (PKCS#8 PEM): proof requests are signed like every read.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The node's gRPC address.
+    #[arg(long, default_value = client::DEFAULT_ENDPOINT, value_name = "URL")]
+    pub endpoint: String,
+    /// The chain id to sign for; fetched from the node's status when not given.
+    #[arg(long)]
+    pub chain_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The genesis file: the only thing trusted.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: PathBuf,
+    /// Check this bundle offline ...
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "node",
+        required_unless_present = "node"
+    )]
+    pub bundle: Option<PathBuf>,
+    /// ... or follow this (untrusted) node from genesis: every header from --from-height to its
+    /// head by its certificate and its link to the one before, and the ledger's consistency.
+    #[arg(long, value_name = "URL")]
+    pub node: Option<String>,
+    /// With --node: the first height to check.
+    #[arg(long, default_value_t = 1, value_name = "H")]
+    pub from_height: u64,
+    /// With --node: the caller's key file (PKCS#8 PEM) that signs the requests.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+struct Caller {
+    client: v1::ledger_client::LedgerClient<Channel>,
+    endpoint: String,
+    chain_id: String,
+    key: SigningKey,
+}
+
+impl Caller {
+    async fn open(endpoint: &str, key: &Path, chain_id: Option<&str>) -> anyhow::Result<Self> {
+        let key = read_key(key)?;
+        let channel = client::connect(endpoint).await?;
+        let chain_id = client::chain_id(chain_id, channel.clone(), endpoint).await?;
+        Ok(Self {
+            client: v1::ledger_client::LedgerClient::new(channel),
+            endpoint: endpoint.to_owned(),
+            chain_id,
+            key,
+        })
+    }
+
+    fn sign(
+        &self,
+        request: &impl Message,
+        method: &str,
+    ) -> anyhow::Result<v1::RequestAuthentication> {
+        authenticate(request, method, &self.chain_id, &self.key, now_unix_ms())
+    }
+
+    fn error(&self, status: &tonic::Status) -> anyhow::Error {
+        client::call_error(&self.endpoint, "proof request", status)
+    }
+
+    async fn certified_header(&mut self, height: u64) -> anyhow::Result<v1::CertifiedHeader> {
+        let mut request = v1::GetCertifiedHeaderRequest { auth: None, height };
+        request.auth = Some(self.sign(&request, "/varde.v1.Ledger/GetCertifiedHeader")?);
+        match self.client.get_certified_header(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => Err(self.error(&status)),
+        }
+    }
+}
+
+pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Outcome> {
+    let (bundle, out) = match command {
+        ProofCommand::Tx {
+            transaction_id,
+            height,
+            options,
+        } => {
+            let id = hex::decode(transaction_id.trim())
+                .filter(|bytes| bytes.len() == 32)
+                .ok_or_else(|| usage("TXID must be 64 hex characters (a transaction id)"))?;
+            let mut caller =
+                Caller::open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
+            let mut request = v1::GetTransactionProofRequest {
+                auth: None,
+                transaction_id: id,
+                height,
+            };
+            request.auth = Some(caller.sign(&request, "/varde.v1.Ledger/GetTransactionProof")?);
+            let bundle = match caller.client.get_transaction_proof(request).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => return Err(caller.error(&status)),
+            };
+            (bundle, options.out)
+        }
+        ProofCommand::Consistency {
+            first_size,
+            to_height,
+            options,
+        } => {
+            let mut caller =
+                Caller::open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
+            let mut request = v1::GetConsistencyBundleRequest {
+                auth: None,
+                first_size,
+                second_height: to_height,
+            };
+            request.auth = Some(caller.sign(&request, "/varde.v1.Ledger/GetConsistencyBundle")?);
+            let bundle = match caller.client.get_consistency_bundle(request).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => return Err(caller.error(&status)),
+            };
+            (bundle, options.out)
+        }
+    };
+    let bytes = bundle.encode_to_vec();
+    std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    let document = json!({
+        "bundle": out.display().to_string(),
+        "bytes": bytes.len(),
+        "headers": bundle.headers.iter().filter_map(|certified| certified.header.as_ref()).map(|header| header.height).collect::<Vec<_>>(),
+    });
+    render::emit(json_output, &document, || {
+        format!(
+            "wrote {} ({} bytes); check it with `varde verify --genesis GENESIS --bundle {}`",
+            out.display(),
+            bytes.len(),
+            out.display()
+        )
+    });
+    Ok(Outcome::Success)
+}
+
+fn read_genesis(path: &Path) -> anyhow::Result<LightClient> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the genesis file {}", path.display()))?;
+    let genesis: Genesis = serde_json::from_str(&text)
+        .map_err(|error| usage(format!("{} is not a genesis file: {error}", path.display())))?;
+    LightClient::from_genesis(&genesis)
+        .map_err(|error| usage(format!("{}: {error}", path.display())))
+}
+
+pub async fn run_verify(arguments: VerifyArgs, json_output: bool) -> anyhow::Result<Outcome> {
+    let light = read_genesis(&arguments.genesis)?;
+    match (&arguments.bundle, &arguments.node) {
+        (Some(bundle), _) => verify_bundle(&light, bundle, json_output),
+        (None, Some(node)) => {
+            let key = arguments.key.as_deref().ok_or_else(|| {
+                usage("--node needs --key FILE: the node answers signed requests only")
+            })?;
+            follow(&light, node, key, arguments.from_height, json_output).await
+        }
+        (None, None) => Err(usage("give --bundle FILE or --node URL")),
+    }
+}
+
+fn verify_bundle(light: &LightClient, path: &Path, json_output: bool) -> anyhow::Result<Outcome> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match light.verify_bundle(&bytes) {
+        Ok(claim) => {
+            let document = claim_json(&claim);
+            render::emit(json_output, &document, || claim_text(&claim));
+            Ok(Outcome::Success)
+        }
+        Err(error) => refuted(json_output, &format!("{}: {error}", path.display())),
+    }
+}
+
+/// Prints why a proof does not hold; the exit code says so (1).
+fn refuted(json_output: bool, reason: &str) -> anyhow::Result<Outcome> {
+    let document = json!({ "verified": false, "reason": reason });
+    render::emit(json_output, &document, || format!("NOT VERIFIED: {reason}"));
+    Ok(Outcome::CheckFailed)
+}
+
+fn header_json(header: &VerifiedHeader) -> Value {
+    json!({
+        "height": header.height,
+        "block_hash": hex::encode(&header.block_hash),
+        "time_unix_ms": header.time_unix_ms,
+        "ledger_size": header.ledger_size,
+        "ledger_root": hex::encode(&header.ledger_root),
+        "state_root": hex::encode(&header.state_root),
+        "signers": header.signers,
+    })
+}
+
+fn claim_json(claim: &VerifiedClaim) -> Value {
+    match claim {
+        VerifiedClaim::Transaction {
+            header,
+            transaction_id,
+            leaf_index,
+            receipt,
+            transaction,
+        } => json!({
+            "verified": true,
+            "claim": "transaction",
+            "transaction_id": hex::encode(transaction_id),
+            "leaf_index": leaf_index,
+            "receipt": receipt.as_ref().map(render::receipt_json),
+            "body_included": transaction.is_some(),
+            "header": header_json(header),
+        }),
+        VerifiedClaim::Consistency { first, second } => json!({
+            "verified": true,
+            "claim": "consistency",
+            "first": header_json(first),
+            "second": header_json(second),
+        }),
+    }
+}
+
+fn claim_text(claim: &VerifiedClaim) -> String {
+    match claim {
+        VerifiedClaim::Transaction {
+            header,
+            transaction_id,
+            leaf_index,
+            receipt,
+            transaction,
+        } => {
+            let receipt = match receipt {
+                Some(receipt) => format!("\nits receipt: {}", render::receipt_text(receipt)),
+                None => {
+                    "\nits receipt's hash only (the bundle's caller may not see the transaction)"
+                        .to_owned()
+                }
+            };
+            format!(
+                "VERIFIED: transaction {} is leaf {leaf_index} of the ledger at height {}{}\n\
+                 header {} signed by {} of the genesis validators{receipt}",
+                hex::encode(transaction_id),
+                header.height,
+                if transaction.is_some() {
+                    ", its body included and its signature checked"
+                } else {
+                    ""
+                },
+                hex::encode(&header.block_hash),
+                header.signers,
+            )
+        }
+        VerifiedClaim::Consistency { first, second } => format!(
+            "VERIFIED: the ledger of {} transactions at height {} is a prefix of the ledger of {} at height {}\n\
+             both headers certified by validators of the genesis set",
+            first.ledger_size, first.height, second.ledger_size, second.height
+        ),
+    }
+}
+
+/// Follows a node from `from_height` to its head, checking every header's certificate, each
+/// header's link to the one before, and the ledger's consistency from first to last.
+async fn follow(
+    light: &LightClient,
+    endpoint: &str,
+    key: &Path,
+    from_height: u64,
+    json_output: bool,
+) -> anyhow::Result<Outcome> {
+    let mut caller = Caller::open(endpoint, key, Some(light.chain_id())).await?;
+    let mut request = v1::GetValidatorSetsRequest { auth: None };
+    request.auth = Some(caller.sign(&request, "/varde.v1.Ledger/GetValidatorSets")?);
+    let sets = match caller.client.get_validator_sets(request).await {
+        Ok(response) => response.into_inner().sets,
+        Err(status) => return Err(caller.error(&status)),
+    };
+    if let Err(error) = light.check_validator_sets(&sets) {
+        return refuted(json_output, &format!("{endpoint}: {error}"));
+    }
+    let head = caller.certified_header(0).await?;
+    let head = match light.verify_header(&head) {
+        Ok(head) => head,
+        Err(error) => return refuted(json_output, &format!("{endpoint}, latest header: {error}")),
+    };
+    let from_height = from_height.max(1);
+    if from_height > head.height {
+        return Err(usage(format!(
+            "--from-height {from_height} is above the node's head {}",
+            head.height
+        )));
+    }
+    if head.height - from_height >= FOLLOW_HEADERS_MAX {
+        return Err(usage(format!(
+            "the node is {} heights ahead; follow at most {FOLLOW_HEADERS_MAX} at a time with --from-height",
+            head.height - from_height + 1
+        )));
+    }
+    let mut previous: Option<VerifiedHeader> = None;
+    let mut first: Option<VerifiedHeader> = None;
+    for height in from_height..=head.height {
+        let certified = caller.certified_header(height).await?;
+        let header = match light.verify_header(&certified) {
+            Ok(header) if header.height == height => header,
+            Ok(header) => {
+                return refuted(
+                    json_output,
+                    &format!(
+                        "{endpoint} answered height {height} with header {}",
+                        header.height
+                    ),
+                );
+            }
+            Err(error) => return refuted(json_output, &format!("{endpoint}: {error}")),
+        };
+        if let Some(previous) = &previous {
+            if header.previous_hash != previous.block_hash {
+                return refuted(
+                    json_output,
+                    &format!(
+                        "{endpoint}: header {height} does not link to header {}",
+                        height - 1
+                    ),
+                );
+            }
+            if header.ledger_size < previous.ledger_size {
+                return refuted(
+                    json_output,
+                    &format!("{endpoint}: the ledger shrinks at height {height}"),
+                );
+            }
+        }
+        if first.is_none() {
+            first = Some(header.clone());
+        }
+        previous = Some(header);
+    }
+    let first = first.expect("at least one header");
+    let last = previous.expect("at least one header");
+    let mut request = v1::GetConsistencyBundleRequest {
+        auth: None,
+        first_size: first.ledger_size,
+        second_height: last.height,
+    };
+    request.auth = Some(caller.sign(&request, "/varde.v1.Ledger/GetConsistencyBundle")?);
+    let bundle = match caller.client.get_consistency_bundle(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return Err(caller.error(&status)),
+    };
+    match light.verify_bundle(&bundle.encode_to_vec()) {
+        Ok(VerifiedClaim::Consistency { second, .. }) if second.block_hash == last.block_hash => {}
+        Ok(_) => {
+            return refuted(
+                json_output,
+                &format!("{endpoint}: the consistency proof is not for the headers followed"),
+            );
+        }
+        Err(error) => return refuted(json_output, &format!("{endpoint}: {error}")),
+    }
+    let document = json!({
+        "verified": true,
+        "claim": "followed",
+        "from_height": first.height,
+        "to_height": last.height,
+        "headers": last.height - first.height + 1,
+        "last": header_json(&last),
+    });
+    render::emit(json_output, &document, || {
+        format!(
+            "VERIFIED: {} headers from height {} to {} hold by their certificates and links; the ledger grew consistently from {} to {} transactions (root {})",
+            last.height - first.height + 1,
+            first.height,
+            last.height,
+            first.ledger_size,
+            last.ledger_size,
+            hex::encode(&last.ledger_root)
+        )
+    });
+    Ok(Outcome::Success)
+}
