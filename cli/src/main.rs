@@ -7,6 +7,7 @@ mod access_log;
 mod client;
 mod dev;
 mod exit;
+mod export;
 mod genesis;
 mod keys;
 mod pseudonym;
@@ -54,6 +55,9 @@ enum Command {
     /// Signed queries: records, grants, access log, access checks.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// Export ledger content in a standard format: `export fhir` writes a FHIR R4 Bundle.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Show a node's status (chain id, height, latest block).
     Status(client::NodeArgs),
     /// Run a one-validator dev network with demo institutions and data (Ctrl-C stops it).
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Pseudonym(arguments) => pseudonym::run(&arguments, json),
         Command::Tx(command) => block_on(tx::run(command, json)),
         Command::Query(command) => block_on(query::run(command, json)),
+        Command::Export(command) => block_on(export::run(command, json)),
         Command::Status(arguments) => block_on(client::run_status(arguments, json)),
         Command::Dev(arguments) => dev::run(arguments),
         Command::Testnet(command) => testnet::run(command, json),

@@ -221,7 +221,6 @@ pub fn export<S: Store>(
     let resource_count = entries.len();
     let mut bundle = json!({
         "resourceType": "Bundle",
-        "type": "collection",
         "meta": {
             "extension": [{
                 "url": EXTENSION_EXPORT,
@@ -231,6 +230,7 @@ pub fn export<S: Store>(
                 ],
             }],
         },
+        "type": "collection",
     });
     if let Some(timestamp) = instant(now_unix_ms) {
         bundle["timestamp"] = Value::String(timestamp);
@@ -243,6 +243,54 @@ pub fn export<S: Store>(
         resource_count,
         height: head_height,
     })
+}
+
+impl Export {
+    /// The Bundle as UTF-8 JSON, each object's `resourceType` first and the Bundle's `entry`
+    /// last, as in the R4 element order: streaming FHIR readers (fhirbolt among them) need the
+    /// type before the other fields of an embedded resource, and fhirbolt 0.4 misreads whatever
+    /// follows the entries.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let mut text = String::new();
+        write_json(&self.bundle, &mut text);
+        text.into_bytes()
+    }
+}
+
+/// Writes `value` as compact JSON with `resourceType` first and `entry` last in every object, the
+/// other fields in the map's order.
+fn write_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(fields) => {
+            out.push('{');
+            let first = fields.get_key_value("resourceType");
+            let last = fields.get_key_value("entry");
+            let rest = fields
+                .iter()
+                .filter(|(name, _)| *name != "resourceType" && *name != "entry");
+            let ordered = first.into_iter().chain(rest).chain(last);
+            for (index, (name, field)) in ordered.enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(name.clone()).to_string());
+                out.push(':');
+                write_json(field, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 fn ledger_state_error(error: crate::LedgerError) -> ExportError {

@@ -299,6 +299,7 @@ signed_requests!(
     ListAccessEventsRequest,
     ListAccessBlocksRequest,
     CheckAccessRequest,
+    ExportFhirRequest,
 );
 
 /// Verifies a query request's signature strictly; `request_bytes` is the request encoded

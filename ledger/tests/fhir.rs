@@ -382,10 +382,52 @@ fn find<'a>(resources: &'a [Value], id: &TransactionId) -> &'a Value {
         .unwrap_or_else(|| panic!("no resource {}", id.to_hex()))
 }
 
-/// Parses a resource, as JSON text, with the strict R4 model; the error as text.
+/// Parses a resource, as JSON text, with the strict R4 model, its fields in the order they were
+/// built and in alphabetical order after `resourceType`; the first error as text.
+///
+/// Both, because the order depends on a feature of serde_json: fhirbolt turns on
+/// `preserve_order` for the test builds, while the node and the CLI (without it) keep objects'
+/// fields in alphabetical order, and `Export::to_json_bytes` then writes `resourceType` first.
 fn parse_strict(resource: &Value) -> Result<Resource, String> {
+    fhirbolt::json::from_str::<Resource>(&sorted_text(resource), strict())
+        .map_err(|error| format!("fields sorted: {error}"))?;
     fhirbolt::json::from_str::<Resource>(&resource.to_string(), strict())
         .map_err(|error| error.to_string())
+}
+
+/// `value` as JSON text with every object's `resourceType` first, `entry` last and its other
+/// fields in alphabetical order: what `Export::to_json_bytes` writes in a node built without
+/// `preserve_order`.
+fn sorted_text(value: &Value) -> String {
+    match value {
+        Value::Object(fields) => {
+            let mut names: Vec<&String> = fields.keys().collect();
+            names.sort_by_key(|name| {
+                let rank = match name.as_str() {
+                    "resourceType" => 0,
+                    "entry" => 2,
+                    _ => 1,
+                };
+                (rank, name.as_str())
+            });
+            let parts: Vec<String> = names
+                .into_iter()
+                .map(|name| {
+                    format!(
+                        "{}:{}",
+                        Value::String(name.clone()),
+                        sorted_text(&fields[name])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(sorted_text).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// The sub-extension `name` of the complex extension `url` on `resource`.
@@ -415,6 +457,13 @@ fn every_exported_resource_parses_under_a_strict_r4_model() {
         }
         parse_bundle(&export.bundle)
             .unwrap_or_else(|error| panic!("the Bundle is not strict R4: {error}"));
+        // The bytes served say the same, type first.
+        let bytes = export.to_json_bytes();
+        assert!(bytes.starts_with(br#"{"resourceType":"Bundle","#));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+            export.bundle
+        );
         let text = export.bundle.to_string();
         assert!(!text.contains(NATIONAL_ID));
         assert!(text.contains(&varde_ledger::hex::encode(&patient().0)));
@@ -798,6 +847,8 @@ fn parse_bundle(bundle: &Value) -> Result<(), String> {
     // alone (everything of the envelope and of the entry, as written), and once without any;
     // clients/python/fhir_r4_check.py checks the Bundle whole.
     let parse = |bundle: &Value| {
+        fhirbolt::json::from_str::<Bundle>(&sorted_text(bundle), strict())
+            .map_err(|error| format!("fields sorted: {error}"))?;
         fhirbolt::json::from_str::<Bundle>(&bundle.to_string(), strict())
             .map(|_| ())
             .map_err(|error| error.to_string())
