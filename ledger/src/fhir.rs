@@ -64,7 +64,8 @@ pub const SOURCE_TRANSACTION_PREFIX: &str = "urn:varde:transaction:";
 
 /// One per transaction that shaped a resource, oldest first: sub-extensions `transaction` (hex
 /// id, valueString), `height` (valueUnsignedInt), `action` (valueCode, e.g. `grant_access`) and
-/// `time` (the block time, valueInstant). Each id proves with `varde proof tx TXID`.
+/// `time` (the block time, valueInstant). Each id is a committed transaction's, which
+/// `Ledger.GetInclusionProof` proves on the ledger tree.
 pub const EXTENSION_LEDGER_TRANSACTION: &str = "urn:varde:fhir:ledger-transaction";
 /// On `DocumentReference.content.attachment`: the content's SHA-256, lowercase hex (valueString).
 /// R4's `Attachment.hash` is defined as base64 SHA-1, so the SHA-256 cannot go there.
