@@ -15,7 +15,7 @@ use crate::query::{QueryOptions, authenticate};
 use crate::render;
 
 const METHOD: &str = "/varde.v1.Query/ExportFhir";
-/// The largest answer read: the node's 1 000 resources take about 2 MiB.
+/// The largest answer read: the node's 500 resources take at most about 2.5 MiB.
 const ANSWER_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, clap::Subcommand)]

@@ -81,8 +81,10 @@ pub const EXTENSION_ATTESTATION_SHA256: &str = "urn:varde:fhir:attestation-sha25
 /// On `Bundle.meta`: `chainId` (valueString) and `height` (valueUnsignedInt) the export holds at.
 pub const EXTENSION_EXPORT: &str = "urn:varde:fhir:export";
 
-/// The most resources one export holds; a larger selection is refused, not cut.
-pub const EXPORT_RESOURCES_MAX: usize = 1_000;
+/// The most resources one export holds; a larger selection is refused, not cut. A resource is
+/// 2–3 KiB of JSON, up to about 5 KiB with every text field at its longest, so a Bundle at the
+/// limit stays below the 4 MiB message size that stock gRPC clients accept by default.
+pub const EXPORT_RESOURCES_MAX: usize = 500;
 /// The most heights one export's range spans.
 pub const EXPORT_HEIGHTS_MAX: u64 = 10_000;
 /// FHIR R4 `unsignedInt` stops here; a height above it cannot be written.

@@ -67,7 +67,7 @@ fn other_patient() -> SubjectPseudonym {
 struct World {
     ledger: Ledger<MemoryStore>,
     members: Vec<Institution>,
-    nonce: u8,
+    nonce: u16,
 }
 
 impl World {
@@ -104,10 +104,13 @@ impl World {
             .into_iter()
             .map(|(seed, action)| {
                 self.nonce += 1;
+                // No run of ASCII digits: a nonce is refused when it holds 11 of them.
+                let mut nonce = vec![0xaa; 14];
+                nonce.extend_from_slice(&self.nonce.to_be_bytes());
                 let body = v1::TransactionBody {
                     chain_id: CHAIN.to_owned(),
                     expires_at_height: 1_000,
-                    nonce: vec![self.nonce; 16],
+                    nonce,
                     action: Some(action),
                     ..Default::default()
                 };
@@ -867,4 +870,29 @@ fn parse_bundle(bundle: &Value) -> Result<(), String> {
         parse(&alone)?;
     }
     Ok(())
+}
+
+// A selection of more than EXPORT_RESOURCES_MAX resources is refused whole, for a subject and
+// for a range, while a smaller range of the same ledger is exported.
+#[test]
+fn a_selection_beyond_the_resource_limit_is_refused() {
+    let (mut world, _) = story();
+    let per_block = 200;
+    let extra = fhir::EXPORT_RESOURCES_MAX;
+    for block in 0..extra.div_ceil(per_block) {
+        let anchors = (block * per_block..((block + 1) * per_block).min(extra))
+            .map(|index| (1, anchor(&format!("bulk-{index}"), patient(), false)))
+            .collect();
+        world.commit(T0 + 3 * HOUR + block as i64, anchors);
+    }
+    let head = world.ledger.head().unwrap().unwrap().height;
+    for request in [of_subject(), of_heights(1, head)] {
+        assert!(matches!(
+            export(&world, AUDITOR, request).unwrap_err(),
+            ExportError::TooManyResources { max } if max == fhir::EXPORT_RESOURCES_MAX
+        ));
+    }
+    let last_block = export(&world, AUDITOR, of_heights(head, head)).unwrap();
+    assert_eq!(last_block.resource_count, extra % per_block);
+    assert!(last_block.to_json_bytes().len() < 4 * 1024 * 1024);
 }
