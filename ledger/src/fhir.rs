@@ -696,10 +696,17 @@ impl<S: Store> Mapper<'_, S> {
         } else {
             "active"
         };
-        let mut actors = vec![json!({
-            "role": recipient_role(),
-            "reference": self.organisation(&terms.grantee),
-        })];
+        // A department is stored but not enforced (CheckAccess has no department input): it is
+        // said in the institution's display only.
+        let mut grantee = self.organisation(&terms.grantee);
+        if let Some(department) = terms.grantee_department.as_deref().and_then(fhir_string) {
+            let name = grantee["display"]
+                .as_str()
+                .unwrap_or(terms.grantee.as_str())
+                .to_owned();
+            grantee["display"] = Value::String(format!("{name} (department: {department})"));
+        }
+        let mut actors = vec![json!({ "role": recipient_role(), "reference": grantee })];
         if let Some(person) = &terms.grantee_person {
             actors.push(json!({ "role": recipient_role(), "reference": practitioner(person) }));
         }
@@ -756,7 +763,7 @@ impl<S: Store> Mapper<'_, S> {
                 rule
             }
         };
-        let mut resource = json!({
+        Ok(json!({
             "resourceType": "Consent",
             "id": grant.grant_id.to_hex(),
             "meta": meta,
@@ -770,16 +777,7 @@ impl<S: Store> Mapper<'_, S> {
             "organization": [self.organisation(&terms.issuer)],
             "policyRule": policy_rule,
             "provision": provision,
-        });
-        if let Some(department) = terms.grantee_department.as_deref().and_then(fhir_string) {
-            resource["provision"]["actor"][0]["reference"]["display"] = Value::String(format!(
-                "{} (department: {department})",
-                resource["provision"]["actor"][0]["reference"]["display"]
-                    .as_str()
-                    .unwrap_or(terms.grantee.as_str())
-            ));
-        }
-        Ok(resource)
+        }))
     }
 
     fn block_consent(&mut self, block: &AccessBlock) -> Result<Value, ExportError> {

@@ -220,6 +220,17 @@ struct Story {
 /// read, an emergency read, a supersession, a retraction and an unauthorised read.
 fn story() -> (World, Story) {
     let mut world = World::new();
+    let mut statutory = grant(
+        HOSPITAL,
+        v1::grant_scope::Scope::Record(reference("r-secret")),
+        "",
+        v1::grant_basis::Basis::Statutory(v1::StatutoryBasis {
+            name: "pasientjournalloven § 19".into(),
+        }),
+    );
+    if let Action::GrantAccess(terms) = &mut statutory {
+        terms.grantee_department = "akuttmottaket".into();
+    }
     let first = world.commit(
         T0,
         vec![
@@ -237,17 +248,7 @@ fn story() -> (World, Story) {
                     }),
                 ),
             ),
-            (
-                1,
-                grant(
-                    HOSPITAL,
-                    v1::grant_scope::Scope::Record(reference("r-secret")),
-                    "",
-                    v1::grant_basis::Basis::Statutory(v1::StatutoryBasis {
-                        name: "pasientjournalloven § 19".into(),
-                    }),
-                ),
-            ),
+            (1, statutory),
         ],
     );
     let (consent_grant, statutory_grant) = (first[3], first[4]);
@@ -607,6 +608,14 @@ fn the_mapping_follows_the_ledger() {
         "r-secret"
     );
     assert!(!statutory.to_string().contains("no longer needed"));
+    assert_eq!(
+        statutory["provision"]["actor"][0]["reference"]["display"],
+        format!("Institution {MUNICIPALITY} (department: akuttmottaket)")
+    );
+    assert_eq!(
+        statutory["policyRule"]["text"],
+        "statutory basis: pasientjournalloven § 19"
+    );
     assert_eq!(
         statutory["meta"]["source"],
         format!("urn:varde:transaction:{}", story.revocation.to_hex())
