@@ -250,9 +250,8 @@ pub fn export<S: Store>(
 
 impl Export {
     /// The Bundle as UTF-8 JSON, each object's `resourceType` first and the Bundle's `entry`
-    /// last, as in the R4 element order: streaming FHIR readers (fhirbolt among them) need the
-    /// type before the other fields of an embedded resource, and fhirbolt 0.4 misreads whatever
-    /// follows the entries.
+    /// last, as in the R4 element order: streaming FHIR readers need the type before the other
+    /// fields of an embedded resource.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         let mut text = String::new();
         write_json(&self.bundle, &mut text);

@@ -1,14 +1,12 @@
-//! FHIR R4 out over a real ledger: every exported resource parses under a strict R4 model
-//! (fhirbolt, strict mode: unknown fields and wrong types are errors), the mapping says what the
-//! ledger says (statuses, identifier systems, purposes, classification), each resource names the
-//! transactions behind it, and an export never holds what the caller could not list.
+//! FHIR R4 out over a real ledger: the mapping says what the ledger says (statuses, identifier
+//! systems, purposes, classification), each resource names the transactions behind it, and an
+//! export never holds what the caller could not list. Every exported resource is checked against
+//! a strict R4 model by an independent implementation (clients/fhir-check, over a real node, in
+//! cli/tests/export_fhir.rs).
 
 use std::collections::BTreeSet;
 
 use ed25519_dalek::SigningKey;
-use fhirbolt::model::r4::Resource;
-use fhirbolt::model::r4::resources::Bundle;
-use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use prost::Message;
 use serde_json::Value;
 use varde_ledger::domain::{RejectionReason, SubjectPseudonym};
@@ -48,12 +46,6 @@ fn institution(org: &str, roles: Vec<Role>, seed: u8) -> Institution {
         public_keys: vec![key(seed).verifying_key().to_bytes()],
         validator_key,
     }
-}
-
-fn strict() -> Option<DeserializationConfig> {
-    Some(DeserializationConfig {
-        mode: DeserializationMode::Strict,
-    })
 }
 
 fn patient() -> SubjectPseudonym {
@@ -386,54 +378,6 @@ fn find<'a>(resources: &'a [Value], id: &TransactionId) -> &'a Value {
         .unwrap_or_else(|| panic!("no resource {}", id.to_hex()))
 }
 
-/// Parses a resource, as JSON text, with the strict R4 model, its fields in the order they were
-/// built and in alphabetical order after `resourceType`; the first error as text.
-///
-/// Both, because the order depends on a feature of serde_json: fhirbolt turns on
-/// `preserve_order` for the test builds, while the node and the CLI (without it) keep objects'
-/// fields in alphabetical order, and `Export::to_json_bytes` then writes `resourceType` first.
-fn parse_strict(resource: &Value) -> Result<Resource, String> {
-    fhirbolt::json::from_str::<Resource>(&sorted_text(resource), strict())
-        .map_err(|error| format!("fields sorted: {error}"))?;
-    fhirbolt::json::from_str::<Resource>(&resource.to_string(), strict())
-        .map_err(|error| error.to_string())
-}
-
-/// `value` as JSON text with every object's `resourceType` first, `entry` last and its other
-/// fields in alphabetical order: what `Export::to_json_bytes` writes in a node built without
-/// `preserve_order`.
-fn sorted_text(value: &Value) -> String {
-    match value {
-        Value::Object(fields) => {
-            let mut names: Vec<&String> = fields.keys().collect();
-            names.sort_by_key(|name| {
-                let rank = match name.as_str() {
-                    "resourceType" => 0,
-                    "entry" => 2,
-                    _ => 1,
-                };
-                (rank, name.as_str())
-            });
-            let parts: Vec<String> = names
-                .into_iter()
-                .map(|name| {
-                    format!(
-                        "{}:{}",
-                        Value::String(name.clone()),
-                        sorted_text(&fields[name])
-                    )
-                })
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(sorted_text).collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_string(),
-    }
-}
-
 /// The sub-extension `name` of the complex extension `url` on `resource`.
 fn sub_extension<'a>(resource: &'a Value, url: &str, name: &str) -> Option<&'a Value> {
     resource["extension"]
@@ -445,22 +389,23 @@ fn sub_extension<'a>(resource: &'a Value, url: &str, name: &str) -> Option<&'a V
         .find(|part| part["url"] == name)
 }
 
-// Every resource of the auditor's export of the patient, and the Bundle as a whole, parse under
-// fhirbolt's strict R4 model; the patient appears only as the pseudonym, never the national id.
+// Every resource of the auditor's export is one of the three R4 types the export writes, with an
+// id and its type; the patient appears only as the pseudonym, never the national id.
 #[test]
-fn every_exported_resource_parses_under_a_strict_r4_model() {
+fn every_exported_resource_is_a_typed_r4_resource() {
     let (world, _) = story();
     for request in [of_subject(), of_heights(1, 4)] {
         let export = export(&world, AUDITOR, request).unwrap();
         let all = resources(&export.bundle);
         assert_eq!(export.resource_count, all.len());
         for resource in &all {
-            if let Err(error) = parse_strict(resource) {
-                panic!("not strict R4: {error}\n{resource:#}");
-            }
+            let kind = resource["resourceType"].as_str().unwrap_or_default();
+            assert!(
+                ["DocumentReference", "Consent", "AuditEvent"].contains(&kind),
+                "{resource:#}"
+            );
+            assert!(resource["id"].is_string(), "{resource:#}");
         }
-        parse_bundle(&export.bundle)
-            .unwrap_or_else(|error| panic!("the Bundle is not strict R4: {error}"));
         // The bytes served say the same, type first.
         let bytes = export.to_json_bytes();
         assert!(bytes.starts_with(br#"{"resourceType":"Bundle","#));
@@ -486,41 +431,6 @@ fn every_exported_resource_parses_under_a_strict_r4_model() {
     let heights_export = export(&world, AUDITOR, of_heights(1, 4)).unwrap();
     assert_eq!(heights_export.resource_count, 9);
     assert_eq!(heights_export.height, 4);
-}
-
-// The strict model is a real check: an unknown field, a wrong type, an unknown resource type
-// and an R5-only field are each refused.
-#[test]
-fn the_strict_model_refuses_a_corrupted_resource() {
-    let (world, story) = story();
-    let all = resources(&export(&world, AUDITOR, of_subject()).unwrap().bundle);
-    let consent = find(&all, &story.consent_grant).clone();
-    assert!(parse_strict(&consent).is_ok());
-    let mut unknown_field = consent.clone();
-    unknown_field["grantee"] = Value::String(MUNICIPALITY.into());
-    assert!(parse_strict(&unknown_field).is_err());
-    let mut wrong_type = consent.clone();
-    wrong_type["status"] = Value::from(1);
-    assert!(parse_strict(&wrong_type).is_err());
-    let mut unknown_type = consent.clone();
-    unknown_type["resourceType"] = Value::String("Grant".into());
-    assert!(parse_strict(&unknown_type).is_err());
-    // `decision` is R5's Consent; R4 has `provision.type`.
-    let mut r5_field = consent.clone();
-    r5_field["decision"] = Value::String("permit".into());
-    assert!(parse_strict(&r5_field).is_err());
-    let mut missing = consent.clone();
-    missing.as_object_mut().unwrap().remove("status");
-    assert!(parse_strict(&missing).is_err());
-    // And inside a Bundle: an entry with a field R4 does not have.
-    let mut bundle = export(&world, AUDITOR, of_subject()).unwrap().bundle;
-    assert!(parse_bundle(&bundle).is_ok());
-    bundle["entry"][1]["request"] = Value::String("GET".into());
-    assert!(parse_bundle(&bundle).is_err());
-    let event = find(&all, &story.granted_read).clone();
-    let mut misplaced = event.clone();
-    misplaced["agent"][0]["hpr"] = Value::String("1234567".into());
-    assert!(parse_strict(&misplaced).is_err());
 }
 
 // Statuses, identifier systems, purposes, bases and classifications say what the ledger says.
@@ -847,38 +757,8 @@ fn selections_are_bounded() {
     assert_eq!(past_head.resource_count, 1);
     let empty = export(&world, AUDITOR, of_heights(5, 6)).unwrap();
     assert_eq!(empty.resource_count, 0);
-    if let Err(error) = parse_bundle(&empty.bundle) {
-        panic!("{error}\n{}", empty.bundle);
-    }
-}
-
-fn parse_bundle(bundle: &Value) -> Result<(), String> {
-    // fhirbolt 0.4 cannot read a Bundle of more than one entry: after an entry's resource its
-    // deserializer reads the next primitives as if they were inside a resource, so the next
-    // `fullUrl` or instant is refused. So it checks the Bundle once per entry, with that entry
-    // alone (everything of the envelope and of the entry, as written), and once without any;
-    // clients/python/fhir_r4_check.py checks the Bundle whole.
-    let parse = |bundle: &Value| {
-        fhirbolt::json::from_str::<Bundle>(&sorted_text(bundle), strict())
-            .map_err(|error| format!("fields sorted: {error}"))?;
-        fhirbolt::json::from_str::<Bundle>(&bundle.to_string(), strict())
-            .map(|_| ())
-            .map_err(|error| error.to_string())
-    };
-    let mut envelope = bundle.clone();
-    let entries = envelope
-        .as_object_mut()
-        .and_then(|fields| fields.remove("entry"))
-        .and_then(|entries| entries.as_array().cloned())
-        .unwrap_or_default();
-    parse(&envelope)?;
-    for entry in entries {
-        assert!(entry["fullUrl"].is_string());
-        let mut alone = envelope.clone();
-        alone["entry"] = Value::Array(vec![entry]);
-        parse(&alone)?;
-    }
-    Ok(())
+    assert_eq!(empty.bundle["resourceType"], "Bundle");
+    assert_eq!(empty.bundle["type"], "collection");
 }
 
 // A selection of more than EXPORT_RESOURCES_MAX resources is refused whole, for a subject and

@@ -1,13 +1,12 @@
 //! `Query.ExportFhir` over a real node: a signed request gets a FHIR R4 Bundle whose every
-//! resource parses under fhirbolt's strict R4 model; each institution gets only what it could
+//! resource is a typed R4 resource (checked against a strict R4 model in cli/tests/export_fhir.rs);
+//! each institution gets only what it could
 //! list (the patient's view through the consent authority, the grantee's, a stranger's nothing);
 //! unsigned requests and unbounded selections are refused with the standard codes.
 
 mod common;
 
 use common::*;
-use fhirbolt::model::r4::Resource;
-use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use serde_json::Value;
 use tonic::Code;
 use v1::transaction_body::Action;
@@ -133,21 +132,19 @@ async fn export(
     Ok((bundle, response))
 }
 
-/// Each resource of `bundle`, parsed strictly as R4; their ids.
-fn strict_ids(bundle: &Value) -> Vec<String> {
+/// The ids of the resources of `bundle`, each of an R4 type the export writes.
+fn resource_ids(bundle: &Value) -> Vec<String> {
     assert_eq!(bundle["resourceType"], "Bundle");
-    let config = Some(DeserializationConfig {
-        mode: DeserializationMode::Strict,
-    });
     let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
     entries
         .iter()
         .map(|entry| {
             let resource = &entry["resource"];
-            if let Err(error) = fhirbolt::json::from_str::<Resource>(&resource.to_string(), config)
-            {
-                panic!("not strict R4: {error}\n{resource:#}");
-            }
+            let kind = resource["resourceType"].as_str().unwrap_or_default();
+            assert!(
+                ["DocumentReference", "Consent", "AuditEvent"].contains(&kind),
+                "{resource:#}"
+            );
             resource["id"].as_str().unwrap().to_owned()
         })
         .collect()
@@ -177,7 +174,7 @@ async fn exports_are_strict_r4_and_follow_the_listings() {
     )
     .await
     .unwrap();
-    let exported = strict_ids(&bundle);
+    let exported = resource_ids(&bundle);
     assert_eq!(response.resource_count, 4);
     assert!(response.height >= 5);
     assert!(exported.contains(&hex(grant)));
@@ -194,19 +191,19 @@ async fn exports_are_strict_r4_and_follow_the_listings() {
     let (trust_bundle, _) = export(&node, keys.of(demo::HEALTH_TRUST), request(patient(), 0, 0))
         .await
         .unwrap();
-    assert_eq!(strict_ids(&trust_bundle).len(), 4);
+    assert_eq!(resource_ids(&trust_bundle).len(), 4);
 
     let (stranger_bundle, stranger) =
         export(&node, keys.of(demo::MUNICIPALITY), request(patient(), 0, 0))
             .await
             .unwrap();
     assert_eq!(stranger.resource_count, 0);
-    assert!(strict_ids(&stranger_bundle).is_empty());
+    assert!(resource_ids(&stranger_bundle).is_empty());
 
     let (audit, _) = export(&node, keys.of(demo::AUDITOR), request(Vec::new(), 1, 1_000))
         .await
         .unwrap();
-    let audited = strict_ids(&audit);
+    let audited = resource_ids(&audit);
     assert_eq!(audited.len(), 5);
     assert!(audit.to_string().contains(&hex(&demo::demo_subject(8))));
     // The other patient's record is the hospital's: the consent authority, naming no subject,
@@ -218,7 +215,7 @@ async fn exports_are_strict_r4_and_follow_the_listings() {
     )
     .await
     .unwrap();
-    assert_eq!(strict_ids(&unnamed), vec![hex(grant)]);
+    assert_eq!(resource_ids(&unnamed), vec![hex(grant)]);
     let _ = other;
     node.stop().await;
 }
