@@ -7,6 +7,7 @@ mod access_log;
 mod client;
 mod dev;
 mod exit;
+mod export;
 mod genesis;
 mod keys;
 mod proof;
@@ -62,6 +63,9 @@ enum Command {
     /// Check a proof bundle offline, or follow a node from genesis, trusting the genesis file
     /// alone. Exit code 0 only when everything holds.
     Verify(proof::VerifyArgs),
+    /// Export ledger content in a standard format: `export fhir` writes a FHIR R4 Bundle.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Show a node's status (chain id, height, latest block).
     Status(client::NodeArgs),
     /// Run a one-validator dev network with demo institutions and data (Ctrl-C stops it).
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Query(command) => block_on(query::run(command, json)),
         Command::Proof(command) => block_on(proof::run(command, json)),
         Command::Verify(arguments) => block_on(proof::run_verify(arguments, json)),
+        Command::Export(command) => block_on(export::run(command, json)),
         Command::Status(arguments) => block_on(client::run_status(arguments, json)),
         Command::Dev(arguments) => dev::run(arguments),
         Command::Testnet(command) => testnet::run(command, json),

@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod consensus_wire;
 pub mod domain;
 pub mod execution;
+pub mod fhir;
 pub mod hex;
 pub mod identifiers;
 pub mod keyfile;

@@ -303,6 +303,7 @@ signed_requests!(
     ListAccessEventsRequest,
     ListAccessBlocksRequest,
     CheckAccessRequest,
+    ExportFhirRequest,
 );
 
 /// Verifies a query request's signature strictly; `request_bytes` is the request encoded

@@ -257,6 +257,13 @@ async fn unsigned_reads_are_unauthenticated_everywhere() {
             .await
             .map(|_| ()),
         query
+            .export_fhir(v1::ExportFhirRequest {
+                subject_pseudonym: patient(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        query
             .check_access(v1::CheckAccessRequest {
                 accessor_org_number: demo::HEALTH_TRUST.org_number.to_owned(),
                 record: Some(record(demo::HOSPITAL.org_number, "journal-42")),

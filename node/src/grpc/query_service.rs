@@ -7,6 +7,7 @@
 use tonic::{Request, Response, Status};
 use varde_ledger::access::AccessRequest;
 use varde_ledger::domain::{RecordKey, RecordPointer, SubjectPseudonym};
+use varde_ledger::fhir::{self, ExportError, ExportRequest};
 use varde_ledger::identifiers::OrgNumber;
 use varde_ledger::membership::Institution;
 use varde_ledger::query::{self, PageRequest};
@@ -39,6 +40,25 @@ pub(super) fn page_scope(
 
 fn subject(bytes: &[u8]) -> Result<SubjectPseudonym, Status> {
     wire::subject("subject_pseudonym", bytes).map_err(invalid)
+}
+
+/// The status for a refused or failed FHIR export; the messages name no personal data.
+fn export_status(error: ExportError) -> Status {
+    let message = error.to_string();
+    match error {
+        ExportError::NothingSelected | ExportError::InvalidHeightRange { .. } => {
+            Status::invalid_argument(message)
+        }
+        ExportError::TooManyHeights { .. } | ExportError::TooManyResources { .. } => {
+            Status::resource_exhausted(message)
+        }
+        ExportError::HeightBeyondFhir { .. } | ExportError::TimeBeyondFhir { .. } => {
+            Status::failed_precondition(message)
+        }
+        ExportError::CorruptBlock { .. } | ExportError::Listing | ExportError::State(_) => {
+            internal(message)
+        }
+    }
 }
 
 fn require_listing_for(
@@ -313,6 +333,43 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
             blocks: page.items.iter().map(wire::access_block_to_wire).collect(),
             next_page_token: page.next_page_token,
             height,
+        }))
+    }
+
+    async fn export_fhir(
+        &self,
+        request: Request<v1::ExportFhirRequest>,
+    ) -> Result<Response<v1::ExportFhirResponse>, Status> {
+        let request = request.into_inner();
+        let caller = self.authenticate("/varde.v1.Query/ExportFhir", &request)?;
+        let subject = if request.subject_pseudonym.is_empty() {
+            None
+        } else {
+            Some(subject(&request.subject_pseudonym)?)
+        };
+        let heights = match (request.from_height, request.to_height) {
+            (0, 0) => None,
+            range => Some(range),
+        };
+        let export_request = ExportRequest { subject, heights };
+        // An export reads up to 10 000 blocks: off the async workers.
+        let context = self.context.clone();
+        let export = tokio::task::spawn_blocking(move || {
+            let now = now_unix_ms();
+            fhir::export(
+                &context.ledger,
+                &Viewer::new(&caller, now),
+                &export_request,
+                now,
+            )
+        })
+        .await
+        .map_err(internal)?
+        .map_err(export_status)?;
+        Ok(Response::new(v1::ExportFhirResponse {
+            bundle_json: export.to_json_bytes(),
+            resource_count: u32::try_from(export.resource_count).unwrap_or(u32::MAX),
+            height: export.height,
         }))
     }
 
