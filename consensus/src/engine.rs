@@ -414,6 +414,7 @@ impl Engine {
         self.own_precommit = None;
         self.awaiting_block_for = None;
         self.safety_changed = true;
+        self.forget_invalid_verdicts();
         if self.is_own_turn_to_propose() {
             match self.valid.clone() {
                 // L15–L16: re-propose the block a quorum prevoted, with that quorum's prevotes.
@@ -431,6 +432,37 @@ impl Engine {
         // L21, and for the proposer too: should its block never come, it still leaves the round.
         self.set_timer(TimerKind::Propose);
         self.set_timer(TimerKind::Rebroadcast);
+    }
+
+    /// A block judged invalid may be valid by a later round: a time beyond the validator's clock
+    /// passes. Validity must come to agree among honest validators for liveness, so a new round
+    /// forgets the invalid verdicts, and the application judges again any block proposed in it
+    /// (this round's proposal at once, if it came early). Valid verdicts stay: a block valid once
+    /// stays valid for its height.
+    fn forget_invalid_verdicts(&mut self) {
+        let invalid: Vec<BlockId> = self
+            .verdicts
+            .iter()
+            .filter(|(_, valid)| !**valid)
+            .map(|(block_id, _)| *block_id)
+            .collect();
+        for block_id in &invalid {
+            self.verdicts.remove(block_id);
+            self.verdicts_requested.remove(block_id);
+        }
+        let Some(signed) = self.proposals.get(&self.round) else {
+            return;
+        };
+        let block_id = signed.proposal.block_id;
+        if invalid.contains(&block_id) {
+            if let Some(block) = self.blocks.get(&block_id) {
+                self.verdicts_requested.insert(block_id);
+                self.output.requests.push(Request::ValidateBlock {
+                    height: self.height,
+                    block: block.clone(),
+                });
+            }
+        }
     }
 
     /// Re-enters the persisted round after a restart without signing anything new.
