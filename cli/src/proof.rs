@@ -19,6 +19,7 @@ use crate::exit::{Outcome, usage};
 use crate::keys::read_key;
 use crate::query::authenticate;
 use crate::render;
+use crate::tx::parse_purpose;
 
 /// Headers `varde verify --node` follows at most in one run.
 const FOLLOW_HEADERS_MAX: u64 = 1_000_000;
@@ -44,6 +45,30 @@ pub enum ProofCommand {
         /// The later header's height (default: the latest).
         #[arg(long, default_value_t = 0, value_name = "H")]
         to_height: u64,
+        #[command(flatten)]
+        options: FetchOptions,
+    },
+    /// A CheckAccess answer with the record, the grant it relied on and the absence (or
+    /// presence) of patient blocks, proven against the latest certified header.
+    Check {
+        /// The institution that would read (organisation number).
+        #[arg(long)]
+        accessor: String,
+        /// The person who would read (HPR number), optional.
+        #[arg(long)]
+        accessor_hpr: Option<String>,
+        /// The record's custodian.
+        #[arg(long)]
+        record_custodian: String,
+        /// The record's id.
+        #[arg(long)]
+        record_id: String,
+        /// Purpose of use (TREAT, ETREAT, COC, ...).
+        #[arg(long)]
+        purpose: String,
+        /// Decide at this time (Unix ms); default: the latest block's time.
+        #[arg(long, value_name = "UNIX_MS")]
+        at_unix_ms: Option<i64>,
         #[command(flatten)]
         options: FetchOptions,
     },
@@ -91,6 +116,7 @@ pub struct VerifyArgs {
 }
 
 struct Caller {
+    channel: Channel,
     client: v1::ledger_client::LedgerClient<Channel>,
     endpoint: String,
     chain_id: String,
@@ -103,6 +129,7 @@ impl Caller {
         let channel = client::connect(endpoint).await?;
         let chain_id = client::chain_id(chain_id, channel.clone(), endpoint).await?;
         Ok(Self {
+            channel: channel.clone(),
             client: v1::ledger_client::LedgerClient::new(channel),
             endpoint: endpoint.to_owned(),
             chain_id,
@@ -172,6 +199,49 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
             let bundle = match caller.client.get_consistency_bundle(request).await {
                 Ok(response) => response.into_inner(),
                 Err(status) => return Err(caller.error(&status)),
+            };
+            (bundle, options.out)
+        }
+        ProofCommand::Check {
+            accessor,
+            accessor_hpr,
+            record_custodian,
+            record_id,
+            purpose,
+            at_unix_ms,
+            options,
+        } => {
+            let caller =
+                Caller::open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
+            let mut request = v1::CheckAccessRequest {
+                auth: None,
+                accessor_org_number: accessor,
+                accessor_hpr_number: accessor_hpr.unwrap_or_default(),
+                record: Some(v1::RecordReference {
+                    custodian_org_number: record_custodian,
+                    record_id,
+                }),
+                purpose: parse_purpose(&purpose)?,
+                at_unix_ms: at_unix_ms.unwrap_or(0),
+                with_proof: true,
+            };
+            request.auth = Some(caller.sign(&request, "/varde.v1.Query/CheckAccess")?);
+            let mut query = v1::query_client::QueryClient::new(caller.channel.clone());
+            let response = match query.check_access(request).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => return Err(caller.error(&status)),
+            };
+            let Some(bundle) = response.proof else {
+                return Err(anyhow::anyhow!(
+                    "the answer ({}: {}) comes without a proof: a denial for want of a grant \
+                     cannot be proven, and a key that may not see the whole answer gets none",
+                    if response.allowed {
+                        "allowed"
+                    } else {
+                        "denied"
+                    },
+                    response.reason
+                ));
             };
             (bundle, options.out)
         }
@@ -271,6 +341,31 @@ fn claim_json(claim: &VerifiedClaim) -> Value {
             "first": header_json(first),
             "second": header_json(second),
         }),
+        VerifiedClaim::AccessCheck {
+            header,
+            asked_by,
+            at_unix_ms,
+            question,
+            check,
+        } => json!({
+            "verified": true,
+            "claim": "access_check",
+            "asked_by": asked_by,
+            "accessor": question.accessor_org_number,
+            "accessor_hpr": (!question.accessor_hpr_number.is_empty())
+                .then(|| question.accessor_hpr_number.clone()),
+            "record": question.record.as_ref().map(|record| json!({
+                "custodian": record.custodian_org_number,
+                "record_id": record.record_id,
+            })),
+            "purpose": render::purpose_name(question.purpose),
+            "at_unix_ms": at_unix_ms,
+            "allowed": check.allowed,
+            "reason": check.reason,
+            "emergency": check.emergency,
+            "grant_id": (!check.grant_id.is_empty()).then(|| hex::encode(&check.grant_id)),
+            "header": header_json(header),
+        }),
     }
 }
 
@@ -300,6 +395,39 @@ fn claim_text(claim: &VerifiedClaim) -> String {
                 } else {
                     ""
                 },
+                hex::encode(&header.block_hash),
+                header.signers,
+            )
+        }
+        VerifiedClaim::AccessCheck {
+            header,
+            asked_by,
+            at_unix_ms,
+            question,
+            check,
+        } => {
+            let record = question.record.clone().unwrap_or_default();
+            let person = if question.accessor_hpr_number.is_empty() {
+                String::new()
+            } else {
+                format!(" (HPR {})", question.accessor_hpr_number)
+            };
+            let grant = if check.grant_id.is_empty() {
+                String::new()
+            } else {
+                format!(", relying on grant {}", hex::encode(&check.grant_id))
+            };
+            format!(
+                "VERIFIED: {}{person} may{} read {}/{} for {} at {at_unix_ms}: {}{grant}\n\
+                 asked by {asked_by} (its signature checked); proven against the state root of \
+                 header {} ({}), signed by {} of the genesis validators",
+                question.accessor_org_number,
+                if check.allowed { "" } else { " NOT" },
+                record.custodian_org_number,
+                record.record_id,
+                render::purpose_name(question.purpose),
+                check.reason,
+                header.height,
                 hex::encode(&header.block_hash),
                 header.signers,
             )

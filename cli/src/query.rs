@@ -452,6 +452,7 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
                 }),
                 purpose: parse_purpose(&purpose)?,
                 at_unix_ms: at_unix_ms.unwrap_or(0),
+                with_proof: false,
             };
             let mut caller = Caller::open(&options).await?;
             request.auth = Some(caller.sign(&request, "/varde.v1.Query/CheckAccess")?);
@@ -520,6 +521,7 @@ mod tests {
             }),
             purpose: v1::PurposeOfUse::Treat as i32,
             at_unix_ms: 0,
+            with_proof: false,
         };
         let method = "/varde.v1.Query/CheckAccess";
         let auth = authenticate(&request, method, "varde-test", &key, 77).unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{DevNode, HOSPITAL, expect_code, json, varde};
+use common::{DevNode, HOSPITAL, MUNICIPALITY, expect_code, json, varde};
 use serde_json::Value;
 
 /// Runs `varde --json ARGS` with the node's endpoint, CA file and the hospital's key appended
@@ -141,6 +141,40 @@ fn bundles_from_a_node_verify_offline_and_fail_when_changed() {
     assert_eq!(verified["claim"], "consistency");
     assert_eq!(verified["first"]["ledger_size"], first_size);
     assert!(verified["second"]["ledger_size"].as_u64().unwrap() > first_size);
+
+    // A CheckAccess answer with its proof: the custodian's own record, allowed.
+    let check = dir.join("check.bundle").display().to_string();
+    let check_arguments = |accessor: &str, out: &str| {
+        vec![
+            "--accessor".to_owned(),
+            accessor.to_owned(),
+            "--record-custodian".to_owned(),
+            HOSPITAL.to_owned(),
+            "--record-id".to_owned(),
+            "proof-record-1".to_owned(),
+            "--purpose".to_owned(),
+            "TREAT".to_owned(),
+            "--out".to_owned(),
+            out.to_owned(),
+        ]
+    };
+    let arguments = check_arguments(HOSPITAL, &check);
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    expect_code(&with_node(&node, &["proof", "check"], &arguments), 0);
+    let verified = expect_code(&verify_bundle(&node, &genesis, &check), 0);
+    assert_eq!(verified["claim"], "access_check", "{verified}");
+    assert_eq!(verified["allowed"], true);
+    assert_eq!(verified["asked_by"], HOSPITAL);
+    // A denial for want of a grant has no proof, and says so.
+    let arguments = check_arguments(MUNICIPALITY, &check);
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    let refused = with_node(&node, &["proof", "check"], &arguments);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("without a proof"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     // Following the node from genesis checks every header up to its head.
     let key = node.key("hospital.pem");

@@ -383,6 +383,7 @@ fn queries() {
                 record: Some(record()),
                 purpose: v1::PurposeOfUse::Treat as i32,
                 at_unix_ms: GENESIS_TIME_UNIX_MS,
+                with_proof: false,
             }
             .encode_to_vec()
         }),

@@ -60,20 +60,40 @@ pub fn check_access<S: Store + ?Sized>(
     request: &AccessRequest,
     height: u64,
 ) -> Result<Decision, StateError> {
-    let Some(record) =
-        view.get_json::<RecordPointer>(Column::Records, &keys::record(&request.record))?
-    else {
+    let record = view.get_json::<RecordPointer>(Column::Records, &keys::record(&request.record))?;
+    decide(
+        request,
+        record.as_ref(),
+        |record| {
+            is_blocked(
+                view,
+                &record.subject,
+                &request.accessor,
+                request.person.as_ref(),
+            )
+        },
+        |record| grants_of_subject(view, &record.subject),
+        height,
+    )
+}
+
+/// The rules of CheckAccess over the facts they need: the record (if any), whether a patient
+/// block of the accessor or the person is in force, and the subject's grants (asked only when
+/// the rules get that far). The node decides over its state; a light client over proven facts.
+pub fn decide<E>(
+    request: &AccessRequest,
+    record: Option<&RecordPointer>,
+    blocked: impl FnOnce(&RecordPointer) -> Result<bool, E>,
+    grants: impl FnOnce(&RecordPointer) -> Result<Vec<Grant>, E>,
+    height: u64,
+) -> Result<Decision, E> {
+    let Some(record) = record else {
         return Ok(Decision::deny(REASON_UNKNOWN_RECORD, height));
     };
     if record.retracted.is_some() {
         return Ok(Decision::deny(REASON_RETRACTED, height));
     }
-    if is_blocked(
-        view,
-        &record.subject,
-        &request.accessor,
-        request.person.as_ref(),
-    )? {
+    if blocked(record)? {
         return Ok(Decision::deny(REASON_BLOCKED, height));
     }
     if record.record.custodian == request.accessor {
@@ -85,8 +105,8 @@ pub fn check_access<S: Store + ?Sized>(
             height,
         });
     }
-    for grant in grants_of_subject(view, &record.subject)? {
-        if grant_covers(&grant, request, &record).is_ok() {
+    for grant in grants(record)? {
+        if grant_covers(&grant, request, record).is_ok() {
             return Ok(Decision {
                 allowed: true,
                 reason: REASON_GRANT.to_owned(),

@@ -15,12 +15,17 @@ use varde_consensus::{CertificateError, Ed25519Verifier, ValidatorSet};
 use varde_proto::v1;
 use varde_storage::{Column, Store};
 
+use crate::access::{self, AccessRequest, Decision};
 use crate::accumulator::{self, ConsistencyProof, InclusionProof};
 use crate::canonical;
+use crate::domain::BlockTarget;
 use crate::ledger::{Ledger, LedgerError};
 use crate::membership::{Genesis, GenesisError, Membership};
 use crate::signing::{self, TransactionId};
 use crate::state::{StateError, StateView};
+use crate::state_commitment::{self, EntryKind};
+use crate::state_tree;
+use crate::wire;
 
 /// Domain of a receipt's hash in the ledger tree's leaves.
 pub const RECEIPT_DOMAIN: &[u8] = b"varde-receipt-v1";
@@ -115,6 +120,25 @@ pub enum ProofError {
         second: u64,
         second_size: u64,
     },
+    #[error("field `{0}`")]
+    Field(#[from] crate::wire::FieldError),
+    #[error("the {fact} proof does not hold against the header's state root: {error}")]
+    StateProof {
+        fact: &'static str,
+        error: state_tree::StateProofError,
+    },
+    #[error("the signed question does not hold: {0}")]
+    Question(String),
+    #[error("the {0} in the bundle is not the one the state proof proves")]
+    FactMismatch(&'static str),
+    #[error("the bundle carries a {0} the answer does not rest on")]
+    ExtraFact(&'static str),
+    #[error("the proven facts give the answer `{proven}`, not the bundle's `{claimed}`")]
+    AnswerMismatch { proven: String, claimed: String },
+    #[error(
+        "a denial for want of a grant cannot be proven (it would need the absence of every grant)"
+    )]
+    UnprovableDenial,
     #[error(
         "the node's validator-set history does not start with the genesis file's set at height 1"
     )]
@@ -155,6 +179,16 @@ pub enum VerifiedClaim {
         first: VerifiedHeader,
         second: VerifiedHeader,
     },
+    /// A CheckAccess answer that follows from facts proven against the header's state root.
+    AccessCheck {
+        header: VerifiedHeader,
+        /// The organisation number of the member whose key signed the question.
+        asked_by: String,
+        /// The time the answer is for (the header's, unless the question named one).
+        at_unix_ms: i64,
+        question: Box<v1::CheckAccessRequest>,
+        check: Box<v1::AccessCheck>,
+    },
 }
 
 /// One validator set and the height it is in force from.
@@ -170,6 +204,7 @@ struct SetInForce {
 #[derive(Debug, Clone)]
 pub struct LightClient {
     chain_id: String,
+    membership: Membership,
     /// In ascending order of `from_height`; the first is the genesis set, from height 1.
     sets: Vec<SetInForce>,
 }
@@ -187,6 +222,7 @@ impl LightClient {
             .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
         Ok(Self {
             chain_id: genesis.chain_id.clone(),
+            membership: membership.clone(),
             sets: vec![SetInForce {
                 from_height: 1,
                 set,
@@ -310,6 +346,11 @@ impl LightClient {
                 let second = self.verify_header(&second)?;
                 verify_consistency(first, second, &consistency.path)
             }
+            v1::proof_bundle::Claim::AccessCheck(check) => {
+                let [certified] = headers("access check", bundle.headers)?;
+                let header = self.verify_header(&certified)?;
+                self.verify_access_check(header, check)
+            }
         }
     }
 
@@ -398,6 +439,200 @@ pub fn validator_set_history(membership: &Membership) -> Vec<v1::ValidatorSetEnt
         membership.validator_set_hash(),
     )]
 }
+
+impl LightClient {
+    /// Checks every fact in an AccessCheck against the header's state root, applies the access rules
+    /// to them, and requires the bundle's answer.
+    pub fn verify_access_check(
+        &self,
+        header: VerifiedHeader,
+        check: v1::AccessCheck,
+    ) -> Result<VerifiedClaim, ProofError> {
+        let root = header.state_root;
+        let (question, asked_by) = self.signed_question(&check.request)?;
+        let record_reference = question
+            .record
+            .clone()
+            .ok_or(ProofError::Missing("request.record"))?;
+        let request = AccessRequest {
+            accessor: wire::org_number(
+                "request.accessor_org_number",
+                &question.accessor_org_number,
+            )?,
+            person: if question.accessor_hpr_number.is_empty() {
+                None
+            } else {
+                Some(wire::hpr_number(
+                    "request.accessor_hpr_number",
+                    &question.accessor_hpr_number,
+                )?)
+            },
+            record: wire::record_reference("request.record", Some(record_reference.clone()))?,
+            purpose: wire::purpose("request.purpose", question.purpose)?,
+            at_unix_ms: if question.at_unix_ms == 0 {
+                header.time_unix_ms
+            } else {
+                question.at_unix_ms
+            },
+        };
+        let record_key = state_commitment::state_key(
+            EntryKind::Record,
+            &state_commitment::record_identity(
+                &record_reference.custodian_org_number,
+                &record_reference.record_id,
+            ),
+        );
+        proven(
+            "record",
+            &root,
+            &record_key,
+            check.record_proof.as_ref(),
+            check.record_value.as_ref(),
+        )?;
+        let record = check
+            .record_value
+            .as_ref()
+            .map(wire::record_from_wire)
+            .transpose()?;
+        let mut blocked = false;
+        match &record {
+            Some(record) => {
+                if record.record != request.record {
+                    return Err(ProofError::FactMismatch("record"));
+                }
+                let institution = BlockTarget::Institution(request.accessor.clone());
+                proven(
+                    "institution's blocks",
+                    &root,
+                    &state_commitment::state_key(
+                        EntryKind::ActiveBlocks,
+                        &state_commitment::active_blocks_identity(&record.subject.0, &institution),
+                    ),
+                    check.institution_blocks_proof.as_ref(),
+                    check.institution_blocks.as_ref(),
+                )?;
+                blocked |= check.institution_blocks.is_some();
+                match &request.person {
+                    Some(person) => {
+                        proven(
+                            "person's blocks",
+                            &root,
+                            &state_commitment::state_key(
+                                EntryKind::ActiveBlocks,
+                                &state_commitment::active_blocks_identity(
+                                    &record.subject.0,
+                                    &BlockTarget::Person(person.clone()),
+                                ),
+                            ),
+                            check.person_blocks_proof.as_ref(),
+                            check.person_blocks.as_ref(),
+                        )?;
+                        blocked |= check.person_blocks.is_some();
+                    }
+                    None => {
+                        if check.person_blocks.is_some() || check.person_blocks_proof.is_some() {
+                            return Err(ProofError::ExtraFact("person's blocks"));
+                        }
+                    }
+                }
+            }
+            None => {
+                if check.institution_blocks.is_some()
+                    || check.institution_blocks_proof.is_some()
+                    || check.person_blocks.is_some()
+                    || check.person_blocks_proof.is_some()
+                {
+                    return Err(ProofError::ExtraFact("patient block"));
+                }
+            }
+        }
+        let grants = match &check.grant {
+            Some(grant) => {
+                proven(
+                    "grant",
+                    &root,
+                    &state_commitment::state_key(EntryKind::Grant, &grant.grant_id),
+                    check.grant_proof.as_ref(),
+                    Some(grant),
+                )?;
+                vec![wire::grant_from_wire(grant)?]
+            }
+            None => {
+                if check.grant_proof.is_some() {
+                    return Err(ProofError::ExtraFact("grant proof"));
+                }
+                Vec::new()
+            }
+        };
+        let decision = access::decide(
+            &request,
+            record.as_ref(),
+            |_| Ok::<_, ProofError>(blocked),
+            |_| Ok(grants),
+            header.height,
+        )?;
+        if !decision.allowed && decision.reason == access::REASON_NO_GRANT {
+            return Err(ProofError::UnprovableDenial);
+        }
+        let grant_used = decision
+            .grant_used
+            .map(|id| id.0.to_vec())
+            .unwrap_or_default();
+        if decision.allowed != check.allowed
+            || decision.reason != check.reason
+            || decision.emergency != check.emergency
+            || grant_used != check.grant_id
+        {
+            return Err(ProofError::AnswerMismatch {
+                proven: decision.reason,
+                claimed: check.reason,
+            });
+        }
+        if check.grant.is_some() && decision.grant_used.is_none() {
+            return Err(ProofError::ExtraFact("grant"));
+        }
+        Ok(VerifiedClaim::AccessCheck {
+            header,
+            asked_by,
+            at_unix_ms: request.at_unix_ms,
+            question: Box::new(question),
+            check: Box::new(check),
+        })
+    }
+
+    /// The signed CheckAccess request of an AccessCheck, and the member institution whose
+    /// submitting key signed it.
+    fn signed_question(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(v1::CheckAccessRequest, String), ProofError> {
+        let question: v1::CheckAccessRequest = canonical::decode_canonical(bytes)
+            .map_err(|error| ProofError::Question(error.to_string()))?;
+        let auth = question
+            .auth
+            .as_ref()
+            .ok_or(ProofError::Missing("request.auth"))?;
+        let mut unsigned = question.clone();
+        unsigned.auth = None;
+        let key = signing::verify_query(
+            &self.chain_id,
+            CHECK_ACCESS_METHOD,
+            auth,
+            &unsigned.encode_to_vec(),
+        )
+        .map_err(|error| ProofError::Question(error.to_string()))?;
+        let owner = self
+            .membership
+            .owner_of_key(&key.to_bytes())
+            .ok_or_else(|| {
+                ProofError::Question("it is not signed by a member's submitting key".to_owned())
+            })?;
+        Ok((question, owner.org_number.to_string()))
+    }
+}
+
+/// The method a CheckAccess question in a bundle is signed for.
+pub const CHECK_ACCESS_METHOD: &str = "/varde.v1.Query/CheckAccess";
 
 /// Checks that the first verified header's ledger is a prefix of the second's.
 pub fn verify_consistency(
@@ -651,4 +886,155 @@ fn lowest_height_with_size<S: Store>(
         }
     }
     Ok((low <= up_to && size_at(view, low)? == size).then_some(low))
+}
+
+fn state_proof_from_wire(
+    fact: &'static str,
+    proof: Option<&v1::StateProof>,
+) -> Result<state_tree::StateProof, ProofError> {
+    let proof = proof.ok_or(ProofError::Missing(fact))?;
+    let siblings = proof
+        .siblings
+        .iter()
+        .map(|hash| hash32("state proof sibling", hash))
+        .collect::<Result<Vec<_>, _>>()?;
+    let terminal = match proof.terminal.as_ref().ok_or(ProofError::Missing(fact))? {
+        v1::state_proof::Terminal::Empty(_) => state_tree::Terminal::Empty,
+        v1::state_proof::Terminal::Leaf(leaf) => state_tree::Terminal::Leaf {
+            key: hash32("state proof leaf key", &leaf.key)?,
+            value_hash: hash32("state proof leaf value hash", &leaf.value_hash)?,
+        },
+    };
+    Ok(state_tree::StateProof { siblings, terminal })
+}
+
+fn state_proof_to_wire(proof: &state_tree::StateProof) -> v1::StateProof {
+    v1::StateProof {
+        siblings: proof.siblings.iter().map(|hash| hash.to_vec()).collect(),
+        terminal: Some(match proof.terminal {
+            state_tree::Terminal::Empty => v1::state_proof::Terminal::Empty(v1::EmptySubtree {}),
+            state_tree::Terminal::Leaf { key, value_hash } => {
+                v1::state_proof::Terminal::Leaf(v1::StateLeaf {
+                    key: key.to_vec(),
+                    value_hash: value_hash.to_vec(),
+                })
+            }
+        }),
+    }
+}
+
+/// Checks one fact: `value` is what the tree holds under `key` (or the key is absent and there
+/// is no value).
+fn proven<M: Message>(
+    fact: &'static str,
+    root: &[u8; 32],
+    key: &[u8; 32],
+    proof: Option<&v1::StateProof>,
+    value: Option<&M>,
+) -> Result<(), ProofError> {
+    let proof = state_proof_from_wire(fact, proof)?;
+    let found = state_tree::verify(root, key, &proof)
+        .map_err(|error| ProofError::StateProof { fact, error })?;
+    match (found, value) {
+        (Some(hash), Some(value)) if hash == state_commitment::value_hash(value) => Ok(()),
+        (None, None) => Ok(()),
+        _ => Err(ProofError::FactMismatch(fact)),
+    }
+}
+
+/// A CheckAccess decision at the head, with its proof bundle when proven facts show it. Decided
+/// and proven over the same head: when a block commits meanwhile, it is done again.
+///
+/// `signed_request` is the caller's encoded CheckAccessRequest with its `auth`: the bundle's
+/// question.
+pub fn check_access_with_proof<S: Store>(
+    ledger: &Ledger<S>,
+    request: &AccessRequest,
+    at_unix_ms: Option<i64>,
+    signed_request: &[u8],
+) -> Result<(Decision, Option<v1::ProofBundle>), BundleError> {
+    const ATTEMPTS: usize = 5;
+    for _ in 0..ATTEMPTS {
+        let head = ledger.head()?;
+        let Some(head) = head else {
+            return Ok((ledger.check_access(request.clone(), at_unix_ms)?, None));
+        };
+        let mut request = request.clone();
+        request.at_unix_ms = at_unix_ms.unwrap_or(head.time_unix_ms);
+        let view = StateView::new(ledger.store());
+        let decision = access::check_access(&view, &request, head.height)?;
+        let bundle = access_check_bundle(
+            ledger,
+            &view,
+            &request,
+            &decision,
+            head.height,
+            signed_request,
+        )?;
+        if ledger.head()?.map(|now| now.height) == Some(head.height) {
+            return Ok((decision, bundle));
+        }
+    }
+    Err(BundleError::Ledger(LedgerError::StaleBlock {
+        executed_on: 0,
+        head: ledger.head()?.map_or(0, |head| head.height),
+    }))
+}
+
+fn access_check_bundle<S: Store>(
+    ledger: &Ledger<S>,
+    view: &StateView<'_, S>,
+    request: &AccessRequest,
+    decision: &Decision,
+    height: u64,
+    signed_request: &[u8],
+) -> Result<Option<v1::ProofBundle>, BundleError> {
+    if !decision.allowed && decision.reason == access::REASON_NO_GRANT {
+        return Ok(None);
+    }
+    let custodian = request.record.custodian.to_string();
+    let (record_proof, record_value) =
+        state_commitment::prove_record(view, &custodian, &request.record.record_id)?;
+    let mut check = v1::AccessCheck {
+        request: signed_request.to_vec(),
+        allowed: decision.allowed,
+        reason: decision.reason.clone(),
+        grant_id: decision
+            .grant_used
+            .map(|id| id.0.to_vec())
+            .unwrap_or_default(),
+        emergency: decision.emergency,
+        record_proof: Some(state_proof_to_wire(&record_proof)),
+        ..Default::default()
+    };
+    if let Some(record) = &record_value {
+        let subject = crate::domain::SubjectPseudonym(
+            hash32("record.subject_pseudonym", &record.subject_pseudonym)
+                .map_err(|error| corrupt(Column::Records, error.to_string()))?,
+        );
+        let institution = BlockTarget::Institution(request.accessor.clone());
+        let (proof, blocks) = state_commitment::prove_active_blocks(view, &subject, &institution)?;
+        check.institution_blocks_proof = Some(state_proof_to_wire(&proof));
+        check.institution_blocks = blocks;
+        if let Some(person) = &request.person {
+            let (proof, blocks) = state_commitment::prove_active_blocks(
+                view,
+                &subject,
+                &BlockTarget::Person(person.clone()),
+            )?;
+            check.person_blocks_proof = Some(state_proof_to_wire(&proof));
+            check.person_blocks = blocks;
+        }
+    }
+    check.record_value = record_value;
+    if let Some(grant_id) = decision.grant_used {
+        let (proof, grant) = state_commitment::prove_grant(view, &grant_id.0)?;
+        check.grant_proof = Some(state_proof_to_wire(&proof));
+        check.grant = grant;
+    }
+    Ok(Some(v1::ProofBundle {
+        chain_id: ledger.chain_id().to_owned(),
+        claim: Some(v1::proof_bundle::Claim::AccessCheck(check)),
+        headers: vec![certified_header_at(ledger, height)?],
+    }))
 }

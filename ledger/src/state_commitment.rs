@@ -11,14 +11,20 @@
 //! | 1 | record pointer | custodian org number (UTF-8) ‖ 0x00 ‖ record id (UTF-8) | `RecordPointer` |
 //! | 2 | grant | grant id (32 bytes) | `Grant` |
 //! | 3 | patient block | block id (32 bytes) | `AccessBlockEntry` |
+//! | 4 | a subject's blocks in force against one target | subject (32 bytes) ‖ 1 ‖ org number, or subject ‖ 2 ‖ HPR number | `ActiveBlocks` (block ids ascending); absent when none |
+//!
+//! Kind 4 lets a CheckAccess proof show that no block holds against an accessor: its absence is
+//! one absence proof, where the blocks by id would need the whole subject's list.
+
+use std::collections::BTreeMap;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
 use varde_proto::v1;
 use varde_storage::{Column, Store};
 
-use crate::domain::{AccessBlock, Grant, RecordPointer};
-use crate::state::{StateError, StateView, decode_json};
+use crate::domain::{AccessBlock, BlockTarget, Grant, RecordPointer, SubjectPseudonym};
+use crate::state::{StateError, StateView, decode_json, keys};
 use crate::state_tree::{self, Hash};
 use crate::wire;
 
@@ -31,6 +37,7 @@ pub enum EntryKind {
     Record = 1,
     Grant = 2,
     AccessBlock = 3,
+    ActiveBlocks = 4,
 }
 
 /// The tree key of an entry of `kind` with `identity` (its column key in the store).
@@ -92,10 +99,45 @@ fn kind_of(column: Column) -> Option<EntryKind> {
     }
 }
 
+/// The identity of a subject's blocks in force against one target (kind 4).
+pub fn active_blocks_identity(subject: &[u8; 32], target: &BlockTarget) -> Vec<u8> {
+    let (tag, text) = match target {
+        BlockTarget::Institution(org_number) => (1u8, org_number.to_string()),
+        BlockTarget::Person(hpr_number) => (2u8, hpr_number.to_string()),
+    };
+    let mut identity = Vec::with_capacity(33 + text.len());
+    identity.extend_from_slice(subject);
+    identity.push(tag);
+    identity.extend_from_slice(text.as_bytes());
+    identity
+}
+
+/// The blocks of `subject` against `target` in force in `view`, ascending by id.
+pub fn active_blocks<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    subject: &SubjectPseudonym,
+    target: &BlockTarget,
+) -> Result<v1::ActiveBlocks, StateError> {
+    let prefix = keys::with_prefix(keys::INDEX_BLOCKS_BY_SUBJECT, &[&subject.0]);
+    let mut block_ids = Vec::new();
+    for (key, _) in view.scan_all(Column::Indexes, &prefix)? {
+        let block_id = &key[prefix.len()..];
+        if let Some(block) = view.get_json::<AccessBlock>(Column::AccessBlocks, block_id)? {
+            if block.target == *target && block.lifted_at_height.is_none() {
+                block_ids.push(block_id.to_vec());
+            }
+        }
+    }
+    block_ids.sort();
+    Ok(v1::ActiveBlocks { block_ids })
+}
+
 /// Folds the block's pending changes to the committed columns into the state tree and returns
 /// the new state root.
 pub fn commit_changes<S: Store + ?Sized>(view: &mut StateView<'_, S>) -> Result<Hash, StateError> {
     let mut changes: Vec<(Hash, Option<Hash>)> = Vec::new();
+    // Each (subject, target) a changed block is against, once, by its entry identity.
+    let mut block_targets: BTreeMap<Vec<u8>, (SubjectPseudonym, BlockTarget)> = BTreeMap::new();
     for ((column, key), value) in view.pending() {
         let Some(kind) = kind_of(*column) else {
             continue;
@@ -105,9 +147,22 @@ pub fn commit_changes<S: Store + ?Sized>(view: &mut StateView<'_, S>) -> Result<
                 if let Some((tree_key, hash)) = entry(*column, key, value)? {
                     changes.push((tree_key, Some(hash)));
                 }
+                if kind == EntryKind::AccessBlock {
+                    let block = decode_json::<AccessBlock>(*column, value)?;
+                    block_targets.insert(
+                        active_blocks_identity(&block.subject.0, &block.target),
+                        (block.subject, block.target),
+                    );
+                }
             }
             None => changes.push((state_key(kind, key), None)),
         }
+    }
+    for (identity, (subject, target)) in &block_targets {
+        let blocks = active_blocks(view, subject, target)?;
+        let key = state_key(EntryKind::ActiveBlocks, identity);
+        let value = (!blocks.block_ids.is_empty()).then(|| value_hash(&blocks));
+        changes.push((key, value));
     }
     changes.sort_unstable_by_key(|(key, _)| *key);
     state_tree::update(view, &changes)
@@ -125,6 +180,22 @@ pub fn prove_record<S: Store + ?Sized>(
         .get_json::<RecordPointer>(Column::Records, &identity)?
         .map(|record| wire::record_to_wire(&record));
     Ok((proof, value))
+}
+
+/// The proof of a subject's blocks in force against `target` (present, or absent when none),
+/// with the committed message.
+pub fn prove_active_blocks<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    subject: &SubjectPseudonym,
+    target: &BlockTarget,
+) -> Result<(state_tree::StateProof, Option<v1::ActiveBlocks>), StateError> {
+    let key = state_key(
+        EntryKind::ActiveBlocks,
+        &active_blocks_identity(&subject.0, target),
+    );
+    let proof = state_tree::prove(view, &key)?;
+    let blocks = active_blocks(view, subject, target)?;
+    Ok((proof, (!blocks.block_ids.is_empty()).then_some(blocks)))
 }
 
 /// The proof of a grant (present or absent) in the stored tree, with its committed message.

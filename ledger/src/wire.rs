@@ -895,3 +895,46 @@ pub fn receipt_to_wire(receipt: &Receipt) -> v1::Receipt {
         }),
     }
 }
+
+/// A committed grant back from its API message: the fact a light client proved, for the access
+/// rules (a revocation's reason is not in the message and is left empty).
+pub fn grant_from_wire(grant: &v1::Grant) -> Result<Grant, FieldError> {
+    let terms = grant
+        .terms
+        .clone()
+        .ok_or_else(|| field_error("grant.terms", FieldProblem::Missing))?;
+    Ok(Grant {
+        grant_id: TransactionId(bytes32("grant.grant_id", &grant.grant_id)?),
+        terms: grant_terms(terms)?,
+        granted_at_height: grant.granted_at_height,
+        revoked: grant.revoked.then(|| Revocation {
+            height: grant.revoked_at_height,
+            unix_ms: grant.revoked_at_unix_ms,
+            reason: String::new(),
+        }),
+    })
+}
+
+/// A committed record pointer back from its API message, for the access rules (a retraction's
+/// height and reason are not in the message and are left empty).
+pub fn record_from_wire(record: &v1::RecordPointer) -> Result<RecordPointer, FieldError> {
+    Ok(RecordPointer {
+        record: record_key("record", &record.custodian_org_number, &record.record_id)?,
+        subject: subject("record.subject_pseudonym", &record.subject_pseudonym)?,
+        category_code: record.category_code.clone(),
+        location_uri: record.location_uri.clone(),
+        content_sha256: bytes32("record.content_sha256", &record.content_sha256)?,
+        confidentiality: confidentiality("record.confidentiality", record.confidentiality)?,
+        created_at_unix_ms: record.created_at_unix_ms,
+        version: record.version,
+        retracted: record.retracted.then(|| Retraction {
+            height: 0,
+            reason: String::new(),
+        }),
+        last_transaction_id: TransactionId(bytes32(
+            "record.last_transaction_id",
+            &record.last_transaction_id,
+        )?),
+        anchored_at_height: record.anchored_at_height,
+    })
+}

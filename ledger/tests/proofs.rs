@@ -6,6 +6,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use varde_consensus::{BlockId, CommitCertificate, CommitSignature, SignedVote};
 use varde_ledger::Ledger;
+use varde_ledger::access::AccessRequest;
+use varde_ledger::domain::{Purpose, RecordKey};
 use varde_ledger::identifiers::OrgNumber;
 use varde_ledger::membership::{Genesis, Institution, Role};
 use varde_ledger::proof::{self, LightClient, ProofError, VerifiedClaim};
@@ -25,6 +27,10 @@ const VALIDATORS: [(&str, u8); 4] = [
     ("993467049", 14),
 ];
 const HOSPITAL_KEY: u8 = 1;
+const CONSENT_AUTHORITY: &str = VALIDATORS[1].0;
+const CONSENT_KEY: u8 = 2;
+/// A validator institution that reads, by grant.
+const READER: &str = VALIDATORS[0].0;
 
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
@@ -33,12 +39,25 @@ fn key(seed: u8) -> SigningKey {
 fn genesis() -> Genesis {
     let mut institutions: Vec<Institution> = VALIDATORS
         .iter()
-        .map(|(org, seed)| Institution {
-            org_number: OrgNumber::parse(org).unwrap(),
-            name: format!("Validator {seed}"),
-            roles: vec![Role::Validator],
-            public_keys: vec![],
-            validator_key: Some(key(*seed).verifying_key().to_bytes()),
+        .map(|(org, seed)| {
+            // The second validator institution is also the consent authority, with a submitting
+            // key of its own.
+            let consent = *org == CONSENT_AUTHORITY;
+            Institution {
+                org_number: OrgNumber::parse(org).unwrap(),
+                name: format!("Validator {seed}"),
+                roles: if consent {
+                    vec![Role::Validator, Role::ConsentAuthority]
+                } else {
+                    vec![Role::Validator]
+                },
+                public_keys: if consent {
+                    vec![key(CONSENT_KEY).verifying_key().to_bytes()]
+                } else {
+                    vec![]
+                },
+                validator_key: Some(key(*seed).verifying_key().to_bytes()),
+            }
         })
         .collect();
     institutions.push(Institution {
@@ -69,6 +88,10 @@ fn anchor(record: u32) -> v1::SignedTransaction {
 }
 
 fn hospital_signs(action: Action) -> v1::SignedTransaction {
+    signed_by(HOSPITAL_KEY, action)
+}
+
+fn signed_by(signer: u8, action: Action) -> v1::SignedTransaction {
     let body = v1::TransactionBody {
         chain_id: CHAIN.to_owned(),
         expires_at_height: 1_000,
@@ -76,12 +99,36 @@ fn hospital_signs(action: Action) -> v1::SignedTransaction {
         ..Default::default()
     };
     let bytes = body.encode_to_vec();
-    let parts = signing::sign(CHAIN, &key(HOSPITAL_KEY), &bytes).unwrap();
+    let parts = signing::sign(CHAIN, &key(signer), &bytes).unwrap();
     v1::SignedTransaction {
         body: bytes,
         signer_public_key: parts.signer_public_key.to_vec(),
         signature: parts.signature.to_vec(),
     }
+}
+
+/// The hospital's grant to the reader of record notat-2000 for TREAT, valid for a day.
+fn grant_to_reader() -> v1::SignedTransaction {
+    hospital_signs(Action::GrantAccess(v1::GrantAccess {
+        issuer_org_number: HOSPITAL.to_owned(),
+        subject_pseudonym: vec![0x42; 32],
+        grantee_org_number: READER.to_owned(),
+        scope: Some(v1::GrantScope {
+            scope: Some(v1::grant_scope::Scope::Record(v1::RecordReference {
+                custodian_org_number: HOSPITAL.to_owned(),
+                record_id: "notat-2000".to_owned(),
+            })),
+        }),
+        purposes: vec![v1::PurposeOfUse::Treat as i32],
+        valid_from_unix_ms: T0,
+        valid_until_unix_ms: T0 + 86_400_000,
+        basis: Some(v1::GrantBasis {
+            basis: Some(v1::grant_basis::Basis::PatientConsent(v1::PatientConsent {
+                reference: "samtykke-1".to_owned(),
+            })),
+        }),
+        ..Default::default()
+    }))
 }
 
 /// The validators' signing keys in validator-index order (ascending public key bytes).
@@ -350,29 +397,7 @@ fn state_proofs_hold_against_the_header_state_root() {
     use varde_ledger::state_commitment::{self, EntryKind};
     use varde_ledger::state_tree;
     let (ledger, _) = ledger(3, 2);
-    let grant_id = commit(
-        &ledger,
-        vec![hospital_signs(Action::GrantAccess(v1::GrantAccess {
-            issuer_org_number: HOSPITAL.to_owned(),
-            subject_pseudonym: vec![0x42; 32],
-            grantee_org_number: VALIDATORS[0].0.to_owned(),
-            scope: Some(v1::GrantScope {
-                scope: Some(v1::grant_scope::Scope::Record(v1::RecordReference {
-                    custodian_org_number: HOSPITAL.to_owned(),
-                    record_id: "notat-2000".to_owned(),
-                })),
-            }),
-            purposes: vec![v1::PurposeOfUse::Treat as i32],
-            valid_from_unix_ms: T0,
-            valid_until_unix_ms: T0 + 86_400_000,
-            basis: Some(v1::GrantBasis {
-                basis: Some(v1::grant_basis::Basis::PatientConsent(v1::PatientConsent {
-                    reference: "samtykke-1".to_owned(),
-                })),
-            }),
-            ..Default::default()
-        }))],
-    )[0];
+    let grant_id = commit(&ledger, vec![grant_to_reader()])[0];
     let root = ledger.head().unwrap().unwrap().state_root;
     let view = StateView::new(ledger.store());
     let (proof, record) = state_commitment::prove_record(&view, HOSPITAL, "notat-2000").unwrap();
@@ -426,4 +451,155 @@ fn state_proofs_hold_against_the_header_state_root() {
         state_tree::verify(&revoked_root, &grant_key, &now_proof),
         Ok(Some(state_commitment::value_hash(&now)))
     );
+}
+
+fn access_request(purpose: Purpose) -> AccessRequest {
+    AccessRequest {
+        accessor: OrgNumber::parse(READER).unwrap(),
+        person: None,
+        record: RecordKey {
+            custodian: OrgNumber::parse(HOSPITAL).unwrap(),
+            record_id: "notat-2000".to_owned(),
+        },
+        purpose,
+        at_unix_ms: 0,
+    }
+}
+
+/// The consent authority's signed CheckAccess of the reader's access for `purpose` at the head,
+/// decided with its proof.
+fn signed_check(
+    ledger: &Ledger<MemoryStore>,
+    purpose: Purpose,
+) -> Result<(varde_ledger::access::Decision, Option<v1::ProofBundle>), proof::BundleError> {
+    let request = access_request(purpose);
+    let mut signed = v1::CheckAccessRequest {
+        auth: None,
+        accessor_org_number: READER.to_owned(),
+        accessor_hpr_number: String::new(),
+        record: Some(v1::RecordReference {
+            custodian_org_number: HOSPITAL.to_owned(),
+            record_id: "notat-2000".to_owned(),
+        }),
+        purpose: varde_ledger::wire::purpose_to_wire(purpose) as i32,
+        at_unix_ms: 0,
+        with_proof: true,
+    };
+    signed.auth = Some(
+        signing::sign_query(
+            CHAIN,
+            proof::CHECK_ACCESS_METHOD,
+            &key(CONSENT_KEY),
+            T0,
+            &[9; 16],
+            &signed,
+        )
+        .unwrap(),
+    );
+    proof::check_access_with_proof(ledger, &request, None, &signed.encode_to_vec())
+}
+
+/// The bundle with its header replaced by the ledger's latest certified header.
+fn against_latest(ledger: &Ledger<MemoryStore>, bundle: &v1::ProofBundle) -> Vec<u8> {
+    let mut moved = bundle.clone();
+    let head = ledger.head().unwrap().unwrap().height;
+    moved.headers = vec![proof::certified_header(ledger, head).unwrap().unwrap()];
+    moved.encode_to_vec()
+}
+
+// A CheckAccess answer resting on a grant verifies offline with its facts (the record, the
+// grant, no patient block); any one-bit change is refused; once the grant is revoked, or a block
+// placed, the old proof does not verify against the new header, and the new answers prove
+// themselves (an emergency read allowed, a block denying even that).
+#[test]
+fn a_check_access_answer_is_proven_by_its_facts() {
+    let (ledger, _) = ledger(3, 2);
+    let grant_id = commit(&ledger, vec![grant_to_reader()])[0];
+    let (decision, bundle) = signed_check(&ledger, Purpose::Treat).unwrap();
+    assert!(decision.allowed, "{decision:?}");
+    assert_eq!(decision.grant_used, Some(grant_id));
+    let bundle = bundle.expect("an allowance has a proof");
+    let Ok(VerifiedClaim::AccessCheck { check, .. }) =
+        client().verify_bundle(&bundle.encode_to_vec())
+    else {
+        panic!("the access check does not verify");
+    };
+    assert!(check.allowed && check.grant.is_some() && check.institution_blocks.is_none());
+    every_bit_flip_is_refused(&bundle.encode_to_vec());
+    // An answer the facts do not give is refused.
+    let mut claimed = bundle.clone();
+    if let Some(v1::proof_bundle::Claim::AccessCheck(check)) = &mut claimed.claim {
+        check.emergency = true;
+    }
+    assert!(matches!(
+        client().verify_bundle(&claimed.encode_to_vec()),
+        Err(ProofError::AnswerMismatch { .. })
+    ));
+    // A question signed by no member is refused.
+    let mut unsigned = bundle.clone();
+    if let Some(v1::proof_bundle::Claim::AccessCheck(check)) = &mut unsigned.claim {
+        let mut question = v1::CheckAccessRequest::decode(check.request.as_slice()).unwrap();
+        question.auth = None;
+        check.request = question.encode_to_vec();
+    }
+    assert!(matches!(
+        client().verify_bundle(&unsigned.encode_to_vec()),
+        Err(ProofError::Missing("request.auth"))
+    ));
+
+    // Revoked: the old proof fails against the new header; TREAT is now denied for want of a
+    // grant (no proof), while ETREAT is allowed as emergency access, with a proof.
+    commit(
+        &ledger,
+        vec![hospital_signs(Action::RevokeGrant(v1::RevokeGrant {
+            issuer_org_number: HOSPITAL.to_owned(),
+            grant_id: grant_id.0.to_vec(),
+            reason: "tilbakekalt".to_owned(),
+        }))],
+    );
+    assert!(matches!(
+        client().verify_bundle(&against_latest(&ledger, &bundle)),
+        Err(ProofError::StateProof { .. })
+    ));
+    let (denied, none) = signed_check(&ledger, Purpose::Treat).unwrap();
+    assert!(!denied.allowed && none.is_none());
+    let (emergency, proven) = signed_check(&ledger, Purpose::Etreat).unwrap();
+    assert!(emergency.allowed && emergency.emergency);
+    let proven = proven.expect("an emergency allowance has a proof");
+    assert!(client().verify_bundle(&proven.encode_to_vec()).is_ok());
+
+    // A patient block of the reader: the emergency proof fails against the new header, and the
+    // denial proves itself by the block in force.
+    commit(
+        &ledger,
+        vec![signed_by(
+            CONSENT_KEY,
+            Action::BlockAccess(v1::BlockAccess {
+                issuer_org_number: CONSENT_AUTHORITY.to_owned(),
+                subject_pseudonym: vec![0x42; 32],
+                target: Some(v1::block_access::Target::InstitutionOrgNumber(
+                    READER.to_owned(),
+                )),
+            }),
+        )],
+    );
+    assert!(matches!(
+        client().verify_bundle(&against_latest(&ledger, &proven)),
+        Err(ProofError::StateProof { .. })
+    ));
+    let (blocked, proof) = signed_check(&ledger, Purpose::Etreat).unwrap();
+    assert!(!blocked.allowed && blocked.reason == varde_ledger::access::REASON_BLOCKED);
+    let proof = proof.expect("a block's denial has a proof");
+    let Ok(VerifiedClaim::AccessCheck { check, .. }) =
+        client().verify_bundle(&proof.encode_to_vec())
+    else {
+        panic!("the block's denial does not verify");
+    };
+    assert_eq!(check.institution_blocks.unwrap().block_ids.len(), 1);
+    // Hiding the block (claiming its absence) does not verify.
+    let mut hidden = proof.clone();
+    if let Some(v1::proof_bundle::Claim::AccessCheck(check)) = &mut hidden.claim {
+        check.institution_blocks = None;
+    }
+    assert!(client().verify_bundle(&hidden.encode_to_vec()).is_err());
 }

@@ -110,6 +110,7 @@ fn generate() -> VectorFile {
         }),
         purpose: v1::PurposeOfUse::Treat as i32,
         at_unix_ms: 0,
+        with_proof: false,
     };
     VectorFile {
         scheme: "varde-query-v2: digest = SHA-256(\"varde-query-v2\" || 0x00 || u16be(len(chain_id)) || chain_id || u16be(len(method)) || method || i64be(signed_at_unix_ms) || u8(len(nonce)) || nonce || caller_public_key || request encoded without auth); signature = Ed25519(digest)".to_owned(),

@@ -4,6 +4,7 @@
 //! A record that does not exist is NOT_FOUND only for its custodian and auditors; others get
 //! PERMISSION_DENIED, so that existence does not leak.
 
+use prost::Message;
 use tonic::{Request, Response, Status};
 use varde_ledger::access::AccessRequest;
 use varde_ledger::domain::{RecordKey, RecordPointer, SubjectPseudonym};
@@ -411,16 +412,26 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
                  a consent authority or an auditor",
             ));
         }
-        let decision = self
-            .context
-            .ledger
-            .check_access(
-                access_request,
-                (request.at_unix_ms != 0).then_some(request.at_unix_ms),
+        let at_unix_ms = (request.at_unix_ms != 0).then_some(request.at_unix_ms);
+        let (decision, proof) = if request.with_proof && answer == CheckAccessAnswer::Full {
+            varde_ledger::proof::check_access_with_proof(
+                &self.context.ledger,
+                &access_request,
+                at_unix_ms,
+                &request.encode_to_vec(),
             )
-            .map_err(internal)?;
+            .map_err(internal)?
+        } else {
+            let decision = self
+                .context
+                .ledger
+                .check_access(access_request, at_unix_ms)
+                .map_err(internal)?;
+            (decision, None)
+        };
         let decision = visibility::redact_decision(decision, answer);
         Ok(Response::new(v1::CheckAccessResponse {
+            proof,
             allowed: decision.allowed,
             reason: decision.reason,
             grant_id: decision
