@@ -133,9 +133,7 @@ pub fn tls_endpoint(address: SocketAddr, ca: &Certificate) -> Result<Endpoint, C
 
 /// Connects to the node at `address` over TLS, trusting `ca`.
 pub async fn connect_tls(address: SocketAddr, ca: &Certificate) -> Result<Channel, ConnectError> {
-    Target::parse(&https_url(address))?
-        .connect(Some(ca))
-        .await
+    Target::parse(&https_url(address))?.connect(Some(ca)).await
 }
 
 /// Connects to `endpoint` (`https://` trusting `ca`, or `http://`), with errors that say what
@@ -319,7 +317,11 @@ mod tests {
         assert!(message.contains("CA certificate file"), "{message}");
         assert!(message.contains("holds no certificate"), "{message}");
         let missing = read_ca_certificate(&dir.path().join("absent.pem")).unwrap_err();
-        assert!(missing.to_string().contains("cannot read the CA certificate file"));
+        assert!(
+            missing
+                .to_string()
+                .contains("cannot read the CA certificate file")
+        );
         let key = rcgen::KeyPair::generate().unwrap();
         let certificate = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
             .unwrap()

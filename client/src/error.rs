@@ -63,7 +63,10 @@ impl fmt::Display for ConnectHint {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
     /// The address does not parse as a URL.
-    #[error("{endpoint} is not a valid URL (e.g. {})", crate::connect::DEFAULT_ENDPOINT)]
+    #[error(
+        "{endpoint} is not a valid URL (e.g. {})",
+        crate::connect::DEFAULT_ENDPOINT
+    )]
     InvalidUrl {
         /// The address as given.
         endpoint: String,
@@ -299,7 +302,10 @@ mod tests {
             CallErrorKind::Unreachable { hint: None, .. }
         ));
         let message = failed.to_string();
-        assert!(message.contains("cannot reach the node at http://x"), "{message}");
+        assert!(
+            message.contains("cannot reach the node at http://x"),
+            "{message}"
+        );
         assert!(message.contains("is it running"), "{message}");
     }
 }

@@ -42,6 +42,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod connect;
 mod error;
 pub mod ledger;
@@ -58,6 +60,11 @@ pub use varde_ledger::pseudonym::subject_pseudonym;
 pub use varde_ledger::signing::{SigningError, TransactionId};
 /// The wire types of `varde.v1` (requests, responses, transaction bodies).
 pub use varde_proto::v1;
+
+/// The README's example, compiled with the doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeExample;
 
 /// Milliseconds since the Unix epoch by this machine's clock (0 for a clock before 1970).
 pub fn now_unix_ms() -> i64 {

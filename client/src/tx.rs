@@ -487,7 +487,11 @@ impl Transaction {
     /// The body for `chain_id` with the expiry counted from `now_unix_ms`, checked with the
     /// ledger's admission rules (field formats, no national identity number anywhere, an
     /// expiry set).
-    pub fn body(&self, chain_id: &str, now_unix_ms: i64) -> Result<v1::TransactionBody, BuildError> {
+    pub fn body(
+        &self,
+        chain_id: &str,
+        now_unix_ms: i64,
+    ) -> Result<v1::TransactionBody, BuildError> {
         let (expires_at_height, expires_at_unix_ms) = match self.expiry {
             Expiry::After(duration) => {
                 let unix_ms = i64::try_from(duration.as_millis())
@@ -538,20 +542,31 @@ pub fn sign_body(
     key: &SigningKey,
     body: v1::TransactionBody,
 ) -> Result<SignedEnvelope, BuildError> {
-    let bytes = body.encode_to_vec();
-    let parts = signing::sign(chain_id, key, &bytes).map_err(|source| BuildError::Signing {
+    let (transaction, transaction_id) = sign_bytes(chain_id, key, body.encode_to_vec())?;
+    Ok(SignedEnvelope {
+        transaction,
+        transaction_id,
+        body,
+    })
+}
+
+/// Signs encoded body bytes exactly as they are (the signature covers the bytes as sent; a node
+/// admits only canonical encodings, `varde_ledger::canonical`).
+pub fn sign_bytes(
+    chain_id: &str,
+    key: &SigningKey,
+    body: Vec<u8>,
+) -> Result<(v1::SignedTransaction, TransactionId), BuildError> {
+    let parts = signing::sign(chain_id, key, &body).map_err(|source| BuildError::Signing {
         chain_id: chain_id.to_owned(),
         source,
     })?;
-    Ok(SignedEnvelope {
-        transaction: v1::SignedTransaction {
-            body: bytes,
-            signer_public_key: parts.signer_public_key.to_vec(),
-            signature: parts.signature.to_vec(),
-        },
-        transaction_id: parts.transaction_id,
+    let transaction = v1::SignedTransaction {
         body,
-    })
+        signer_public_key: parts.signer_public_key.to_vec(),
+        signature: parts.signature.to_vec(),
+    };
+    Ok((transaction, parts.transaction_id))
 }
 
 #[cfg(test)]
@@ -570,11 +585,26 @@ mod tests {
         let subject = [0xab; 32];
         let id = [0xef; 32];
         vec![
-            Anchor::new(HOSPITAL, "R-1", subject, "note", "https://ehr.example/r/1", id, NOW)
-                .into(),
-            Supersede::new(HOSPITAL, "R-1", "note", "https://ehr.example/r/1v2", id, NOW)
-                .confidentiality(v1::Confidentiality::Restricted)
-                .into(),
+            Anchor::new(
+                HOSPITAL,
+                "R-1",
+                subject,
+                "note",
+                "https://ehr.example/r/1",
+                id,
+                NOW,
+            )
+            .into(),
+            Supersede::new(
+                HOSPITAL,
+                "R-1",
+                "note",
+                "https://ehr.example/r/1v2",
+                id,
+                NOW,
+            )
+            .confidentiality(v1::Confidentiality::Restricted)
+            .into(),
             Retract::new(HOSPITAL, "R-1").reason("deleted").into(),
             Grant::new(
                 HOSPITAL,

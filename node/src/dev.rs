@@ -148,18 +148,10 @@ pub async fn connect_local(
 ) -> anyhow::Result<Channel> {
     let address = local_address(address);
     if config.grpc_tls.as_ref().is_some_and(|tls| tls.plaintext) {
-        return tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
-            .connect()
-            .await
-            .map_err(|error| {
-                anyhow::anyhow!(
-                    "cannot reach the node at http://{address}: {}",
-                    crate::tls::causes(&error)
-                )
-            });
+        return Ok(varde_client::connect::connect(&format!("http://{address}"), None).await?);
     }
-    let ca = crate::tls::read_ca_certificate(ca_path)?;
-    crate::tls::connect_tls(address, &ca).await
+    let ca = varde_client::connect::read_ca_certificate(ca_path)?;
+    Ok(varde_client::connect::connect_tls(address, &ca).await?)
 }
 
 /// Runs the dev node until `shutdown` completes.
@@ -196,7 +188,7 @@ pub async fn run_dev(
     let url = if plaintext {
         format!("http://{}", node.grpc_address)
     } else {
-        crate::tls::https_url(node.grpc_address)
+        varde_client::connect::https_url(node.grpc_address)
     };
     println!("Varde dev node (chain {}) serving", demo::CHAIN_ID);
     if plaintext {
