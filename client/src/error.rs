@@ -115,10 +115,8 @@ pub enum ConnectError {
 fn unreachable_text(endpoint: &str, detail: &str, hint: Option<ConnectHint>) -> String {
     match hint {
         Some(hint) => format!("cannot connect to the node at {endpoint}: {detail}; {hint}"),
-        None => format!(
-            "cannot reach the node at {endpoint}: is it running, and is this its gRPC address? \
-             ({detail})"
-        ),
+        // Nobody answered: the node is not running, or not at this address.
+        None => format!("cannot reach the node at {endpoint}: {detail}"),
     }
 }
 
@@ -290,7 +288,7 @@ mod tests {
         );
     }
 
-    // An unavailable node says to check that it runs; the message names the address.
+    // An unavailable node is unreachable, without a hint; the message names the address.
     #[test]
     fn unavailable_says_what_to_do() {
         let failed = error(
@@ -306,6 +304,6 @@ mod tests {
             message.contains("cannot reach the node at http://x"),
             "{message}"
         );
-        assert!(message.contains("is it running"), "{message}");
+        assert!(message.ends_with("connection refused"), "{message}");
     }
 }

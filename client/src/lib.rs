@@ -8,6 +8,9 @@
 //! - [`connect`]: `https://` trusting one CA certificate (rustls with ring), or `http://`;
 //! - [`subject_pseudonym`]: HMAC-SHA256(network pseudonym key, national identity number).
 //!
+//! Not here yet: the light client (a module `light` that follows headers from the genesis file
+//! by their commit certificates and checks proofs against them) and the proof calls beside it.
+//!
 //! Every call is a method of [`Client`]; errors ([`Error`]) say what to try. The signing schemes
 //! themselves live in `varde_ledger::signing`, which the node verifies with; this crate calls
 //! them and re-implements nothing.

@@ -455,7 +455,13 @@ pub async fn node_status(
     let call = async {
         let channel = varde_client::connect::connect_tls(address, ca)
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| match error {
+                // `varde testnet status` shows this: the transport's error, without advice.
+                varde_client::ConnectError::Unreachable {
+                    endpoint, detail, ..
+                } => format!("cannot reach the node at {endpoint}: {detail}"),
+                error => error.to_string(),
+            })?;
         varde_client::Client::from_channel(channel, varde_client::connect::https_url(address))
             .status()
             .await
