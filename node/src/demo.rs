@@ -184,9 +184,14 @@ pub fn body(
 }
 
 /// A demo pseudonym: not derived from any real national id.
-pub fn demo_subject(index: u8) -> Vec<u8> {
+pub fn demo_pseudonym(index: u8) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    Sha256::digest([b"varde-dev-demo-patient".as_slice(), &[index]].concat()).to_vec()
+    Sha256::digest([b"varde-dev-demo-patient".as_slice(), &[index]].concat()).into()
+}
+
+/// [`demo_pseudonym`] as the bytes of a wire field.
+pub fn demo_subject(index: u8) -> Vec<u8> {
+    demo_pseudonym(index).to_vec()
 }
 
 pub fn anchor_action(

@@ -132,11 +132,10 @@ async fn run_client(
 /// rules would refuse it).
 fn anchor(signer: &SigningKey, client: usize, sequence: u64) -> Option<SignedEnvelope> {
     let now = varde_node::context::now_unix_ms();
-    let subject = <[u8; 32]>::try_from(demo::demo_subject((sequence % 200) as u8)).ok()?;
     let anchor = Anchor::new(
         demo::HOSPITAL.org_number,
         format!("load-{client}-{sequence}-{now}"),
-        subject,
+        demo::demo_pseudonym((sequence % 200) as u8),
         "laboratory",
         format!("https://ehr.example.invalid/load/{client}/{sequence}"),
         [0x5a; 32],
