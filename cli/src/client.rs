@@ -1,22 +1,20 @@
-//! Talking to a node over gRPC: connecting, Node.Status, and turning gRPC statuses into errors
-//! that say what to do next.
+//! Talking to a node over gRPC through `varde_client`: connecting with `--endpoint` and
+//! `--ca-file`, Node.Status, and the client's errors worded for the command line (flags to give,
+//! exit codes).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use anyhow::Context;
-use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
-use varde_node::tls::causes;
+use varde_client::connect::{self, Target};
+use varde_client::{CallError, CallErrorKind, Client, ConnectError, ConnectHint};
 use varde_proto::v1;
 
 use crate::exit::{Outcome, RefusedError, usage};
 use crate::render;
 
 /// The node address used when `--endpoint` is not given (`varde dev` serves TLS there).
-pub const DEFAULT_ENDPOINT: &str = "https://127.0.0.1:50051";
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_ENDPOINT: &str = connect::DEFAULT_ENDPOINT;
 
 /// The global `--ca-file` (or `VARDE_CA_FILE`), set once by `main` before any command runs.
 static CA_FILE: OnceLock<PathBuf> = OnceLock::new();
@@ -45,141 +43,126 @@ pub struct NodeArgs {
     pub endpoint: String,
 }
 
-/// Opens a channel to the node (over TLS for `https://`, trusting `--ca-file` only), or says
+/// Opens a client of the node (over TLS for `https://`, trusting `--ca-file` only), or says
 /// how to get one running.
-pub async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
-    let target = Endpoint::from_shared(endpoint.to_owned()).map_err(|_| {
-        usage(format!(
-            "--endpoint {endpoint} is not a valid URL (e.g. {DEFAULT_ENDPOINT})"
-        ))
-    })?;
-    let tls = match target.uri().scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => {
-            return Err(usage(format!(
-                "--endpoint {endpoint} must start with https:// (or http:// for a node that \
-                 serves plaintext on loopback), e.g. {DEFAULT_ENDPOINT}"
-            )));
-        }
-    };
-    let target = if tls {
+pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
+    let target = Target::parse(endpoint).map_err(connect_error)?;
+    let ca = if target.is_tls() {
         let ca_file = CA_FILE.get().ok_or_else(|| ca_file_missing(endpoint))?;
-        let ca = varde_node::tls::read_ca_certificate(ca_file)
-            .map_err(|error| anyhow::anyhow!("--ca-file: {error:#}"))?;
-        target
-            .tls_config(varde_node::tls::client_tls_config(&ca))
-            .map_err(|error| {
-                usage(format!(
-                    "--endpoint {endpoint}: cannot use TLS with this address: {}",
-                    causes(&error)
-                ))
-            })?
+        let ca = connect::read_ca_certificate(ca_file)
+            .map_err(|error| anyhow::anyhow!("--ca-file: {:#}", anyhow::Error::new(error)))?;
+        Some(ca)
     } else {
-        target
+        None
     };
-    target
-        .connect_timeout(CONNECT_TIMEOUT)
-        .connect()
-        .await
-        .map_err(|error| unreachable(endpoint, &causes(&error)))
+    let channel = target.connect(ca.as_ref()).await.map_err(connect_error)?;
+    Ok(Client::from_channel(channel, endpoint))
 }
 
-/// What to try when a connection failed for a reason other than nobody listening (that one gets
-/// the "is it running" message).
-fn connect_hint(tls: bool, error: &str) -> Option<String> {
-    let lowered = error.to_lowercase();
-    if lowered.contains("connection refused") || lowered.contains("timed out") {
-        return None;
+/// A connection that was not opened, in the command line's words.
+fn connect_error(error: ConnectError) -> anyhow::Error {
+    match error {
+        ConnectError::InvalidUrl { endpoint } => usage(format!(
+            "--endpoint {endpoint} is not a valid URL (e.g. {DEFAULT_ENDPOINT})"
+        )),
+        ConnectError::UnsupportedScheme { endpoint } => usage(format!(
+            "--endpoint {endpoint} must start with https:// (or http:// for a node that \
+             serves plaintext on loopback), e.g. {DEFAULT_ENDPOINT}"
+        )),
+        ConnectError::CaCertificateMissing { endpoint } => ca_file_missing(&endpoint),
+        ConnectError::TlsConfig { endpoint, detail } => usage(format!(
+            "--endpoint {endpoint}: cannot use TLS with this address: {detail}"
+        )),
+        ConnectError::Unreachable {
+            endpoint,
+            detail,
+            hint,
+        } => unreachable(&endpoint, &detail, hint),
     }
-    if tls {
-        if lowered.contains("certificate") || lowered.contains("unknownissuer") {
+}
+
+/// What to try, naming the flags.
+fn hint_text(hint: ConnectHint) -> String {
+    match hint {
+        ConnectHint::UntrustedCertificate => {
             let ca = CA_FILE
                 .get()
                 .map_or_else(String::new, |path| format!(" {}", path.display()));
-            return Some(format!(
+            format!(
                 "the node's TLS certificate is not signed by the CA in --ca-file{ca} or does not \
                  name this host: give the CA that issued that node's certificate"
-            ));
+            )
         }
-        if lowered.contains("corrupt message") || lowered.contains("invalidcontenttype") {
-            return Some("the node may serve plaintext: try http://".to_owned());
+        ConnectHint::ProbablyPlaintext => "the node may serve plaintext: try http://".to_owned(),
+        ConnectHint::ProbablyTls => {
+            "if the node serves TLS (the default), use https:// and --ca-file".to_owned()
         }
-        return None;
     }
-    Some("if the node serves TLS (the default), use https:// and --ca-file".to_owned())
 }
 
 /// A node that could not be reached: "is it running" when nobody answered, else what to try.
-fn unreachable(endpoint: &str, error: &dyn std::fmt::Display) -> anyhow::Error {
-    let error = error.to_string();
-    match connect_hint(endpoint.starts_with("https://"), &error) {
-        Some(hint) => anyhow::anyhow!("cannot connect to the node at {endpoint}: {error}; {hint}"),
+fn unreachable(endpoint: &str, error: &str, hint: Option<ConnectHint>) -> anyhow::Error {
+    match hint {
+        Some(hint) => anyhow::anyhow!(
+            "cannot connect to the node at {endpoint}: {error}; {}",
+            hint_text(hint)
+        ),
         None => anyhow::anyhow!(
             "cannot reach the node at {endpoint}: is `varde dev` running (or give --endpoint)? ({error})"
         ),
     }
 }
 
-/// The error for a failed call: admission refusals of a transaction become exit code 3, a node
-/// that went away says so, everything else carries the node's message.
-pub fn call_error(endpoint: &str, what: &str, status: &tonic::Status) -> anyhow::Error {
-    let message = status.message();
-    // A status made on this side from a failed connection (e.g. plaintext to a TLS node) carries
-    // the transport error as its source; the node never answered.
-    if let Some(source) = std::error::Error::source(status) {
-        if matches!(
-            status.code(),
-            Code::Unavailable | Code::Unknown | Code::Internal
-        ) {
-            return unreachable(endpoint, &format!("{message}: {}", causes(source)));
-        }
+/// The error of a client call: admission refusals of a transaction become exit code 3, a node
+/// that went away says so, a transaction or query that cannot be signed is a usage error,
+/// everything else carries the node's message.
+pub fn call_error(error: varde_client::Error) -> anyhow::Error {
+    match error {
+        varde_client::Error::Connect(error) => connect_error(error),
+        varde_client::Error::Call(error) => status_error(&error),
+        error @ (varde_client::Error::Build(_)
+        | varde_client::Error::QuerySigning(_)
+        | varde_client::Error::NoCredentials) => usage(error.to_string()),
     }
-    match status.code() {
-        Code::Unavailable => unreachable(endpoint, &message),
-        Code::InvalidArgument
-        | Code::PermissionDenied
-        | Code::AlreadyExists
-        | Code::FailedPrecondition
-            if what == "submit" =>
-        {
-            anyhow::Error::new(RefusedError(format!(
-                "the node refused the transaction ({:?}): {message}",
-                status.code()
-            )))
-        }
-        Code::Unauthenticated | Code::PermissionDenied => anyhow::anyhow!(
-            "the node refused the {what} ({:?}): {message}; check that --key is a registered key \
-             of a member institution whose roles allow this",
-            status.code()
+}
+
+fn status_error(error: &CallError) -> anyhow::Error {
+    let what = match error.method {
+        varde_client::ledger::SUBMIT | varde_client::ledger::SUBMIT_AND_WAIT => "submit",
+        varde_client::node::STATUS => "status request",
+        _ => "query",
+    };
+    let code = error.status.code();
+    let message = error.status.message();
+    match error.kind() {
+        CallErrorKind::Unreachable { detail, hint } => unreachable(&error.endpoint, &detail, hint),
+        CallErrorKind::Refused => anyhow::Error::new(RefusedError(format!(
+            "the node refused the transaction ({code:?}): {message}"
+        ))),
+        CallErrorKind::Denied => anyhow::anyhow!(
+            "the node refused the {what} ({code:?}): {message}; check that --key is a registered \
+             key of a member institution whose roles allow this"
         ),
-        Code::DeadlineExceeded => anyhow::anyhow!(
+        CallErrorKind::TimedOut => anyhow::anyhow!(
             "the node did not answer the {what} in time ({message}); a submitted transaction may \
              still commit: look it up by its id"
         ),
-        code => anyhow::anyhow!("the node answered the {what} with {code:?}: {message}"),
+        CallErrorKind::Other => {
+            anyhow::anyhow!("the node answered the {what} with {code:?}: {message}")
+        }
     }
 }
 
-/// Node.Status of `endpoint` over `channel`.
-pub async fn status(channel: Channel, endpoint: &str) -> anyhow::Result<v1::StatusResponse> {
-    let mut client = v1::node_client::NodeClient::new(channel);
-    client
-        .status(v1::StatusRequest {})
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|status| call_error(endpoint, "status request", &status))
+/// Node.Status of the node.
+pub async fn status(client: &Client) -> anyhow::Result<v1::StatusResponse> {
+    client.status().await.map_err(call_error)
 }
 
 /// The chain id given on the command line, or the node's.
-pub async fn chain_id(
-    given: Option<&str>,
-    channel: Channel,
-    endpoint: &str,
-) -> anyhow::Result<String> {
+pub async fn chain_id(given: Option<&str>, client: &Client) -> anyhow::Result<String> {
     match given {
         Some(chain_id) => Ok(chain_id.to_owned()),
-        None => Ok(status(channel, endpoint)
+        None => Ok(status(client)
             .await
             .context("fetching the chain id (give --chain-id to skip this)")?
             .chain_id),
@@ -188,8 +171,8 @@ pub async fn chain_id(
 
 /// `varde status`.
 pub async fn run_status(arguments: NodeArgs, json_output: bool) -> anyhow::Result<Outcome> {
-    let channel = connect(&arguments.endpoint).await?;
-    let status = status(channel, &arguments.endpoint).await?;
+    let client = connect(&arguments.endpoint).await?;
+    let status = status(&client).await?;
     render::emit(
         json_output,
         &render::status_json(&arguments.endpoint, &status),
@@ -198,66 +181,61 @@ pub async fn run_status(arguments: NodeArgs, json_output: bool) -> anyhow::Resul
     Ok(Outcome::Success)
 }
 
-/// Milliseconds since the Unix epoch now.
-pub fn now_unix_ms() -> i64 {
-    let elapsed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(elapsed.as_millis()).expect("milliseconds since 1970 fit an i64")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::exit::{ExitKind, exit_kind_of};
 
+    fn failed(endpoint: &str, method: &'static str, status: tonic::Status) -> anyhow::Error {
+        call_error(varde_client::Error::Call(CallError {
+            endpoint: endpoint.to_owned(),
+            method,
+            status,
+        }))
+    }
+
     // Admission refusals of a submit map to exit code 3; the same codes on a query do not.
     #[test]
     fn submit_refusals_are_rejections() {
+        let submit = varde_client::ledger::SUBMIT;
         let refused = tonic::Status::invalid_argument("bad signature");
         assert_eq!(
-            exit_kind_of(&call_error("http://x", "submit", &refused)),
+            exit_kind_of(&failed("http://x", submit, refused)),
             ExitKind::Rejected
         );
         let duplicate = tonic::Status::already_exists("duplicate");
         assert_eq!(
-            exit_kind_of(&call_error("http://x", "submit", &duplicate)),
+            exit_kind_of(&failed("http://x", submit, duplicate)),
             ExitKind::Rejected
         );
         let denied = tonic::Status::permission_denied("not allowed");
-        assert_eq!(
-            exit_kind_of(&call_error("http://x", "query", &denied)),
-            ExitKind::Operational
-        );
+        let query = varde_client::query::CHECK_ACCESS;
+        let error = failed("http://x", query, denied);
+        assert_eq!(exit_kind_of(&error), ExitKind::Operational);
+        assert!(error.to_string().contains("refused the query"));
+        assert!(error.to_string().contains("--key"));
     }
 
-    // Hints: a TLS certificate problem names --ca-file, a plaintext failure suggests https, a
-    // refused connection gets no hint.
+    // Hints name the flags: a TLS certificate problem names --ca-file, a plaintext failure
+    // suggests https.
     #[test]
-    fn connect_hints_say_what_to_try() {
-        assert!(
-            connect_hint(true, "invalid peer certificate: UnknownIssuer")
-                .unwrap()
-                .contains("--ca-file")
-        );
-        assert!(
-            connect_hint(false, "connection reset by peer")
-                .unwrap()
-                .contains("https://")
-        );
-        assert_eq!(
-            connect_hint(false, "Connection refused (os error 111)"),
-            None
-        );
+    fn connect_hints_name_the_flags() {
+        assert!(hint_text(ConnectHint::UntrustedCertificate).contains("--ca-file"));
+        assert!(hint_text(ConnectHint::ProbablyTls).contains("https://"));
+        let error = connect_error(ConnectError::InvalidUrl {
+            endpoint: "x y".into(),
+        });
+        assert_eq!(exit_kind_of(&error), ExitKind::Usage);
+        assert!(error.to_string().starts_with("--endpoint x y"));
     }
 
     // An unavailable node gets a message that says to start `varde dev`.
     #[test]
     fn unavailable_says_what_to_do() {
-        let error = call_error(
+        let error = failed(
             DEFAULT_ENDPOINT,
-            "submit",
-            &tonic::Status::unavailable("connection refused"),
+            varde_client::ledger::SUBMIT,
+            tonic::Status::unavailable("connection refused"),
         );
         let message = error.to_string();
         assert!(message.contains("cannot reach the node at https://127.0.0.1:50051"));

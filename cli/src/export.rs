@@ -8,15 +8,10 @@ use serde_json::json;
 use varde_ledger::hex;
 use varde_proto::v1;
 
-use crate::client::{self, now_unix_ms};
+use crate::client;
 use crate::exit::{Outcome, usage};
-use crate::keys::read_key;
-use crate::query::{QueryOptions, authenticate};
+use crate::query::QueryOptions;
 use crate::render;
-
-const METHOD: &str = "/varde.v1.Query/ExportFhir";
-/// The largest answer read: the node's 500 resources take at most about 2.5 MiB.
-const ANSWER_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ExportCommand {
@@ -71,33 +66,16 @@ async fn run_fhir(arguments: FhirArgs, json_output: bool) -> anyhow::Result<Outc
         _ => (0, 0),
     };
     let options = &arguments.options;
-    let key = read_key(&options.key)?;
-    let channel = client::connect(&options.endpoint).await?;
-    let chain_id = client::chain_id(
-        options.chain_id.as_deref(),
-        channel.clone(),
-        &options.endpoint,
-    )
-    .await?;
-    let mut request = v1::ExportFhirRequest {
-        auth: None,
-        subject_pseudonym,
-        from_height,
-        to_height,
-    };
-    request.auth = Some(authenticate(
-        &request,
-        METHOD,
-        &chain_id,
-        &key,
-        now_unix_ms(),
-    )?);
-    let response = v1::query_client::QueryClient::new(channel)
-        .max_decoding_message_size(ANSWER_BYTES_MAX)
-        .export_fhir(request)
+    let client = crate::query::open(options).await?;
+    let response = client
+        .export_fhir(v1::ExportFhirRequest {
+            auth: None,
+            subject_pseudonym,
+            from_height,
+            to_height,
+        })
         .await
-        .map_err(|status| client::call_error(&options.endpoint, "export", &status))?
-        .into_inner();
+        .map_err(client::call_error)?;
     std::fs::write(&arguments.out, &response.bundle_json).map_err(|error| {
         anyhow::anyhow!(
             "cannot write the Bundle to {}: {error}",

@@ -13,10 +13,10 @@ use varde_ledger::hex;
 use varde_ledger::identifiers::{IdentifierError, OrgNumber};
 use varde_ledger::membership::{Genesis, Institution, Role};
 
-use crate::client::now_unix_ms;
 use crate::exit::{Outcome, usage};
 use crate::keys::read_key;
 use crate::render;
+use varde_client::now_unix_ms;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum GenesisCommand {

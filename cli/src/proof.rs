@@ -5,19 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use ed25519_dalek::SigningKey;
 use prost::Message;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
+use varde_client::light::{Genesis, LightClient, VerifiedClaim, VerifiedHeader};
+use varde_client::{Client, Credentials, v1};
 use varde_ledger::hex;
-use varde_ledger::membership::Genesis;
-use varde_ledger::proof::{LightClient, VerifiedClaim, VerifiedHeader};
-use varde_proto::v1;
 
-use crate::client::{self, now_unix_ms};
+use crate::client;
 use crate::exit::{Outcome, usage};
 use crate::keys::read_key;
-use crate::query::authenticate;
 use crate::render;
 use crate::tx::parse_purpose;
 
@@ -115,48 +111,12 @@ pub struct VerifyArgs {
     pub key: Option<PathBuf>,
 }
 
-struct Caller {
-    channel: Channel,
-    client: v1::ledger_client::LedgerClient<Channel>,
-    endpoint: String,
-    chain_id: String,
-    key: SigningKey,
-}
-
-impl Caller {
-    async fn open(endpoint: &str, key: &Path, chain_id: Option<&str>) -> anyhow::Result<Self> {
-        let key = read_key(key)?;
-        let channel = client::connect(endpoint).await?;
-        let chain_id = client::chain_id(chain_id, channel.clone(), endpoint).await?;
-        Ok(Self {
-            channel: channel.clone(),
-            client: v1::ledger_client::LedgerClient::new(channel),
-            endpoint: endpoint.to_owned(),
-            chain_id,
-            key,
-        })
-    }
-
-    fn sign(
-        &self,
-        request: &impl Message,
-        method: &str,
-    ) -> anyhow::Result<v1::RequestAuthentication> {
-        authenticate(request, method, &self.chain_id, &self.key, now_unix_ms())
-    }
-
-    fn error(&self, status: &tonic::Status) -> anyhow::Error {
-        client::call_error(&self.endpoint, "proof request", status)
-    }
-
-    async fn certified_header(&mut self, height: u64) -> anyhow::Result<v1::CertifiedHeader> {
-        let mut request = v1::GetCertifiedHeaderRequest { auth: None, height };
-        request.auth = Some(self.sign(&request, "/varde.v1.Ledger/GetCertifiedHeader")?);
-        match self.client.get_certified_header(request).await {
-            Ok(response) => Ok(response.into_inner()),
-            Err(status) => Err(self.error(&status)),
-        }
-    }
+/// A client of `endpoint` that signs with `key` for `chain_id` (or the node's).
+async fn open(endpoint: &str, key: &Path, chain_id: Option<&str>) -> anyhow::Result<Client> {
+    let key = read_key(key)?;
+    let client = client::connect(endpoint).await?;
+    let chain_id = client::chain_id(chain_id, &client).await?;
+    Ok(client.with_credentials(Credentials::new(chain_id, key)))
 }
 
 pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Outcome> {
@@ -169,18 +129,11 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
             let id = hex::decode(transaction_id.trim())
                 .filter(|bytes| bytes.len() == 32)
                 .ok_or_else(|| usage("TXID must be 64 hex characters (a transaction id)"))?;
-            let mut caller =
-                Caller::open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
-            let mut request = v1::GetTransactionProofRequest {
-                auth: None,
-                transaction_id: id,
-                height,
-            };
-            request.auth = Some(caller.sign(&request, "/varde.v1.Ledger/GetTransactionProof")?);
-            let bundle = match caller.client.get_transaction_proof(request).await {
-                Ok(response) => response.into_inner(),
-                Err(status) => return Err(caller.error(&status)),
-            };
+            let client = open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
+            let bundle = client
+                .get_transaction_proof(&id, height)
+                .await
+                .map_err(client::call_error)?;
             (bundle, options.out)
         }
         ProofCommand::Consistency {
@@ -188,18 +141,11 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
             to_height,
             options,
         } => {
-            let mut caller =
-                Caller::open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
-            let mut request = v1::GetConsistencyBundleRequest {
-                auth: None,
-                first_size,
-                second_height: to_height,
-            };
-            request.auth = Some(caller.sign(&request, "/varde.v1.Ledger/GetConsistencyBundle")?);
-            let bundle = match caller.client.get_consistency_bundle(request).await {
-                Ok(response) => response.into_inner(),
-                Err(status) => return Err(caller.error(&status)),
-            };
+            let client = open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
+            let bundle = client
+                .get_consistency_bundle(first_size, to_height)
+                .await
+                .map_err(client::call_error)?;
             (bundle, options.out)
         }
         ProofCommand::Check {
@@ -211,9 +157,8 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
             at_unix_ms,
             options,
         } => {
-            let caller =
-                Caller::open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
-            let mut request = v1::CheckAccessRequest {
+            let client = open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
+            let request = v1::CheckAccessRequest {
                 auth: None,
                 accessor_org_number: accessor,
                 accessor_hpr_number: accessor_hpr.unwrap_or_default(),
@@ -221,16 +166,14 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
                     custodian_org_number: record_custodian,
                     record_id,
                 }),
-                purpose: parse_purpose(&purpose)?,
+                purpose: parse_purpose(&purpose)? as i32,
                 at_unix_ms: at_unix_ms.unwrap_or(0),
                 with_proof: true,
             };
-            request.auth = Some(caller.sign(&request, "/varde.v1.Query/CheckAccess")?);
-            let mut query = v1::query_client::QueryClient::new(caller.channel.clone());
-            let response = match query.check_access(request).await {
-                Ok(response) => response.into_inner(),
-                Err(status) => return Err(caller.error(&status)),
-            };
+            let response = client
+                .check_access(request)
+                .await
+                .map_err(client::call_error)?;
             let Some(bundle) = response.proof else {
                 return Err(anyhow::anyhow!(
                     "the answer ({}: {}) comes without a proof: a denial for want of a grant \
@@ -449,17 +392,18 @@ async fn follow(
     from_height: u64,
     json_output: bool,
 ) -> anyhow::Result<Outcome> {
-    let mut caller = Caller::open(endpoint, key, Some(light.chain_id())).await?;
-    let mut request = v1::GetValidatorSetsRequest { auth: None };
-    request.auth = Some(caller.sign(&request, "/varde.v1.Ledger/GetValidatorSets")?);
-    let sets = match caller.client.get_validator_sets(request).await {
-        Ok(response) => response.into_inner().sets,
-        Err(status) => return Err(caller.error(&status)),
-    };
+    let client = open(endpoint, key, Some(light.chain_id())).await?;
+    let sets = client
+        .get_validator_sets()
+        .await
+        .map_err(client::call_error)?;
     if let Err(error) = light.check_validator_sets(&sets) {
         return refuted(json_output, &format!("{endpoint}: {error}"));
     }
-    let head = caller.certified_header(0).await?;
+    let head = client
+        .get_certified_header(0)
+        .await
+        .map_err(client::call_error)?;
     let head = match light.verify_header(&head) {
         Ok(head) => head,
         Err(error) => return refuted(json_output, &format!("{endpoint}, latest header: {error}")),
@@ -480,7 +424,10 @@ async fn follow(
     let mut previous: Option<VerifiedHeader> = None;
     let mut first: Option<VerifiedHeader> = None;
     for height in from_height..=head.height {
-        let certified = caller.certified_header(height).await?;
+        let certified = client
+            .get_certified_header(height)
+            .await
+            .map_err(client::call_error)?;
         let header = match light.verify_header(&certified) {
             Ok(header) if header.height == height => header,
             Ok(header) => {
@@ -518,16 +465,10 @@ async fn follow(
     }
     let first = first.expect("at least one header");
     let last = previous.expect("at least one header");
-    let mut request = v1::GetConsistencyBundleRequest {
-        auth: None,
-        first_size: first.ledger_size,
-        second_height: last.height,
-    };
-    request.auth = Some(caller.sign(&request, "/varde.v1.Ledger/GetConsistencyBundle")?);
-    let bundle = match caller.client.get_consistency_bundle(request).await {
-        Ok(response) => response.into_inner(),
-        Err(status) => return Err(caller.error(&status)),
-    };
+    let bundle = client
+        .get_consistency_bundle(first.ledger_size, last.height)
+        .await
+        .map_err(client::call_error)?;
     match light.verify_bundle(&bundle.encode_to_vec()) {
         Ok(VerifiedClaim::Consistency { second, .. }) if second.block_hash == last.block_hash => {}
         Ok(_) => {

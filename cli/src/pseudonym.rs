@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::json;
+use varde_client::subject_pseudonym;
 use varde_ledger::hex;
 use varde_ledger::identifiers::national_id_kind;
-use varde_ledger::pseudonym::subject_pseudonym;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::exit::{Outcome, usage};

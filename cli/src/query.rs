@@ -1,15 +1,13 @@
-//! `varde query`: signed queries (scheme varde-query-v2, `varde_ledger::signing::sign_query`).
+//! `varde query`: signed queries (scheme varde-query-v2), made and sent by `varde_client`.
 
 use std::path::PathBuf;
 
-use ed25519_dalek::SigningKey;
-use prost::Message;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
+use varde_client::{Client, Credentials};
 use varde_ledger::hex;
 use varde_proto::v1;
 
-use crate::client::{self, now_unix_ms};
+use crate::client;
 use crate::exit::{Outcome, usage};
 use crate::keys::read_key;
 use crate::render;
@@ -127,26 +125,6 @@ pub struct Paging {
     pub all: bool,
 }
 
-/// Signs `request` (whose `auth` is unset) for `method`, per varde-query-v2, with a fresh random
-/// nonce.
-pub fn authenticate(
-    request: &impl Message,
-    method: &str,
-    chain_id: &str,
-    key: &SigningKey,
-    signed_at_unix_ms: i64,
-) -> anyhow::Result<v1::RequestAuthentication> {
-    varde_ledger::signing::sign_query(
-        chain_id,
-        method,
-        key,
-        signed_at_unix_ms,
-        &rand::random::<[u8; 16]>(),
-        request,
-    )
-    .map_err(|error| usage(format!("cannot sign the query: {error}")))
-}
-
 fn subject_bytes(text: &str) -> anyhow::Result<Vec<u8>> {
     hex::decode(text.trim())
         .filter(|bytes| bytes.len() == 32)
@@ -178,42 +156,12 @@ async fn paginate<T>(
     ))
 }
 
-struct Caller {
-    client: v1::query_client::QueryClient<Channel>,
-    endpoint: String,
-    chain_id: String,
-    key: SigningKey,
-}
-
-impl Caller {
-    async fn open(options: &QueryOptions) -> anyhow::Result<Self> {
-        let key = read_key(&options.key)?;
-        let channel = client::connect(&options.endpoint).await?;
-        let chain_id = client::chain_id(
-            options.chain_id.as_deref(),
-            channel.clone(),
-            &options.endpoint,
-        )
-        .await?;
-        Ok(Self {
-            client: v1::query_client::QueryClient::new(channel),
-            endpoint: options.endpoint.clone(),
-            chain_id,
-            key,
-        })
-    }
-
-    fn sign(
-        &self,
-        request: &impl Message,
-        method: &str,
-    ) -> anyhow::Result<v1::RequestAuthentication> {
-        authenticate(request, method, &self.chain_id, &self.key, now_unix_ms())
-    }
-
-    fn error(&self, status: &tonic::Status) -> anyhow::Error {
-        client::call_error(&self.endpoint, "query", status)
-    }
+/// A client of `--endpoint` that signs with `--key` for `--chain-id` (or the node's).
+pub async fn open(options: &QueryOptions) -> anyhow::Result<Client> {
+    let key = read_key(&options.key)?;
+    let client = client::connect(&options.endpoint).await?;
+    let chain_id = client::chain_id(options.chain_id.as_deref(), &client).await?;
+    Ok(client.with_credentials(Credentials::new(chain_id, key)))
 }
 
 fn page_document(name: &str, items: Vec<Value>, next: &str, height: u64) -> Value {
@@ -253,21 +201,18 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
                 }
                 (None, None) => return Err(usage("give --subject HEX or --custodian ORG_NUMBER")),
             };
-            let mut caller = Caller::open(&options).await?;
+            let caller = open(&options).await?;
             let (records, next, height) = paginate(&paging, async |page_token| {
-                let mut request = v1::ListRecordsRequest {
+                let request = v1::ListRecordsRequest {
                     auth: None,
                     filter: Some(filter.clone()),
                     page_size: paging.page_size,
                     page_token,
                 };
-                request.auth = Some(caller.sign(&request, "/varde.v1.Query/ListRecords")?);
                 let response = caller
-                    .client
                     .list_records(request)
                     .await
-                    .map_err(|status| caller.error(&status))?
-                    .into_inner();
+                    .map_err(client::call_error)?;
                 Ok((response.records, response.next_page_token, response.height))
             })
             .await?;
@@ -302,21 +247,18 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
                 (None, Some(grantee)) => v1::list_grants_request::Filter::GranteeOrgNumber(grantee),
                 (None, None) => return Err(usage("give --subject HEX or --grantee ORG_NUMBER")),
             };
-            let mut caller = Caller::open(&options).await?;
+            let caller = open(&options).await?;
             let (grants, next, height) = paginate(&paging, async |page_token| {
-                let mut request = v1::ListGrantsRequest {
+                let request = v1::ListGrantsRequest {
                     auth: None,
                     filter: Some(filter.clone()),
                     page_size: paging.page_size,
                     page_token,
                 };
-                request.auth = Some(caller.sign(&request, "/varde.v1.Query/ListGrants")?);
                 let response = caller
-                    .client
                     .list_grants(request)
                     .await
-                    .map_err(|status| caller.error(&status))?
-                    .into_inner();
+                    .map_err(client::call_error)?;
                 Ok((response.grants, response.next_page_token, response.height))
             })
             .await?;
@@ -362,21 +304,18 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
                     ));
                 }
             };
-            let mut caller = Caller::open(&options).await?;
+            let caller = open(&options).await?;
             let (events, next, height) = paginate(&paging, async |page_token| {
-                let mut request = v1::ListAccessEventsRequest {
+                let request = v1::ListAccessEventsRequest {
                     auth: None,
                     filter: Some(filter.clone()),
                     page_size: paging.page_size,
                     page_token,
                 };
-                request.auth = Some(caller.sign(&request, "/varde.v1.Query/ListAccessEvents")?);
                 let response = caller
-                    .client
                     .list_access_events(request)
                     .await
-                    .map_err(|status| caller.error(&status))?
-                    .into_inner();
+                    .map_err(client::call_error)?;
                 Ok((response.events, response.next_page_token, response.height))
             })
             .await?;
@@ -397,21 +336,18 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
             options,
         } => {
             let subject = subject_bytes(&subject)?;
-            let mut caller = Caller::open(&options).await?;
+            let caller = open(&options).await?;
             let (blocks, next, height) = paginate(&paging, async |page_token| {
-                let mut request = v1::ListAccessBlocksRequest {
+                let request = v1::ListAccessBlocksRequest {
                     auth: None,
                     subject_pseudonym: subject.clone(),
                     page_size: paging.page_size,
                     page_token,
                 };
-                request.auth = Some(caller.sign(&request, "/varde.v1.Query/ListAccessBlocks")?);
                 let response = caller
-                    .client
                     .list_access_blocks(request)
                     .await
-                    .map_err(|status| caller.error(&status))?
-                    .into_inner();
+                    .map_err(client::call_error)?;
                 Ok((response.blocks, response.next_page_token, response.height))
             })
             .await?;
@@ -442,7 +378,7 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
             at_unix_ms,
             options,
         } => {
-            let mut request = v1::CheckAccessRequest {
+            let request = v1::CheckAccessRequest {
                 auth: None,
                 accessor_org_number: accessor,
                 accessor_hpr_number: accessor_hpr.unwrap_or_default(),
@@ -450,18 +386,15 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
                     custodian_org_number: record_custodian,
                     record_id,
                 }),
-                purpose: parse_purpose(&purpose)?,
+                purpose: parse_purpose(&purpose)? as i32,
                 at_unix_ms: at_unix_ms.unwrap_or(0),
                 with_proof: false,
             };
-            let mut caller = Caller::open(&options).await?;
-            request.auth = Some(caller.sign(&request, "/varde.v1.Query/CheckAccess")?);
+            let caller = open(&options).await?;
             let response = caller
-                .client
                 .check_access(request)
                 .await
-                .map_err(|status| caller.error(&status))?
-                .into_inner();
+                .map_err(client::call_error)?;
             render::emit(json_output, &check_json(&response), || {
                 check_text(&response)
             });
@@ -505,44 +438,6 @@ fn check_text(response: &v1::CheckAccessResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // The signature verifies with the ledger's own query verifier over the request without auth,
-    // is bound to the method, and carries a fresh nonce each time.
-    #[test]
-    fn query_signature_verifies_with_the_ledger() {
-        let key = SigningKey::from_bytes(&[5; 32]);
-        let mut request = v1::CheckAccessRequest {
-            auth: None,
-            accessor_org_number: "983974899".into(),
-            accessor_hpr_number: String::new(),
-            record: Some(v1::RecordReference {
-                custodian_org_number: "974760673".into(),
-                record_id: "R-1".into(),
-            }),
-            purpose: v1::PurposeOfUse::Treat as i32,
-            at_unix_ms: 0,
-            with_proof: false,
-        };
-        let method = "/varde.v1.Query/CheckAccess";
-        let auth = authenticate(&request, method, "varde-test", &key, 77).unwrap();
-        request.auth = Some(auth.clone());
-        // What the node does: re-encode without auth and verify.
-        let mut unsigned = request.clone();
-        unsigned.auth = None;
-        let bytes = unsigned.encode_to_vec();
-        varde_ledger::signing::verify_query("varde-test", method, &auth, &bytes).unwrap();
-        assert!(
-            varde_ledger::signing::verify_query(
-                "varde-test",
-                "/varde.v1.Query/GetRecord",
-                &auth,
-                &bytes
-            )
-            .is_err()
-        );
-        let again = authenticate(&unsigned, method, "varde-test", &key, 77).unwrap();
-        assert_ne!(again.nonce, auth.nonce);
-    }
 
     // A denied check renders as DENIED; an emergency allow says to log the justification.
     #[test]

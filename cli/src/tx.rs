@@ -1,21 +1,23 @@
-//! `varde tx`: build a transaction body from flags or a JSON file, sign it
-//! (`varde_ledger::signing`, scheme varde-tx-v1) and submit it.
+//! `varde tx`: build a transaction body from flags or a JSON file with `varde_client::tx`'s
+//! builders, sign it (scheme varde-tx-v1) and submit it.
 //!
 //! Each action's fields are one struct that is both the flags and the JSON file's shape: a flag
 //! `--record-id` is the key `"record_id"` in the file. Flags given on the command line override
 //! the file's values.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use prost::Message;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
-use varde_ledger::{hex, signing, wire};
+use varde_client::now_unix_ms;
+use varde_client::tx::{self, Expiry, Nonce, Transaction};
+use varde_ledger::hex;
 use varde_proto::v1;
 use varde_proto::v1::transaction_body::Action;
 
-use crate::client::{self, now_unix_ms};
+use crate::client;
 use crate::exit::{Outcome, usage};
 use crate::keys::read_key;
 use crate::render;
@@ -366,9 +368,9 @@ fn required<T: Clone>(value: &Option<T>, name: &str) -> anyhow::Result<T> {
 }
 
 /// 32 bytes given as 64 hex characters. The message names the flag, never the value.
-fn bytes32(value: &str, name: &str) -> anyhow::Result<Vec<u8>> {
-    match hex::decode(value.trim()) {
-        Some(bytes) if bytes.len() == 32 => Ok(bytes),
+fn bytes32(value: &str, name: &str) -> anyhow::Result<[u8; 32]> {
+    match hex::decode(value.trim()).and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()) {
+        Some(bytes) => Ok(bytes),
         _ => Err(usage(format!(
             "--{} must be 64 hex characters (32 bytes)",
             name.replace('_', "-")
@@ -376,69 +378,73 @@ fn bytes32(value: &str, name: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn required_bytes32(value: &Option<String>, name: &str) -> anyhow::Result<Vec<u8>> {
+fn required_bytes32(value: &Option<String>, name: &str) -> anyhow::Result<[u8; 32]> {
     bytes32(&required(value, name)?, name)
 }
 
 /// A purpose of use by its HL7 code, e.g. `TREAT` (any case).
-pub fn parse_purpose(text: &str) -> anyhow::Result<i32> {
-    let name = format!("PURPOSE_OF_USE_{}", text.trim().to_ascii_uppercase());
-    match v1::PurposeOfUse::from_str_name(&name) {
-        Some(v1::PurposeOfUse::Unspecified) | None => Err(usage(format!(
+pub fn parse_purpose(text: &str) -> anyhow::Result<v1::PurposeOfUse> {
+    tx::purpose_from_code(text).ok_or_else(|| {
+        usage(format!(
             "unknown purpose of use {text:?}: use TREAT, ETREAT, COC, HRESCH, CLINTRCH, HOPERAT, \
              HPAYMT, PUBHLTH or PATRQT"
-        ))),
-        Some(purpose) => Ok(purpose as i32),
-    }
+        ))
+    })
 }
 
-fn parse_confidentiality(value: Option<&str>) -> anyhow::Result<i32> {
+fn parse_confidentiality(value: Option<&str>) -> anyhow::Result<v1::Confidentiality> {
     match value
         .map(|text| text.trim().to_ascii_lowercase())
         .as_deref()
     {
-        None | Some("normal") => Ok(v1::Confidentiality::Normal as i32),
-        Some("restricted") => Ok(v1::Confidentiality::Restricted as i32),
+        None | Some("normal") => Ok(v1::Confidentiality::Normal),
+        Some("restricted") => Ok(v1::Confidentiality::Restricted),
         Some(_) => Err(usage("--confidentiality must be normal or restricted")),
     }
 }
 
 impl AnchorFields {
     pub fn action(&self, now_ms: i64) -> anyhow::Result<Action> {
-        Ok(Action::AnchorRecord(v1::AnchorRecord {
-            custodian_org_number: required(&self.custodian, "custodian")?,
-            record_id: required(&self.record_id, "record_id")?,
-            subject_pseudonym: required_bytes32(&self.subject, "subject")?,
-            category_code: required(&self.category, "category")?,
-            location_uri: required(&self.location, "location")?,
-            content_sha256: required_bytes32(&self.content_sha256, "content_sha256")?,
-            confidentiality: parse_confidentiality(self.confidentiality.as_deref())?,
-            created_at_unix_ms: self.created_at_unix_ms.unwrap_or(now_ms),
-        }))
+        Ok(tx::Anchor::new(
+            required(&self.custodian, "custodian")?,
+            required(&self.record_id, "record_id")?,
+            required_bytes32(&self.subject, "subject")?,
+            required(&self.category, "category")?,
+            required(&self.location, "location")?,
+            required_bytes32(&self.content_sha256, "content_sha256")?,
+            self.created_at_unix_ms.unwrap_or(now_ms),
+        )
+        .confidentiality(parse_confidentiality(self.confidentiality.as_deref())?)
+        .into())
     }
 }
 
 impl SupersedeFields {
     pub fn action(&self, now_ms: i64) -> anyhow::Result<Action> {
-        Ok(Action::SupersedeRecord(v1::SupersedeRecord {
-            custodian_org_number: required(&self.custodian, "custodian")?,
-            record_id: required(&self.record_id, "record_id")?,
-            category_code: required(&self.category, "category")?,
-            location_uri: required(&self.location, "location")?,
-            content_sha256: required_bytes32(&self.content_sha256, "content_sha256")?,
-            confidentiality: parse_confidentiality(self.confidentiality.as_deref())?,
-            created_at_unix_ms: self.created_at_unix_ms.unwrap_or(now_ms),
-        }))
+        Ok(tx::Supersede::new(
+            required(&self.custodian, "custodian")?,
+            required(&self.record_id, "record_id")?,
+            required(&self.category, "category")?,
+            required(&self.location, "location")?,
+            required_bytes32(&self.content_sha256, "content_sha256")?,
+            self.created_at_unix_ms.unwrap_or(now_ms),
+        )
+        .confidentiality(parse_confidentiality(self.confidentiality.as_deref())?)
+        .into())
     }
 }
 
 impl RetractFields {
     pub fn action(&self) -> anyhow::Result<Action> {
-        Ok(Action::RetractRecord(v1::RetractRecord {
-            custodian_org_number: required(&self.custodian, "custodian")?,
-            record_id: required(&self.record_id, "record_id")?,
-            reason: self.reason.clone().unwrap_or_default(),
-        }))
+        let retract = tx::Retract::new(
+            required(&self.custodian, "custodian")?,
+            required(&self.record_id, "record_id")?,
+        );
+        Ok(match &self.reason {
+            Some(reason) => retract.reason(reason.clone()),
+            None => retract,
+        }
+        .into())
     }
 }
 
@@ -454,14 +460,14 @@ impl GrantFields {
             ));
         }
         let scope = if let Some(record_id) = &self.record_id {
-            v1::grant_scope::Scope::Record(v1::RecordReference {
+            tx::Scope::Record {
                 custodian_org_number: self.record_custodian.clone().unwrap_or(issuer.clone()),
                 record_id: record_id.clone(),
-            })
+            }
         } else if let Some(category) = &self.category {
-            v1::grant_scope::Scope::CategoryCode(category.clone())
+            tx::Scope::Category(category.clone())
         } else {
-            v1::grant_scope::Scope::AllRecords(v1::AllRecords {})
+            tx::Scope::AllRecords
         };
         if self.purposes.is_empty() {
             return Err(usage(
@@ -492,107 +498,107 @@ impl GrantFields {
                 ));
             }
         };
-        let basis = match (&self.statute, &self.consent_reference) {
-            (Some(_), Some(_)) => {
-                return Err(usage(
-                    "the basis is either consent (--consent-reference) or --statute, not both",
-                ));
-            }
-            (Some(name), None) => {
-                v1::grant_basis::Basis::Statutory(v1::StatutoryBasis { name: name.clone() })
-            }
-            (None, reference) => v1::grant_basis::Basis::PatientConsent(v1::PatientConsent {
-                reference: reference.clone().unwrap_or_default(),
-            }),
+        if self.statute.is_some() && self.consent_reference.is_some() {
+            return Err(usage(
+                "the basis is either consent (--consent-reference) or --statute, not both",
+            ));
+        }
+        let mut grant = tx::Grant::new(
+            issuer,
+            required_bytes32(&self.subject, "subject")?,
+            required(&self.grantee, "grantee")?,
+            scope,
+            valid_from,
+            valid_until,
+        );
+        for purpose in purposes {
+            grant = grant.purpose(purpose);
+        }
+        if let Some(hpr) = &self.grantee_hpr {
+            grant = grant.grantee_hpr(hpr.clone());
+        }
+        if let Some(department) = &self.grantee_department {
+            grant = grant.grantee_department(department.clone());
+        }
+        grant = match (&self.statute, &self.consent_reference) {
+            (Some(name), _) => grant.statute(name.clone()),
+            (None, Some(reference)) => grant.consent(reference.clone()),
+            (None, None) => grant,
         };
-        Ok(Action::GrantAccess(v1::GrantAccess {
-            issuer_org_number: issuer,
-            subject_pseudonym: required_bytes32(&self.subject, "subject")?,
-            grantee_org_number: required(&self.grantee, "grantee")?,
-            grantee_hpr_number: self.grantee_hpr.clone().unwrap_or_default(),
-            grantee_department: self.grantee_department.clone().unwrap_or_default(),
-            scope: Some(v1::GrantScope { scope: Some(scope) }),
-            purposes,
-            valid_from_unix_ms: valid_from,
-            valid_until_unix_ms: valid_until,
-            basis: Some(v1::GrantBasis { basis: Some(basis) }),
-        }))
+        Ok(grant.into())
     }
 }
 
 impl RevokeFields {
     pub fn action(&self) -> anyhow::Result<Action> {
-        Ok(Action::RevokeGrant(v1::RevokeGrant {
-            issuer_org_number: required(&self.issuer, "issuer")?,
-            grant_id: required_bytes32(&self.grant_id, "grant_id")?,
-            reason: self.reason.clone().unwrap_or_default(),
-        }))
+        let revoke = tx::Revoke::new(
+            required(&self.issuer, "issuer")?,
+            required_bytes32(&self.grant_id, "grant_id")?,
+        );
+        Ok(match &self.reason {
+            Some(reason) => revoke.reason(reason.clone()),
+            None => revoke,
+        }
+        .into())
     }
 }
 
 impl BlockFields {
     pub fn action(&self) -> anyhow::Result<Action> {
-        let target = match (&self.institution, &self.hpr) {
-            (Some(institution), None) => {
-                v1::block_access::Target::InstitutionOrgNumber(institution.clone())
-            }
-            (None, Some(hpr)) => v1::block_access::Target::HprNumber(hpr.clone()),
-            _ => {
-                return Err(usage(
-                    "give exactly one target: --institution ORG_NUMBER or --hpr HPR_NUMBER",
-                ));
-            }
-        };
-        Ok(Action::BlockAccess(v1::BlockAccess {
-            issuer_org_number: required(&self.issuer, "issuer")?,
-            subject_pseudonym: required_bytes32(&self.subject, "subject")?,
-            target: Some(target),
-        }))
+        if self.institution.is_some() == self.hpr.is_some() {
+            return Err(usage(
+                "give exactly one target: --institution ORG_NUMBER or --hpr HPR_NUMBER",
+            ));
+        }
+        let issuer = required(&self.issuer, "issuer")?;
+        let subject = required_bytes32(&self.subject, "subject")?;
+        Ok(match (&self.institution, &self.hpr) {
+            (Some(institution), _) => tx::Block::institution(issuer, subject, institution.clone()),
+            (None, hpr) => tx::Block::person(issuer, subject, hpr.clone().unwrap_or_default()),
+        }
+        .into())
     }
 }
 
 impl UnblockFields {
     pub fn action(&self) -> anyhow::Result<Action> {
-        Ok(Action::UnblockAccess(v1::UnblockAccess {
-            issuer_org_number: required(&self.issuer, "issuer")?,
-            block_id: required_bytes32(&self.block_id, "block_id")?,
-        }))
+        Ok(tx::Unblock::new(
+            required(&self.issuer, "issuer")?,
+            required_bytes32(&self.block_id, "block_id")?,
+        )
+        .into())
     }
 }
 
 impl LogAccessFields {
     pub fn action(&self, now_ms: i64) -> anyhow::Result<Action> {
-        let basis = match (&self.grant_id, &self.emergency) {
-            (Some(_), Some(_)) => {
-                return Err(usage(
-                    "the basis is either --grant-id or --emergency JUSTIFICATION, not both",
-                ));
-            }
-            (Some(grant_id), None) => Some(v1::log_access::Basis::GrantId(bytes32(
-                grant_id, "grant_id",
-            )?)),
-            (None, Some(justification)) => {
-                Some(v1::log_access::Basis::Emergency(v1::EmergencyAccess {
-                    justification: justification.clone(),
-                }))
-            }
-            (None, None) => None,
+        if self.grant_id.is_some() && self.emergency.is_some() {
+            return Err(usage(
+                "the basis is either --grant-id or --emergency JUSTIFICATION, not both",
+            ));
+        }
+        let grant_id = self
+            .grant_id
+            .as_ref()
+            .map(|grant_id| bytes32(grant_id, "grant_id"))
+            .transpose()?;
+        let mut log = tx::LogAccess::new(
+            required(&self.accessor, "accessor")?,
+            required(&self.accessor_hpr, "accessor_hpr")?,
+            required(&self.record_custodian, "record_custodian")?,
+            required(&self.record_id, "record_id")?,
+            parse_purpose(&required(&self.purpose, "purpose")?)?,
+            self.accessed_at_unix_ms.unwrap_or(now_ms),
+        );
+        if let Some(hash) = &self.attestation_sha256 {
+            log = log.attestation(bytes32(hash, "attestation_sha256")?);
+        }
+        log = match (grant_id, &self.emergency) {
+            (Some(grant_id), _) => log.grant(grant_id),
+            (None, Some(justification)) => log.emergency(justification.clone()),
+            (None, None) => log,
         };
-        Ok(Action::LogAccess(v1::LogAccess {
-            accessor_org_number: required(&self.accessor, "accessor")?,
-            accessor_hpr_number: required(&self.accessor_hpr, "accessor_hpr")?,
-            record: Some(v1::RecordReference {
-                custodian_org_number: required(&self.record_custodian, "record_custodian")?,
-                record_id: required(&self.record_id, "record_id")?,
-            }),
-            purpose: parse_purpose(&required(&self.purpose, "purpose")?)?,
-            accessed_at_unix_ms: self.accessed_at_unix_ms.unwrap_or(now_ms),
-            attestation_sha256: match &self.attestation_sha256 {
-                Some(hash) => bytes32(hash, "attestation_sha256")?,
-                None => Vec::new(),
-            },
-            basis,
-        }))
+        Ok(log.into())
     }
 }
 
@@ -648,16 +654,15 @@ pub fn body(
     expires_at_height: u64,
     expires_at_unix_ms: i64,
 ) -> anyhow::Result<v1::TransactionBody> {
-    let body = v1::TransactionBody {
-        chain_id: chain_id.to_owned(),
-        expires_at_height,
-        expires_at_unix_ms,
-        nonce: Vec::new(),
-        action: Some(action),
-    };
-    wire::decode_body(body.clone())
-        .map_err(|error| usage(format!("the ledger would refuse this transaction: {error}")))?;
-    Ok(body)
+    // The expiry is absolute here, so the time the builder counts from does not matter.
+    Transaction::new(action)
+        .expiry(Expiry::At {
+            height: expires_at_height,
+            unix_ms: expires_at_unix_ms,
+        })
+        .nonce(Nonce::Empty)
+        .body(chain_id, 0)
+        .map_err(|error| usage(error.to_string()))
 }
 
 pub async fn run(command: TxCommand, json_output: bool) -> anyhow::Result<Outcome> {
@@ -668,15 +673,13 @@ pub async fn run(command: TxCommand, json_output: bool) -> anyhow::Result<Outcom
     // The node is needed for the chain id (unless given) and for a height-based expiry.
     let needs_node =
         !options.dry_run || options.chain_id.is_none() || options.expires_in_blocks.is_some();
-    let channel = if needs_node {
+    let node = if needs_node {
         Some(client::connect(&options.endpoint).await?)
     } else {
         None
     };
-    let status = match (&channel, &options.chain_id, options.expires_in_blocks) {
-        (Some(channel), None, _) | (Some(channel), _, Some(_)) => {
-            Some(client::status(channel.clone(), &options.endpoint).await?)
-        }
+    let status = match (&node, &options.chain_id, options.expires_in_blocks) {
+        (Some(node), None, _) | (Some(node), _, Some(_)) => Some(client::status(node).await?),
         _ => None,
     };
     let chain_id = options
@@ -699,43 +702,32 @@ pub async fn run(command: TxCommand, json_output: bool) -> anyhow::Result<Outcom
         (None, None) => seconds_after(now_ms, DEFAULT_EXPIRES_IN_SECONDS)?,
     };
     let body = body(&chain_id, action, expires_at_height, expires_at_unix_ms)?;
-    let body_bytes = body.encode_to_vec();
-    let parts = signing::sign(&chain_id, &signing_key, &body_bytes)
-        .map_err(|error| usage(format!("cannot sign for chain id {chain_id:?}: {error}")))?;
-    let transaction_id = parts.transaction_id.to_hex();
+    let envelope =
+        tx::sign_body(&chain_id, &signing_key, body).map_err(|error| usage(error.to_string()))?;
+    let transaction_id = envelope.transaction_id.to_hex();
+    let body = &envelope.body;
 
-    let Some(channel) = channel.filter(|_| !options.dry_run) else {
+    let Some(node) = node.filter(|_| !options.dry_run) else {
         let document = json!({
             "transaction_id": transaction_id,
             "chain_id": chain_id,
-            "signer_public_key": render::hex_of(&parts.signer_public_key),
-            "body": render::body_json(&body),
-            "body_hex": render::hex_of(&body_bytes),
+            "signer_public_key": render::hex_of(&envelope.transaction.signer_public_key),
+            "body": render::body_json(body),
+            "body_hex": render::hex_of(&envelope.transaction.body),
             "submitted": false,
         });
         render::emit(json_output, &document, || {
             format!(
                 "dry run: nothing sent\ntransaction {transaction_id}\nchain id {chain_id}\nbody {}",
-                serde_json::to_string_pretty(&render::body_json(&body))
+                serde_json::to_string_pretty(&render::body_json(body))
                     .expect("JSON values always serialise")
             )
         });
         return Ok(Outcome::Success);
     };
 
-    let transaction = v1::SignedTransaction {
-        body: body_bytes,
-        signer_public_key: parts.signer_public_key.to_vec(),
-        signature: parts.signature.to_vec(),
-    };
-    let mut ledger = v1::ledger_client::LedgerClient::new(channel);
     if !options.wait {
-        ledger
-            .submit(v1::SubmitRequest {
-                transaction: Some(transaction),
-            })
-            .await
-            .map_err(|status| client::call_error(&options.endpoint, "submit", &status))?;
+        node.submit(envelope).await.map_err(client::call_error)?;
         render::emit(
             json_output,
             &json!({ "transaction_id": transaction_id, "chain_id": chain_id, "submitted": true, "receipt": null }),
@@ -747,14 +739,11 @@ pub async fn run(command: TxCommand, json_output: bool) -> anyhow::Result<Outcom
         );
         return Ok(Outcome::Success);
     }
-    let response = ledger
-        .submit_and_wait(v1::SubmitAndWaitRequest {
-            transaction: Some(transaction),
-            timeout_ms: options.wait_timeout.saturating_mul(1000),
-        })
+    let timeout = Duration::from_secs(u64::from(options.wait_timeout));
+    let response = node
+        .submit_and_wait(envelope, timeout)
         .await
-        .map_err(|status| client::call_error(&options.endpoint, "submit", &status))?
-        .into_inner();
+        .map_err(client::call_error)?;
     let receipt = response.receipt.unwrap_or_default();
     let rejected = render::receipt_rejected(&receipt);
     render::emit(
@@ -1099,10 +1088,7 @@ mod tests {
     // Purposes parse in any case; UNSPECIFIED and unknown codes are refused.
     #[test]
     fn purposes_parse() {
-        assert_eq!(
-            parse_purpose("etreat").unwrap(),
-            v1::PurposeOfUse::Etreat as i32
-        );
+        assert_eq!(parse_purpose("etreat").unwrap(), v1::PurposeOfUse::Etreat);
         assert!(parse_purpose("UNSPECIFIED").is_err());
         assert!(parse_purpose("SHOPPING").is_err());
     }

@@ -190,14 +190,14 @@ impl Network {
     }
 
     async fn headers(&self, node: usize, height: u64) -> Vec<v1::BlockHeader> {
-        let channel = varde_node::tls::connect_tls(self.grpc(node), &self.ca)
+        let channel = varde_client::connect::connect_tls(self.grpc(node), &self.ca)
             .await
             .unwrap();
         let mut client = v1::ledger_client::LedgerClient::new(channel);
         let mut headers = Vec::new();
         for at in 1..=height {
-            let request = self.signed("/varde.v1.Ledger/GetBlock", |auth| v1::GetBlockRequest {
-                auth,
+            let request = self.signed(v1::GetBlockRequest {
+                auth: None,
                 height: at,
             });
             let block = client.get_block(request).await.unwrap().into_inner();
@@ -206,22 +206,11 @@ impl Network {
         headers
     }
 
-    /// A read request signed by the demo auditor.
-    fn signed<T: prost::Message>(
-        &self,
-        method: &str,
-        build: impl Fn(Option<v1::RequestAuthentication>) -> T,
-    ) -> T {
-        let auth = varde_ledger::signing::sign_query(
-            demo::CHAIN_ID,
-            method,
-            self.keys.of(demo::AUDITOR),
-            varde_node::context::now_unix_ms(),
-            &rand::random::<[u8; 16]>(),
-            &build(None),
-        )
-        .unwrap();
-        build(Some(auth))
+    /// `request` signed by the demo auditor (`varde_client`, varde-query-v2).
+    fn signed<T: varde_client::Signed>(&self, request: T) -> T {
+        varde_client::Credentials::new(demo::CHAIN_ID, self.keys.of(demo::AUDITOR).clone())
+            .sign(request)
+            .unwrap()
     }
 
     /// `varde_invalid_peer_messages_total{protocol}` of `node`, from its metrics endpoint.

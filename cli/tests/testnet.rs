@@ -67,7 +67,7 @@ impl Testnet {
             "{grpc:?}"
         );
         let ca_file = document["ca_file"].as_str().unwrap().to_owned();
-        let ca = varde_node::tls::read_ca_certificate(Path::new(&ca_file)).unwrap();
+        let ca = varde_client::connect::read_ca_certificate(Path::new(&ca_file)).unwrap();
         let keys = DemoKeys::read(&root.join("keys")).unwrap();
         Self {
             _dir: dir,
@@ -83,7 +83,7 @@ impl Testnet {
     async fn channel(&self, node: usize) -> Result<Channel, tonic::transport::Error> {
         Endpoint::from_shared(self.grpc[node].clone())
             .unwrap()
-            .tls_config(varde_node::tls::client_tls_config(&self.ca))
+            .tls_config(varde_client::connect::client_tls_config(&self.ca))
             .unwrap()
             .connect()
             .await
@@ -178,23 +178,11 @@ impl Testnet {
         response.transaction_id
     }
 
-    /// A read request signed by the demo auditor: `build(auth)` makes the request with the given
-    /// `auth`, once without it (to sign) and once with it.
-    fn signed<T: prost::Message>(
-        &self,
-        method: &str,
-        build: impl Fn(Option<v1::RequestAuthentication>) -> T,
-    ) -> T {
-        let auth = varde_ledger::signing::sign_query(
-            demo::CHAIN_ID,
-            method,
-            self.keys.of(demo::AUDITOR),
-            varde_node::context::now_unix_ms(),
-            &rand::random::<[u8; 16]>(),
-            &build(None),
-        )
-        .unwrap();
-        build(Some(auth))
+    /// `request` signed by the demo auditor (`varde_client`, varde-query-v2).
+    fn signed<T: varde_client::Signed>(&self, request: T) -> T {
+        varde_client::Credentials::new(demo::CHAIN_ID, self.keys.of(demo::AUDITOR).clone())
+            .sign(request)
+            .unwrap()
     }
 
     /// On every validator, a client with no credentials (over TLS, trusting the network's CA)
@@ -234,8 +222,8 @@ impl Testnet {
                     "validator {node}"
                 );
             }
-            let request = self.signed("/varde.v1.Ledger/GetBlock", |auth| v1::GetBlockRequest {
-                auth,
+            let request = self.signed(v1::GetBlockRequest {
+                auth: None,
                 height: 1,
             });
             assert!(client.get_block(request).await.is_ok(), "validator {node}");
@@ -247,8 +235,8 @@ impl Testnet {
         let mut client = self.ledger(node).await;
         let mut headers = Vec::new();
         for at in 1..=height {
-            let request = self.signed("/varde.v1.Ledger/GetBlock", |auth| v1::GetBlockRequest {
-                auth,
+            let request = self.signed(v1::GetBlockRequest {
+                auth: None,
                 height: at,
             });
             let block = client
@@ -290,11 +278,9 @@ impl Testnet {
         let response = self
             .ledger(node)
             .await
-            .get_transaction(self.signed("/varde.v1.Ledger/GetTransaction", |auth| {
-                v1::GetTransactionRequest {
-                    auth,
-                    transaction_id: id.to_vec(),
-                }
+            .get_transaction(self.signed(v1::GetTransactionRequest {
+                auth: None,
+                transaction_id: id.to_vec(),
             }))
             .await
             .unwrap()
@@ -502,11 +488,9 @@ async fn validators_survive_one_crash_and_halt_safely_with_two() {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let status = client
-            .get_transaction(network.signed("/varde.v1.Ledger/GetTransaction", |auth| {
-                v1::GetTransactionRequest {
-                    auth,
-                    transaction_id: pending_id.clone(),
-                }
+            .get_transaction(network.signed(v1::GetTransactionRequest {
+                auth: None,
+                transaction_id: pending_id.clone(),
             }))
             .await
             .unwrap()
@@ -569,12 +553,10 @@ async fn equivocation_is_survived_and_recorded() {
         let records = network
             .ledger(0)
             .await
-            .list_misbehaviour(network.signed("/varde.v1.Ledger/ListMisbehaviour", |auth| {
-                v1::ListMisbehaviourRequest {
-                    auth,
-                    page_size: 100,
-                    page_token: String::new(),
-                }
+            .list_misbehaviour(network.signed(v1::ListMisbehaviourRequest {
+                auth: None,
+                page_size: 100,
+                page_token: String::new(),
             }))
             .await
             .unwrap()

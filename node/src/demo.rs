@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
-use prost::Message;
 use varde_ledger::identifiers::OrgNumber;
 use varde_ledger::membership::{Genesis, Institution, Role};
 use varde_proto::v1;
@@ -162,15 +161,11 @@ impl DemoKeys {
     }
 }
 
-/// Signs `body` with `key` for `chain_id` into a `SignedTransaction`.
+/// Signs `body` with `key` for `chain_id` into a `SignedTransaction` (`varde_client::tx`).
 pub fn sign(chain_id: &str, key: &SigningKey, body: &v1::TransactionBody) -> v1::SignedTransaction {
-    let body = body.encode_to_vec();
-    let parts = varde_ledger::signing::sign(chain_id, key, &body).expect("a short chain id");
-    v1::SignedTransaction {
-        body,
-        signer_public_key: parts.signer_public_key.to_vec(),
-        signature: parts.signature.to_vec(),
-    }
+    varde_client::tx::sign_body(chain_id, key, body.clone())
+        .expect("a short chain id")
+        .transaction
 }
 
 /// A body for `action` that expires after one day of wall-clock time.
@@ -189,9 +184,14 @@ pub fn body(
 }
 
 /// A demo pseudonym: not derived from any real national id.
-pub fn demo_subject(index: u8) -> Vec<u8> {
+pub fn demo_pseudonym(index: u8) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    Sha256::digest([b"varde-dev-demo-patient".as_slice(), &[index]].concat()).to_vec()
+    Sha256::digest([b"varde-dev-demo-patient".as_slice(), &[index]].concat()).into()
+}
+
+/// [`demo_pseudonym`] as the bytes of a wire field.
+pub fn demo_subject(index: u8) -> Vec<u8> {
+    demo_pseudonym(index).to_vec()
 }
 
 pub fn anchor_action(

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use tonic::transport::Channel;
+use varde_client::tx;
 use varde_proto::v1;
 
 use crate::config::{GrpcTlsConfig, NodeConfig};
@@ -148,18 +149,10 @@ pub async fn connect_local(
 ) -> anyhow::Result<Channel> {
     let address = local_address(address);
     if config.grpc_tls.as_ref().is_some_and(|tls| tls.plaintext) {
-        return tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
-            .connect()
-            .await
-            .map_err(|error| {
-                anyhow::anyhow!(
-                    "cannot reach the node at http://{address}: {}",
-                    crate::tls::causes(&error)
-                )
-            });
+        return Ok(varde_client::connect::connect(&format!("http://{address}"), None).await?);
     }
-    let ca = crate::tls::read_ca_certificate(ca_path)?;
-    crate::tls::connect_tls(address, &ca).await
+    let ca = varde_client::connect::read_ca_certificate(ca_path)?;
+    Ok(varde_client::connect::connect_tls(address, &ca).await?)
 }
 
 /// Runs the dev node until `shutdown` completes.
@@ -196,7 +189,7 @@ pub async fn run_dev(
     let url = if plaintext {
         format!("http://{}", node.grpc_address)
     } else {
-        crate::tls::https_url(node.grpc_address)
+        varde_client::connect::https_url(node.grpc_address)
     };
     println!("Varde dev node (chain {}) serving", demo::CHAIN_ID);
     if plaintext {
@@ -245,7 +238,6 @@ pub async fn run_dev(
 
 /// The demo transactions: records for two pseudonymous patients and a grant (the reads follow).
 pub fn demo_transactions(keys: &DemoKeys, now_unix_ms: i64) -> Vec<v1::SignedTransaction> {
-    use v1::transaction_body::Action;
     let chain = demo::CHAIN_ID;
     let hospital = demo::HOSPITAL.org_number;
     let municipality = demo::MUNICIPALITY.org_number;
@@ -287,29 +279,21 @@ pub fn demo_transactions(keys: &DemoKeys, now_unix_ms: i64) -> Vec<v1::SignedTra
             )),
         ),
     ];
+    let grant = tx::Grant::new(
+        demo::CONSENT_AUTHORITY.org_number,
+        demo::demo_pseudonym(1),
+        municipality,
+        tx::Scope::Category("discharge-summary".to_owned()),
+        now_unix_ms - 60_000,
+        now_unix_ms + 90 * 24 * 3_600_000,
+    )
+    .purpose(v1::PurposeOfUse::Treat)
+    .purpose(v1::PurposeOfUse::Coc)
+    .consent("samtykke-demo-1");
     transactions.push(demo::sign(
         chain,
         keys.of(demo::CONSENT_AUTHORITY),
-        &body(Action::GrantAccess(v1::GrantAccess {
-            issuer_org_number: demo::CONSENT_AUTHORITY.org_number.to_owned(),
-            subject_pseudonym: patient_one,
-            grantee_org_number: municipality.to_owned(),
-            grantee_hpr_number: String::new(),
-            grantee_department: String::new(),
-            scope: Some(v1::GrantScope {
-                scope: Some(v1::grant_scope::Scope::CategoryCode(
-                    "discharge-summary".to_owned(),
-                )),
-            }),
-            purposes: vec![v1::PurposeOfUse::Treat as i32, v1::PurposeOfUse::Coc as i32],
-            valid_from_unix_ms: now_unix_ms - 60_000,
-            valid_until_unix_ms: now_unix_ms + 90 * 24 * 3_600_000,
-            basis: Some(v1::GrantBasis {
-                basis: Some(v1::grant_basis::Basis::PatientConsent(v1::PatientConsent {
-                    reference: "samtykke-demo-1".to_owned(),
-                })),
-            }),
-        })),
+        &body(grant.into()),
     ));
     transactions
 }
@@ -317,7 +301,7 @@ pub fn demo_transactions(keys: &DemoKeys, now_unix_ms: i64) -> Vec<v1::SignedTra
 /// The demo access event, which names the grant committed before it.
 pub fn demo_access_event(
     keys: &DemoKeys,
-    grant_id: Vec<u8>,
+    grant_id: [u8; 32],
     now_unix_ms: i64,
 ) -> v1::SignedTransaction {
     demo::sign(
@@ -326,18 +310,16 @@ pub fn demo_access_event(
         &demo::body(
             demo::CHAIN_ID,
             now_unix_ms,
-            v1::transaction_body::Action::LogAccess(v1::LogAccess {
-                accessor_org_number: demo::MUNICIPALITY.org_number.to_owned(),
-                accessor_hpr_number: "9144900".to_owned(),
-                record: Some(v1::RecordReference {
-                    custodian_org_number: demo::HOSPITAL.org_number.to_owned(),
-                    record_id: "epikrise-2026-0001".to_owned(),
-                }),
-                purpose: v1::PurposeOfUse::Treat as i32,
-                accessed_at_unix_ms: now_unix_ms,
-                attestation_sha256: Vec::new(),
-                basis: Some(v1::log_access::Basis::GrantId(grant_id)),
-            }),
+            tx::LogAccess::new(
+                demo::MUNICIPALITY.org_number,
+                "9144900",
+                demo::HOSPITAL.org_number,
+                "epikrise-2026-0001",
+                v1::PurposeOfUse::Treat,
+                now_unix_ms,
+            )
+            .grant(grant_id)
+            .into(),
         ),
     )
 }
@@ -351,20 +333,16 @@ pub fn demo_emergency_access(keys: &DemoKeys, now_unix_ms: i64) -> v1::SignedTra
         &demo::body(
             demo::CHAIN_ID,
             now_unix_ms,
-            v1::transaction_body::Action::LogAccess(v1::LogAccess {
-                accessor_org_number: demo::HEALTH_TRUST.org_number.to_owned(),
-                accessor_hpr_number: "8812345".to_owned(),
-                record: Some(v1::RecordReference {
-                    custodian_org_number: demo::HOSPITAL.org_number.to_owned(),
-                    record_id: "lab-2026-0042".to_owned(),
-                }),
-                purpose: v1::PurposeOfUse::Etreat as i32,
-                accessed_at_unix_ms: now_unix_ms,
-                attestation_sha256: Vec::new(),
-                basis: Some(v1::log_access::Basis::Emergency(v1::EmergencyAccess {
-                    justification: "bevisstløs pasient i akuttmottaket".to_owned(),
-                })),
-            }),
+            tx::LogAccess::new(
+                demo::HEALTH_TRUST.org_number,
+                "8812345",
+                demo::HOSPITAL.org_number,
+                "lab-2026-0042",
+                v1::PurposeOfUse::Etreat,
+                now_unix_ms,
+            )
+            .emergency("bevisstløs pasient i akuttmottaket")
+            .into(),
         ),
     )
 }
@@ -373,7 +351,7 @@ pub fn demo_emergency_access(keys: &DemoKeys, now_unix_ms: i64) -> v1::SignedTra
 pub async fn load_demo_data(channel: Channel, keys: &DemoKeys) -> anyhow::Result<()> {
     let mut client = v1::ledger_client::LedgerClient::new(channel);
     let now = now_unix_ms();
-    let mut grant_id = Vec::new();
+    let mut grant_id = [0; 32];
     for transaction in demo_transactions(keys, now) {
         let response = client
             .submit_and_wait(v1::SubmitAndWaitRequest {
@@ -383,7 +361,11 @@ pub async fn load_demo_data(channel: Channel, keys: &DemoKeys) -> anyhow::Result
             .await
             .context("loading demo data")?
             .into_inner();
-        grant_id = response.transaction_id;
+        grant_id = <[u8; 32]>::try_from(response.transaction_id).map_err(|_| {
+            anyhow::anyhow!(
+                "loading demo data: the node gave a transaction id that is not 32 bytes"
+            )
+        })?;
     }
     client
         .submit_and_wait(v1::SubmitAndWaitRequest {

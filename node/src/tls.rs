@@ -1,28 +1,26 @@
 //! gRPC over TLS (rustls with the ring provider, through tonic): the server's identity from PEM
-//! files, clients that trust one certificate authority, and the local certificate authorities
-//! that `varde dev` and `varde testnet` make for loopback networks.
+//! files and the local certificate authorities that `varde dev` and `varde testnet` make for
+//! loopback networks. The client side (trusting one CA, connecting) is `varde_client::connect`.
 //!
 //! Every file problem (missing, unreadable, not PEM, no certificate, a key that does not belong to
 //! the certificate) is an error that names the file and the config field; nothing here panics on
 //! input.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
-};
+use tonic::transport::{Identity, ServerTlsConfig};
+use varde_client::connect::read_certificates;
 
 use crate::config::GrpcTlsConfig;
 
-/// How long a TLS handshake may take, on both sides (a client that never finishes one holds
-/// nothing but its own connection).
+/// How long a client's TLS handshake may take (a client that never finishes one holds nothing
+/// but its own connection); `varde_client` gives its side the same.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The names a local network's node certificates are valid for.
@@ -36,25 +34,6 @@ fn ring() -> Arc<rustls::crypto::CryptoProvider> {
 /// Idempotent; another provider installed earlier stays.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The certificates in a PEM file, with messages that say which file and what is wrong.
-fn read_certificates(
-    path: &Path,
-    what: &str,
-) -> anyhow::Result<(Vec<u8>, Vec<CertificateDer<'static>>)> {
-    let pem = std::fs::read(path)
-        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
-    let certificates = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| anyhow!("the {what} {} is not valid PEM: {error}", path.display()))?;
-    if certificates.is_empty() {
-        bail!(
-            "the {what} {} holds no certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks)",
-            path.display()
-        );
-    }
-    Ok((pem, certificates))
 }
 
 /// The server side of `[grpc_tls]`: `None` for plaintext, else the identity read from the PEM
@@ -114,69 +93,6 @@ pub fn server_tls_config(config: &GrpcTlsConfig) -> anyhow::Result<Option<Server
             .identity(Identity::from_pem(chain_pem, key_pem))
             .timeout(HANDSHAKE_TIMEOUT),
     ))
-}
-
-/// Reads the certificate authority a client trusts: PEM certificates that rustls accepts as
-/// trust anchors.
-pub fn read_ca_certificate(path: &Path) -> anyhow::Result<Certificate> {
-    let (pem, certificates) = read_certificates(path, "CA certificate file")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in certificates {
-        roots.add(certificate).map_err(|error| {
-            anyhow!(
-                "the CA certificate file {} holds a certificate that cannot be trusted: {error}",
-                path.display()
-            )
-        })?;
-    }
-    Ok(Certificate::from_pem(pem))
-}
-
-/// Client TLS that trusts `ca` (and nothing else: no system roots).
-pub fn client_tls_config(ca: &Certificate) -> ClientTlsConfig {
-    ClientTlsConfig::new()
-        .ca_certificate(ca.clone())
-        .timeout(HANDSHAKE_TIMEOUT)
-}
-
-/// The `https://` URL of a node's gRPC address.
-pub fn https_url(address: SocketAddr) -> String {
-    format!("https://{address}")
-}
-
-/// An endpoint for `https://address` that trusts `ca`.
-pub fn tls_endpoint(address: SocketAddr, ca: &Certificate) -> anyhow::Result<Endpoint> {
-    Endpoint::from_shared(https_url(address))
-        .context("not a valid gRPC URL")?
-        .tls_config(client_tls_config(ca))
-        .context("cannot configure TLS for the gRPC client")
-}
-
-/// Connects to the node at `address` over TLS, trusting `ca`.
-pub async fn connect_tls(address: SocketAddr, ca: &Certificate) -> anyhow::Result<Channel> {
-    tls_endpoint(address, ca)?.connect().await.map_err(|error| {
-        anyhow!(
-            "cannot reach the node at {}: {}",
-            https_url(address),
-            causes(&error)
-        )
-    })
-}
-
-/// An error and its sources on one line (tonic's transport errors say little by themselves).
-pub fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        // Wrappers often repeat their inner error's text: say it once.
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// A certificate authority made on this machine for a local network. Its private key lives only
@@ -360,7 +276,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = ensure_single_node_pki(dir.path(), "test").unwrap();
         server_tls_config(&files.config()).unwrap().unwrap();
-        read_ca_certificate(&files.ca_certificate).unwrap();
+        varde_client::connect::read_ca_certificate(&files.ca_certificate).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -429,10 +345,6 @@ mod tests {
             message.contains("does not belong to the first certificate"),
             "{message}"
         );
-
-        let message = format!("{:#}", read_ca_certificate(&garbage).unwrap_err());
-        assert!(message.contains("CA certificate file"), "{message}");
-        assert!(message.contains("holds no certificate"), "{message}");
     }
 
     // Plaintext has no server TLS.

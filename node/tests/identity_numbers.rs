@@ -55,12 +55,9 @@ fn canonical_body(nonce: &[u8], anchor: &v1::AnchorRecord) -> Vec<u8> {
 }
 
 fn signed_bytes(keys: &DemoKeys, body: Vec<u8>) -> v1::SignedTransaction {
-    let parts = varde_ledger::signing::sign(CHAIN, keys.of(demo::HOSPITAL), &body).unwrap();
-    v1::SignedTransaction {
-        body,
-        signer_public_key: parts.signer_public_key.to_vec(),
-        signature: parts.signature.to_vec(),
-    }
+    varde_client::tx::sign_bytes(CHAIN, keys.of(demo::HOSPITAL), body)
+        .unwrap()
+        .0
 }
 
 // Each smuggling form is INVALID_ARGUMENT through Ledger.Submit; the honest anchor is admitted.

@@ -102,12 +102,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Signs raw body bytes as they are, however they were made.
 fn signed_bytes(key: &ed25519_dalek::SigningKey, body: Vec<u8>) -> v1::SignedTransaction {
-    let parts = varde_ledger::signing::sign(CHAIN, key, &body).unwrap();
-    v1::SignedTransaction {
-        body,
-        signer_public_key: parts.signer_public_key.to_vec(),
-        signature: parts.signature.to_vec(),
-    }
+    varde_client::tx::sign_bytes(CHAIN, key, body).unwrap().0
 }
 
 fn anchor_body(record_id: &str, location: &str) -> v1::TransactionBody {

@@ -39,7 +39,7 @@ async fn status_over(endpoint: tonic::transport::Endpoint) -> Result<v1::StatusR
         let channel = endpoint
             .connect()
             .await
-            .map_err(|error| varde_node::tls::causes(&error))?;
+            .map_err(|error| varde_client::connect::causes(&error))?;
         v1::node_client::NodeClient::new(channel)
             .status(v1::StatusRequest {})
             .await
@@ -69,8 +69,8 @@ async fn plaintext_and_untrusting_clients_are_refused() {
 
     let other_dir = tempfile::tempdir().unwrap();
     let other = varde_node::tls::ensure_single_node_pki(other_dir.path(), "other").unwrap();
-    let other_ca = varde_node::tls::read_ca_certificate(&other.ca_certificate).unwrap();
-    let error = status_over(varde_node::tls::tls_endpoint(address, &other_ca).unwrap())
+    let other_ca = varde_client::connect::read_ca_certificate(&other.ca_certificate).unwrap();
+    let error = status_over(varde_client::connect::tls_endpoint(address, &other_ca).unwrap())
         .await
         .expect_err("a client that trusts another CA is refused");
     assert!(error.contains("certificate"), "{error}");
@@ -79,14 +79,16 @@ async fn plaintext_and_untrusting_clients_are_refused() {
     let right_ca = node.ca.clone().unwrap();
     let wrong_name = tonic::transport::Endpoint::from_shared(format!("https://{address}"))
         .unwrap()
-        .tls_config(varde_node::tls::client_tls_config(&right_ca).domain_name("varde.example"))
+        .tls_config(
+            varde_client::connect::client_tls_config(&right_ca).domain_name("varde.example"),
+        )
         .unwrap();
     let error = status_over(wrong_name)
         .await
         .expect_err("a certificate that does not name the host is refused");
     assert!(error.contains("certificate"), "{error}");
 
-    let trusted = status_over(varde_node::tls::tls_endpoint(address, &right_ca).unwrap())
+    let trusted = status_over(varde_client::connect::tls_endpoint(address, &right_ca).unwrap())
         .await
         .expect("the CA's client is served");
     assert_eq!(trusted.chain_id, common::CHAIN);
@@ -94,7 +96,7 @@ async fn plaintext_and_untrusting_clients_are_refused() {
     let by_name =
         tonic::transport::Endpoint::from_shared(format!("https://localhost:{}", address.port()))
             .unwrap()
-            .tls_config(varde_node::tls::client_tls_config(&right_ca))
+            .tls_config(varde_client::connect::client_tls_config(&right_ca))
             .unwrap();
     status_over(by_name)
         .await

@@ -26,7 +26,7 @@ impl TestNode {
     pub fn endpoint(&self) -> String {
         match self.ca {
             None => format!("http://{}", self.node.grpc_address),
-            Some(_) => varde_node::tls::https_url(self.node.grpc_address),
+            Some(_) => varde_client::connect::https_url(self.node.grpc_address),
         }
     }
 
@@ -38,7 +38,7 @@ impl TestNode {
                 .connect()
                 .await
                 .unwrap(),
-            Some(ca) => varde_node::tls::connect_tls(self.node.grpc_address, ca)
+            Some(ca) => varde_client::connect::connect_tls(self.node.grpc_address, ca)
                 .await
                 .unwrap(),
         }
@@ -96,7 +96,7 @@ async fn start_node_with(dir: &Path, keys: &DemoKeys, tls: bool) -> TestNode {
     let ca = if tls {
         let files = varde_node::tls::ensure_single_node_pki(&dir.join("tls"), "node test").unwrap();
         config.grpc_tls = Some(files.config());
-        Some(varde_node::tls::read_ca_certificate(&files.ca_certificate).unwrap())
+        Some(varde_client::connect::read_ca_certificate(&files.ca_certificate).unwrap())
     } else {
         config.grpc_tls = Some(varde_node::config::GrpcTlsConfig::plaintext());
         None
@@ -173,15 +173,9 @@ pub fn authenticate<T: Message>(
     method: &str,
     request: &T,
 ) -> v1::RequestAuthentication {
-    varde_ledger::signing::sign_query(
-        CHAIN,
-        method,
-        key,
-        now_unix_ms(),
-        &rand::random::<[u8; 16]>(),
-        request,
-    )
-    .unwrap()
+    varde_client::Credentials::new(CHAIN, key.clone())
+        .authentication(method, request)
+        .unwrap()
 }
 
 /// Signs `$request` (a request message with an `auth` field) for `$method` with `$key`.

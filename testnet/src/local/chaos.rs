@@ -16,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use tokio::time::Instant;
 use tonic::transport::Certificate;
+use varde_client::{Client, Credentials};
 use varde_node::config::{Attack, TESTING_SUPPORTED, TestingConfig};
 use varde_proto::v1;
 
@@ -232,14 +233,18 @@ async fn run_on(
     let head = settle(&validators, &ca).await?;
     // The checks read as the demo auditor, who may see every block and transaction. Each
     // validator is read by its own task: a long run has many transactions to look up.
-    let reader = keys.of(varde_node::demo::AUDITOR).clone();
+    let reader = Credentials::new(
+        varde_node::demo::CHAIN_ID,
+        keys.of(varde_node::demo::AUDITOR).clone(),
+    );
     let acknowledged = Arc::new(report.acknowledged.clone());
     let mut reads = Vec::with_capacity(validators.len());
     for validator in &validators {
-        let client = ledger(*validator, &ca).await?;
+        let client = ledger(*validator, &ca)
+            .await?
+            .with_credentials(reader.clone());
         reads.push(tokio::spawn(read_validator(
             client,
-            reader.clone(),
             head,
             acknowledged.clone(),
         )));
@@ -264,13 +269,14 @@ async fn run_on(
     })
 }
 
-type LedgerClient = v1::ledger_client::LedgerClient<tonic::transport::Channel>;
-
-async fn ledger(address: std::net::SocketAddr, ca: &Certificate) -> anyhow::Result<LedgerClient> {
-    let channel = varde_node::tls::connect_tls(address, ca)
+async fn ledger(address: std::net::SocketAddr, ca: &Certificate) -> anyhow::Result<Client> {
+    let channel = varde_client::connect::connect_tls(address, ca)
         .await
         .with_context(|| format!("cannot reach the validator at {address}"))?;
-    Ok(v1::ledger_client::LedgerClient::new(channel))
+    Ok(Client::from_channel(
+        channel,
+        varde_client::connect::https_url(address),
+    ))
 }
 
 /// Waits until every validator has reached the highest height any of them had when the faults
@@ -309,27 +315,23 @@ struct View {
 }
 
 async fn read_validator(
-    mut client: LedgerClient,
-    reader: ed25519_dalek::SigningKey,
+    client: Client,
     head: u64,
     acknowledged: Arc<Vec<Vec<u8>>>,
 ) -> anyhow::Result<View> {
     let mut headers = Vec::with_capacity(head as usize);
     for height in 1..=head {
-        let request = signed(&reader, "/varde.v1.Ledger/GetBlock", |auth| {
-            v1::GetBlockRequest { auth, height }
-        })?;
+        let request = v1::GetBlockRequest { auth: None, height };
         let header = client
             .get_block(request)
             .await
             .with_context(|| format!("reading block {height}"))?
-            .into_inner()
             .header;
         headers.push(header);
     }
     let mut missing = Vec::new();
     for (index, id) in acknowledged.iter().enumerate() {
-        if !is_committed(&mut client, &reader, id).await? {
+        if !is_committed(&client, id).await? {
             missing.push(index);
         }
     }
@@ -354,38 +356,14 @@ fn count_forks(views: &[View]) -> usize {
         .count()
 }
 
-/// A read request signed by `reader` (varde-query-v2): `build(auth)` makes it.
-pub(crate) fn signed<T: prost::Message>(
-    reader: &ed25519_dalek::SigningKey,
-    method: &str,
-    build: impl Fn(Option<v1::RequestAuthentication>) -> T,
-) -> anyhow::Result<T> {
-    let auth = varde_ledger::signing::sign_query(
-        varde_node::demo::CHAIN_ID,
-        method,
-        reader,
-        varde_node::context::now_unix_ms(),
-        &rand::random::<[u8; 16]>(),
-        &build(None),
-    )?;
-    Ok(build(Some(auth)))
-}
-
-async fn is_committed(
-    client: &mut LedgerClient,
-    reader: &ed25519_dalek::SigningKey,
-    id: &[u8],
-) -> anyhow::Result<bool> {
-    let request = signed(reader, "/varde.v1.Ledger/GetTransaction", |auth| {
-        v1::GetTransactionRequest {
-            auth,
-            transaction_id: id.to_vec(),
-        }
-    })?;
+async fn is_committed(client: &Client, id: &[u8]) -> anyhow::Result<bool> {
+    let request = v1::GetTransactionRequest {
+        auth: None,
+        transaction_id: id.to_vec(),
+    };
     let response = client
         .get_transaction(request)
         .await
-        .context("reading a transaction")?
-        .into_inner();
+        .context("reading a transaction")?;
     Ok(response.status == v1::TransactionStatus::Committed as i32)
 }

@@ -10,8 +10,12 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use tokio::time::Instant;
 use tonic::transport::Certificate;
+use varde_client::Client;
+use varde_client::tx::{Anchor, Expiry, SignedEnvelope, Transaction};
 use varde_node::demo;
-use varde_proto::v1;
+
+/// How long a load transaction stays valid.
+const EXPIRY: Duration = Duration::from_secs(3_600);
 
 /// What the clients saw.
 #[derive(Debug, Default, Clone)]
@@ -79,12 +83,16 @@ async fn run_client(
 ) -> LoadReport {
     let mut report = LoadReport::default();
     let mut target = client % validators.len();
-    let mut connection: Option<v1::ledger_client::LedgerClient<tonic::transport::Channel>> = None;
+    let mut connection: Option<Client> = None;
     let mut sequence = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if connection.is_none() {
-            match varde_node::tls::connect_tls(validators[target], ca).await {
-                Ok(channel) => connection = Some(v1::ledger_client::LedgerClient::new(channel)),
+            let address = validators[target];
+            match varde_client::connect::connect_tls(address, ca).await {
+                Ok(channel) => {
+                    let endpoint = varde_client::connect::https_url(address);
+                    connection = Some(Client::from_channel(channel, endpoint));
+                }
                 Err(_) => {
                     report.failures += 1;
                     target = (target + 1) % validators.len();
@@ -97,15 +105,14 @@ async fn run_client(
             continue;
         };
         sequence += 1;
-        let transaction = anchor(signer, client, sequence);
+        let Some(transaction) = anchor(signer, client, sequence) else {
+            report.failures += 1;
+            continue;
+        };
         let sent = Instant::now();
-        let call = ledger.submit_and_wait(v1::SubmitAndWaitRequest {
-            transaction: Some(transaction),
-            timeout_ms: 20_000,
-        });
+        let call = ledger.submit_and_wait(transaction, Duration::from_secs(20));
         match tokio::time::timeout(Duration::from_secs(25), call).await {
             Ok(Ok(response)) => {
-                let response = response.into_inner();
                 if response.receipt.is_some() {
                     report.latencies.push(sent.elapsed());
                     report.acknowledged.push(response.transaction_id);
@@ -121,22 +128,21 @@ async fn run_client(
     report
 }
 
-/// A record anchor that no other client or sequence number repeats.
-fn anchor(signer: &SigningKey, client: usize, sequence: u64) -> v1::SignedTransaction {
+/// A record anchor that no other client or sequence number repeats (`None` if the ledger's
+/// rules would refuse it).
+fn anchor(signer: &SigningKey, client: usize, sequence: u64) -> Option<SignedEnvelope> {
     let now = varde_node::context::now_unix_ms();
-    demo::sign(
-        demo::CHAIN_ID,
-        signer,
-        &demo::body(
-            demo::CHAIN_ID,
-            now,
-            demo::anchor_action(
-                demo::HOSPITAL.org_number,
-                &format!("load-{client}-{sequence}-{now}"),
-                demo::demo_subject((sequence % 200) as u8),
-                "laboratory",
-                now,
-            ),
-        ),
-    )
+    let anchor = Anchor::new(
+        demo::HOSPITAL.org_number,
+        format!("load-{client}-{sequence}-{now}"),
+        demo::demo_pseudonym((sequence % 200) as u8),
+        "laboratory",
+        format!("https://ehr.example.invalid/load/{client}/{sequence}"),
+        [0x5a; 32],
+        now,
+    );
+    Transaction::new(anchor)
+        .expiry(Expiry::After(EXPIRY))
+        .sign_at(demo::CHAIN_ID, signer, now)
+        .ok()
 }

@@ -110,7 +110,7 @@ pub async fn up(launcher: &Launcher, options: &UpOptions) -> anyhow::Result<Netw
     }
     if fresh && options.load_demo_data {
         let keys = varde_node::demo::DemoKeys::read(&layout.keys())?;
-        let channel = varde_node::tls::connect_tls(state.nodes[0].grpc, &ca).await?;
+        let channel = varde_client::connect::connect_tls(state.nodes[0].grpc, &ca).await?;
         varde_node::dev::load_demo_data(channel, &keys)
             .await
             .context("loading the demo data")?;
@@ -453,15 +453,22 @@ pub async fn node_status(
     timeout: Duration,
 ) -> Result<v1::StatusResponse, String> {
     let call = async {
-        let channel = varde_node::tls::connect_tls(address, ca)
+        let channel = varde_client::connect::connect_tls(address, ca)
             .await
-            .map_err(|error| error.to_string())?;
-        let mut client = v1::node_client::NodeClient::new(channel);
-        client
-            .status(v1::StatusRequest {})
+            .map_err(|error| match error {
+                // `varde testnet status` shows this: the transport's error, without advice.
+                varde_client::ConnectError::Unreachable {
+                    endpoint, detail, ..
+                } => format!("cannot reach the node at {endpoint}: {detail}"),
+                error => error.to_string(),
+            })?;
+        varde_client::Client::from_channel(channel, varde_client::connect::https_url(address))
+            .status()
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|status| status.message().to_owned())
+            .map_err(|error| match error {
+                varde_client::Error::Call(call) => call.status.message().to_owned(),
+                error => error.to_string(),
+            })
     };
     tokio::time::timeout(timeout, call)
         .await

@@ -121,7 +121,9 @@ impl Layout {
     }
     /// The CA certificate, read for a client.
     pub fn read_ca(&self) -> anyhow::Result<tonic::transport::Certificate> {
-        varde_node::tls::read_ca_certificate(&self.ca_certificate())
+        Ok(varde_client::connect::read_ca_certificate(
+            &self.ca_certificate(),
+        )?)
     }
 
     pub fn read_state(&self) -> anyhow::Result<NetworkState> {
