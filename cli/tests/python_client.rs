@@ -5,57 +5,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use common::{DevNode, HOSPITAL, expect_code, varde};
+use common::{DevNode, HOSPITAL, expect_code, python_venv, repository_root, varde};
 use serde_json::Value;
 
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// A venv under the cargo target's temp dir with clients/python/requirements.txt installed;
-/// reused while its recorded requirements equal the current file.
 fn python_environment() -> PathBuf {
-    let requirements = repository_root().join("clients/python/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).unwrap();
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("varde-python-client-venv");
-    let python = venv.join("bin/python");
-    let installed_marker = venv.join("varde-requirements.txt");
-    if python.exists() && std::fs::read_to_string(&installed_marker).ok() == Some(wanted.clone()) {
-        return python;
-    }
-    let created = Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv)
-        .output();
-    match created {
-        Ok(output) if output.status.success() => {}
-        Ok(output) => panic!(
-            "`python3 -m venv` failed; install python3-venv (e.g. apt-get install python3-venv): {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(error) => panic!(
-            "cannot run python3 ({error}); install python3 and python3-venv (e.g. apt-get install python3-venv)"
-        ),
-    }
-    let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "-r"])
-        .arg(&requirements)
-        .output()
-        .unwrap();
-    assert!(
-        installed.status.success(),
-        "pip install -r {} failed: {}",
-        requirements.display(),
-        String::from_utf8_lossy(&installed.stderr)
-    );
-    std::fs::write(&installed_marker, wanted).unwrap();
-    python
+    python_venv(
+        "varde-python-client-venv",
+        "clients/python/requirements.txt",
+    )
 }
 
 // The Python client passes every transaction and query signing vector; its anchor, signed with the

@@ -205,3 +205,52 @@ impl Drop for DevNode {
         let _ = self.child.wait();
     }
 }
+
+/// The repository's root directory.
+pub fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The python of a venv named `name` under the cargo target's temp dir, with the requirements
+/// file `requirements` (relative to the repository) installed; reused while its recorded
+/// requirements equal the current file.
+pub fn python_venv(name: &str, requirements: &str) -> PathBuf {
+    let requirements = repository_root().join(requirements);
+    let wanted = std::fs::read_to_string(&requirements).unwrap();
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = venv.join("bin/python");
+    let installed_marker = venv.join("varde-requirements.txt");
+    if python.exists() && std::fs::read_to_string(&installed_marker).ok() == Some(wanted.clone()) {
+        return python;
+    }
+    let created = Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .output();
+    match created {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => panic!(
+            "`python3 -m venv` failed; install python3-venv (scripts/setup.sh does): {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => panic!(
+            "cannot run python3 ({error}); install python3 and python3-venv (scripts/setup.sh does)"
+        ),
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "-r"])
+        .arg(&requirements)
+        .output()
+        .unwrap();
+    assert!(
+        installed.status.success(),
+        "pip install -r {} failed: {}",
+        requirements.display(),
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    std::fs::write(&installed_marker, wanted).unwrap();
+    python
+}
