@@ -177,7 +177,8 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
             let Some(bundle) = response.proof else {
                 return Err(anyhow::anyhow!(
                     "the answer ({}: {}) comes without a proof: a denial for want of a grant \
-                     cannot be proven, and a key that may not see the whole answer gets none",
+                     cannot be proven, and a key that may not see the whole answer, or every \
+                     fact it rests on (the record, the grant, the blocks), gets none",
                     if response.allowed {
                         "allowed"
                     } else {

@@ -18,13 +18,15 @@ use varde_storage::{Column, Store};
 use crate::access::{self, AccessRequest, Decision};
 use crate::accumulator::{self, ConsistencyProof, InclusionProof};
 use crate::canonical;
-use crate::domain::BlockTarget;
+use crate::domain::{AccessBlock, BlockTarget, Grant, RecordPointer};
 use crate::ledger::{Ledger, LedgerError};
 use crate::membership::{Genesis, GenesisError, Membership};
 use crate::signing::{self, TransactionId};
+use crate::state::keys as state_keys;
 use crate::state::{StateError, StateView};
 use crate::state_commitment::{self, EntryKind};
 use crate::state_tree;
+use crate::visibility::{self, Viewer};
 use crate::wire;
 
 /// Domain of a receipt's hash in the ledger tree's leaves.
@@ -946,12 +948,16 @@ fn proven<M: Message>(
 /// and proven over the same head: when a block commits meanwhile, it is done again.
 ///
 /// `signed_request` is the caller's encoded CheckAccessRequest with its `auth`: the bundle's
-/// question.
+/// question. A proof is given only when `viewer` may see every fact it carries (the record, the
+/// grant relied on, each block in force), judged as if it named the record's subject: what a
+/// consent authority or an auditor could list, the custodian its record and the grants it
+/// issued, the grantee its grant.
 pub fn check_access_with_proof<S: Store>(
     ledger: &Ledger<S>,
     request: &AccessRequest,
     at_unix_ms: Option<i64>,
     signed_request: &[u8],
+    viewer: &Viewer<'_>,
 ) -> Result<(Decision, Option<v1::ProofBundle>), BundleError> {
     const ATTEMPTS: usize = 5;
     for _ in 0..ATTEMPTS {
@@ -963,14 +969,18 @@ pub fn check_access_with_proof<S: Store>(
         request.at_unix_ms = at_unix_ms.unwrap_or(head.time_unix_ms);
         let view = StateView::new(ledger.store());
         let decision = access::check_access(&view, &request, head.height)?;
-        let bundle = access_check_bundle(
-            ledger,
-            &view,
-            &request,
-            &decision,
-            head.height,
-            signed_request,
-        )?;
+        let bundle = if may_see_facts(&view, viewer, &request, &decision)? {
+            access_check_bundle(
+                ledger,
+                &view,
+                &request,
+                &decision,
+                head.height,
+                signed_request,
+            )?
+        } else {
+            None
+        };
         if ledger.head()?.map(|now| now.height) == Some(head.height) {
             return Ok((decision, bundle));
         }
@@ -979,6 +989,41 @@ pub fn check_access_with_proof<S: Store>(
         executed_on: 0,
         head: ledger.head()?.map_or(0, |head| head.height),
     }))
+}
+
+/// Whether `viewer` may see every fact a proof of `decision` would carry.
+fn may_see_facts<S: Store>(
+    view: &StateView<'_, S>,
+    viewer: &Viewer<'_>,
+    request: &AccessRequest,
+    decision: &Decision,
+) -> Result<bool, BundleError> {
+    let Some(record) =
+        view.get_json::<RecordPointer>(Column::Records, &state_keys::record(&request.record))?
+    else {
+        return Ok(true);
+    };
+    let viewer = viewer.clone().naming_subject(record.subject);
+    if !visibility::may_see_record(view, &viewer, &record)? {
+        return Ok(false);
+    }
+    if let Some(grant_id) = decision.grant_used {
+        match view.get_json::<Grant>(Column::Grants, &grant_id.0)? {
+            Some(grant) if visibility::may_see_grant(&viewer, &grant) => {}
+            _ => return Ok(false),
+        }
+    }
+    let mut targets = vec![BlockTarget::Institution(request.accessor.clone())];
+    targets.extend(request.person.clone().map(BlockTarget::Person));
+    for target in &targets {
+        for block_id in state_commitment::active_blocks(view, &record.subject, target)?.block_ids {
+            match view.get_json::<AccessBlock>(Column::AccessBlocks, &block_id)? {
+                Some(block) if visibility::may_see_access_block(&viewer, &block) => {}
+                _ => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn access_check_bundle<S: Store>(

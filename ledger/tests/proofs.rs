@@ -472,6 +472,15 @@ fn signed_check(
     ledger: &Ledger<MemoryStore>,
     purpose: Purpose,
 ) -> Result<(varde_ledger::access::Decision, Option<v1::ProofBundle>), proof::BundleError> {
+    check_as(ledger, purpose, CONSENT_AUTHORITY)
+}
+
+/// [`signed_check`], the proof given as to the member `viewer`.
+fn check_as(
+    ledger: &Ledger<MemoryStore>,
+    purpose: Purpose,
+    viewer: &str,
+) -> Result<(varde_ledger::access::Decision, Option<v1::ProofBundle>), proof::BundleError> {
     let request = access_request(purpose);
     let mut signed = v1::CheckAccessRequest {
         auth: None,
@@ -496,7 +505,12 @@ fn signed_check(
         )
         .unwrap(),
     );
-    proof::check_access_with_proof(ledger, &request, None, &signed.encode_to_vec())
+    let institution = ledger
+        .membership()
+        .institution(&OrgNumber::parse(viewer).unwrap())
+        .unwrap();
+    let viewer = varde_ledger::visibility::Viewer::new(institution, T0);
+    proof::check_access_with_proof(ledger, &request, None, &signed.encode_to_vec(), &viewer)
 }
 
 /// The bundle with its header replaced by the ledger's latest certified header.
@@ -519,6 +533,26 @@ fn a_check_access_answer_is_proven_by_its_facts() {
     assert!(decision.allowed, "{decision:?}");
     assert_eq!(decision.grant_used, Some(grant_id));
     let bundle = bundle.expect("an allowance has a proof");
+    // The grantee and the custodian (the grant's issuer) may see every fact and get a proof; a
+    // member that may see neither the record nor the grant gets the answer without one.
+    assert!(
+        check_as(&ledger, Purpose::Treat, READER)
+            .unwrap()
+            .1
+            .is_some()
+    );
+    assert!(
+        check_as(&ledger, Purpose::Treat, HOSPITAL)
+            .unwrap()
+            .1
+            .is_some()
+    );
+    assert!(
+        check_as(&ledger, Purpose::Treat, VALIDATORS[2].0)
+            .unwrap()
+            .1
+            .is_none()
+    );
     let Ok(VerifiedClaim::AccessCheck { check, .. }) =
         client().verify_bundle(&bundle.encode_to_vec())
     else {

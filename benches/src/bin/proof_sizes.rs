@@ -19,6 +19,7 @@ use varde_ledger::identifiers::OrgNumber;
 use varde_ledger::membership::{Genesis, Institution, Role};
 use varde_ledger::proof::{self, LightClient};
 use varde_ledger::signing;
+use varde_ledger::visibility::Viewer;
 use varde_proto::v1;
 use varde_proto::v1::transaction_body::Action;
 use varde_storage::MemoryStore;
@@ -218,15 +219,20 @@ fn main() {
         )
         .expect("signs"),
     );
+    let hospital = ledger
+        .membership()
+        .institution(&OrgNumber::parse(HOSPITAL).expect("valid"))
+        .expect("a member");
+    let viewer = Viewer::new(hospital, T0);
     let (_, bundle) =
-        proof::check_access_with_proof(&ledger, &request, None, &question.encode_to_vec())
+        proof::check_access_with_proof(&ledger, &request, None, &question.encode_to_vec(), &viewer)
             .expect("decides");
     measure(
         format!("CheckAccess (custodian's record, among {transactions} records)"),
         bundle.expect("an allowance has a proof"),
     );
     let Some(v1::proof_bundle::Claim::AccessCheck(check)) =
-        proof::check_access_with_proof(&ledger, &request, None, &question.encode_to_vec())
+        proof::check_access_with_proof(&ledger, &request, None, &question.encode_to_vec(), &viewer)
             .expect("decides")
             .1
             .and_then(|bundle| bundle.claim)

@@ -419,6 +419,7 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
                 &access_request,
                 at_unix_ms,
                 &request.encode_to_vec(),
+                &viewer,
             )
             .map_err(internal)?
         } else {
