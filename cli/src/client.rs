@@ -153,6 +153,19 @@ fn status_error(error: &CallError) -> anyhow::Error {
     }
 }
 
+/// A client of `endpoint` that signs reads with the key in `key_file` for `chain_id` (or the
+/// node's).
+pub async fn connect_signing(
+    endpoint: &str,
+    key_file: &std::path::Path,
+    chain_id: Option<&str>,
+) -> anyhow::Result<Client> {
+    let key = crate::keys::read_key(key_file)?;
+    let client = connect(endpoint).await?;
+    let chain_id = self::chain_id(chain_id, &client).await?;
+    Ok(client.with_credentials(varde_client::Credentials::new(chain_id, key)))
+}
+
 /// Node.Status of the node.
 pub async fn status(client: &Client) -> anyhow::Result<v1::StatusResponse> {
     client.status().await.map_err(call_error)

@@ -8,14 +8,12 @@ use anyhow::Context;
 use prost::Message;
 use serde_json::{Value, json};
 use varde_client::light::{Genesis, LightClient, VerifiedClaim, VerifiedHeader};
-use varde_client::{Client, Credentials, v1};
 use varde_ledger::hex;
 
 use crate::client;
 use crate::exit::{Outcome, usage};
-use crate::keys::read_key;
+use crate::query::{self, CheckQuestion, QueryOptions};
 use crate::render;
-use crate::tx::parse_purpose;
 
 /// Headers `varde verify --node` follows at most in one run.
 const FOLLOW_HEADERS_MAX: u64 = 1_000_000;
@@ -47,24 +45,8 @@ pub enum ProofCommand {
     /// A CheckAccess answer with the record, the grant it relied on and the absence (or
     /// presence) of patient blocks, proven against the latest certified header.
     Check {
-        /// The institution that would read (organisation number).
-        #[arg(long)]
-        accessor: String,
-        /// The person who would read (HPR number), optional.
-        #[arg(long)]
-        accessor_hpr: Option<String>,
-        /// The record's custodian.
-        #[arg(long)]
-        record_custodian: String,
-        /// The record's id.
-        #[arg(long)]
-        record_id: String,
-        /// Purpose of use (TREAT, ETREAT, COC, ...).
-        #[arg(long)]
-        purpose: String,
-        /// Decide at this time (Unix ms); default: the latest block's time.
-        #[arg(long, value_name = "UNIX_MS")]
-        at_unix_ms: Option<i64>,
+        #[command(flatten)]
+        question: CheckQuestion,
         #[command(flatten)]
         options: FetchOptions,
     },
@@ -75,15 +57,9 @@ pub struct FetchOptions {
     /// Write the bundle (an encoded varde.v1.ProofBundle) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// The caller's key file (PKCS#8 PEM): proof requests are signed like every read.
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
-    /// The node's gRPC address.
-    #[arg(long, default_value = client::DEFAULT_ENDPOINT, value_name = "URL")]
-    pub endpoint: String,
-    /// The chain id to sign for; fetched from the node's status when not given.
-    #[arg(long)]
-    pub chain_id: Option<String>,
+    /// Proof requests are signed like every read.
+    #[command(flatten)]
+    pub query: QueryOptions,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,14 +87,6 @@ pub struct VerifyArgs {
     pub key: Option<PathBuf>,
 }
 
-/// A client of `endpoint` that signs with `key` for `chain_id` (or the node's).
-async fn open(endpoint: &str, key: &Path, chain_id: Option<&str>) -> anyhow::Result<Client> {
-    let key = read_key(key)?;
-    let client = client::connect(endpoint).await?;
-    let chain_id = client::chain_id(chain_id, &client).await?;
-    Ok(client.with_credentials(Credentials::new(chain_id, key)))
-}
-
 pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Outcome> {
     let (bundle, out) = match command {
         ProofCommand::Tx {
@@ -129,7 +97,7 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
             let id = hex::decode(transaction_id.trim())
                 .filter(|bytes| bytes.len() == 32)
                 .ok_or_else(|| usage("TXID must be 64 hex characters (a transaction id)"))?;
-            let client = open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
+            let client = query::open(&options.query).await?;
             let bundle = client
                 .get_transaction_proof(&id, height)
                 .await
@@ -141,35 +109,16 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
             to_height,
             options,
         } => {
-            let client = open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
+            let client = query::open(&options.query).await?;
             let bundle = client
                 .get_consistency_bundle(first_size, to_height)
                 .await
                 .map_err(client::call_error)?;
             (bundle, options.out)
         }
-        ProofCommand::Check {
-            accessor,
-            accessor_hpr,
-            record_custodian,
-            record_id,
-            purpose,
-            at_unix_ms,
-            options,
-        } => {
-            let client = open(&options.endpoint, &options.key, options.chain_id.as_deref()).await?;
-            let request = v1::CheckAccessRequest {
-                auth: None,
-                accessor_org_number: accessor,
-                accessor_hpr_number: accessor_hpr.unwrap_or_default(),
-                record: Some(v1::RecordReference {
-                    custodian_org_number: record_custodian,
-                    record_id,
-                }),
-                purpose: parse_purpose(&purpose)? as i32,
-                at_unix_ms: at_unix_ms.unwrap_or(0),
-                with_proof: true,
-            };
+        ProofCommand::Check { question, options } => {
+            let client = query::open(&options.query).await?;
+            let request = question.request(true)?;
             let response = client
                 .check_access(request)
                 .await
@@ -393,7 +342,7 @@ async fn follow(
     from_height: u64,
     json_output: bool,
 ) -> anyhow::Result<Outcome> {
-    let client = open(endpoint, key, Some(light.chain_id())).await?;
+    let client = client::connect_signing(endpoint, key, Some(light.chain_id())).await?;
     let sets = client
         .get_validator_sets()
         .await

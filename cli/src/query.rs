@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use varde_client::{Client, Credentials};
+use varde_client::Client;
 use varde_ledger::hex;
 use varde_proto::v1;
 
 use crate::client;
 use crate::exit::{Outcome, usage};
-use crate::keys::read_key;
 use crate::render;
 use crate::tx::parse_purpose;
 
@@ -76,27 +75,52 @@ pub enum QueryCommand {
     },
     /// May this institution read this record for this purpose? Exit code 0 allowed, 4 denied.
     Check {
-        /// The institution that would read (organisation number).
-        #[arg(long)]
-        accessor: String,
-        /// The person who would read (HPR number), optional.
-        #[arg(long)]
-        accessor_hpr: Option<String>,
-        /// The record's custodian.
-        #[arg(long)]
-        record_custodian: String,
-        /// The record's id.
-        #[arg(long)]
-        record_id: String,
-        /// Purpose of use (TREAT, ETREAT, COC, ...).
-        #[arg(long)]
-        purpose: String,
-        /// Decide at this time (Unix ms); default: the latest block's time.
-        #[arg(long, value_name = "UNIX_MS")]
-        at_unix_ms: Option<i64>,
+        #[command(flatten)]
+        question: CheckQuestion,
         #[command(flatten)]
         options: QueryOptions,
     },
+}
+
+/// The question of CheckAccess, as flags (`query check`, `proof check`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckQuestion {
+    /// The institution that would read (organisation number).
+    #[arg(long)]
+    pub accessor: String,
+    /// The person who would read (HPR number), optional.
+    #[arg(long)]
+    pub accessor_hpr: Option<String>,
+    /// The record's custodian.
+    #[arg(long)]
+    pub record_custodian: String,
+    /// The record's id.
+    #[arg(long)]
+    pub record_id: String,
+    /// Purpose of use (TREAT, ETREAT, COC, ...).
+    #[arg(long)]
+    pub purpose: String,
+    /// Decide at this time (Unix ms); default: the latest block's time.
+    #[arg(long, value_name = "UNIX_MS")]
+    pub at_unix_ms: Option<i64>,
+}
+
+impl CheckQuestion {
+    /// The unsigned CheckAccessRequest, asking for a proof with `with_proof`.
+    pub fn request(self, with_proof: bool) -> anyhow::Result<v1::CheckAccessRequest> {
+        Ok(v1::CheckAccessRequest {
+            auth: None,
+            accessor_org_number: self.accessor,
+            accessor_hpr_number: self.accessor_hpr.unwrap_or_default(),
+            record: Some(v1::RecordReference {
+                custodian_org_number: self.record_custodian,
+                record_id: self.record_id,
+            }),
+            purpose: parse_purpose(&self.purpose)? as i32,
+            at_unix_ms: self.at_unix_ms.unwrap_or(0),
+            with_proof,
+        })
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -158,10 +182,7 @@ async fn paginate<T>(
 
 /// A client of `--endpoint` that signs with `--key` for `--chain-id` (or the node's).
 pub async fn open(options: &QueryOptions) -> anyhow::Result<Client> {
-    let key = read_key(&options.key)?;
-    let client = client::connect(&options.endpoint).await?;
-    let chain_id = client::chain_id(options.chain_id.as_deref(), &client).await?;
-    Ok(client.with_credentials(Credentials::new(chain_id, key)))
+    client::connect_signing(&options.endpoint, &options.key, options.chain_id.as_deref()).await
 }
 
 fn page_document(name: &str, items: Vec<Value>, next: &str, height: u64) -> Value {
@@ -369,27 +390,8 @@ pub async fn run(command: QueryCommand, json_output: bool) -> anyhow::Result<Out
                 },
             );
         }
-        QueryCommand::Check {
-            accessor,
-            accessor_hpr,
-            record_custodian,
-            record_id,
-            purpose,
-            at_unix_ms,
-            options,
-        } => {
-            let request = v1::CheckAccessRequest {
-                auth: None,
-                accessor_org_number: accessor,
-                accessor_hpr_number: accessor_hpr.unwrap_or_default(),
-                record: Some(v1::RecordReference {
-                    custodian_org_number: record_custodian,
-                    record_id,
-                }),
-                purpose: parse_purpose(&purpose)? as i32,
-                at_unix_ms: at_unix_ms.unwrap_or(0),
-                with_proof: false,
-            };
+        QueryCommand::Check { question, options } => {
+            let request = question.request(false)?;
             let caller = open(&options).await?;
             let response = caller
                 .check_access(request)
