@@ -9,6 +9,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use varde_client::light::{Genesis, LightClient, VerifiedClaim, VerifiedHeader};
 use varde_ledger::hex;
+use varde_proto::v1;
 
 use crate::client;
 use crate::exit::{Outcome, usage};
@@ -50,6 +51,65 @@ pub enum ProofCommand {
         #[command(flatten)]
         options: FetchOptions,
     },
+    /// One record pointer, grant or patient block, with its value (or its absence), proven
+    /// against the latest certified header.
+    State {
+        #[command(flatten)]
+        entry: StateEntryArgs,
+        #[command(flatten)]
+        options: FetchOptions,
+    },
+}
+
+/// Which state entry: a record (custodian and id), a grant or a patient block (by id).
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("entry").required(true).args(["record_custodian", "grant", "block"])))]
+pub struct StateEntryArgs {
+    /// A record pointer's custodian (organisation number), with --record-id.
+    #[arg(long, requires = "record_id", value_name = "ORG")]
+    pub record_custodian: Option<String>,
+    /// The record's id, with --record-custodian.
+    #[arg(long, requires = "record_custodian", value_name = "ID")]
+    pub record_id: Option<String>,
+    /// A grant's id (64 hex characters).
+    #[arg(long, value_name = "HEX")]
+    pub grant: Option<String>,
+    /// A patient block's id (64 hex characters).
+    #[arg(long, value_name = "HEX")]
+    pub block: Option<String>,
+}
+
+impl StateEntryArgs {
+    fn entry(self) -> anyhow::Result<v1::get_state_proof_request::Entry> {
+        use v1::get_state_proof_request::Entry;
+        let id = |text: &str, what: &str| {
+            hex::decode(text.trim())
+                .filter(|bytes| bytes.len() == 32)
+                .ok_or_else(|| usage(format!("{what} must be 64 hex characters")))
+        };
+        Ok(
+            match (
+                self.record_custodian,
+                self.record_id,
+                self.grant,
+                self.block,
+            ) {
+                (Some(custodian_org_number), Some(record_id), None, None) => {
+                    Entry::Record(v1::RecordReference {
+                        custodian_org_number,
+                        record_id,
+                    })
+                }
+                (None, None, Some(grant), None) => Entry::GrantId(id(&grant, "--grant")?),
+                (None, None, None, Some(block)) => Entry::BlockId(id(&block, "--block")?),
+                _ => {
+                    return Err(usage(
+                        "give --record-custodian ORG --record-id ID, --grant HEX or --block HEX",
+                    ));
+                }
+            },
+        )
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -136,6 +196,15 @@ pub async fn run(command: ProofCommand, json_output: bool) -> anyhow::Result<Out
                     response.reason
                 ));
             };
+            (bundle, options.out)
+        }
+        ProofCommand::State { entry, options } => {
+            let entry = entry.entry()?;
+            let client = query::open(&options.query).await?;
+            let bundle = client
+                .get_state_proof(entry)
+                .await
+                .map_err(client::call_error)?;
             (bundle, options.out)
         }
     };
@@ -234,6 +303,28 @@ fn claim_json(claim: &VerifiedClaim) -> Value {
             "first": header_json(first),
             "second": header_json(second),
         }),
+        VerifiedClaim::StateEntry { header, entry } => {
+            use v1::state_entry::Value as Entry;
+            json!({
+                "verified": true,
+                "claim": "state_entry",
+                "entry": state_key_json(entry.key.as_ref()),
+                "present": entry.value.is_some(),
+                "record": match &entry.value {
+                    Some(Entry::RecordValue(record)) => render::record_json(record),
+                    _ => Value::Null,
+                },
+                "grant": match &entry.value {
+                    Some(Entry::GrantValue(grant)) => render::grant_json(grant),
+                    _ => Value::Null,
+                },
+                "block": match &entry.value {
+                    Some(Entry::BlockValue(block)) => crate::access_log::block_json(block),
+                    _ => Value::Null,
+                },
+                "header": header_json(header),
+            })
+        }
         VerifiedClaim::AccessCheck {
             header,
             asked_by,
@@ -325,11 +416,54 @@ fn claim_text(claim: &VerifiedClaim) -> String {
                 header.signers,
             )
         }
+        VerifiedClaim::StateEntry { header, entry } => {
+            use v1::state_entry::Value as Entry;
+            let shown = match &entry.value {
+                Some(Entry::RecordValue(record)) => render::record_text(record),
+                Some(Entry::GrantValue(grant)) => render::grant_text(grant),
+                Some(Entry::BlockValue(block)) => {
+                    format!("patient block {}", crate::access_log::block_text(block))
+                }
+                None => format!("{} is ABSENT", state_key_text(entry.key.as_ref())),
+            };
+            format!(
+                "VERIFIED: {shown}\nproven against the state root of header {} ({}), signed by {} \
+                 of the genesis validators",
+                header.height,
+                hex::encode(&header.block_hash),
+                header.signers,
+            )
+        }
         VerifiedClaim::Consistency { first, second } => format!(
             "VERIFIED: the ledger of {} transactions at height {} is a prefix of the ledger of {} at height {}\n\
              both headers certified by validators of the genesis set",
             first.ledger_size, first.height, second.ledger_size, second.height
         ),
+    }
+}
+
+fn state_key_json(key: Option<&v1::state_entry::Key>) -> Value {
+    use v1::state_entry::Key;
+    match key {
+        Some(Key::Record(record)) => json!({
+            "record": { "custodian": record.custodian_org_number, "record_id": record.record_id },
+        }),
+        Some(Key::GrantId(id)) => json!({ "grant_id": hex::encode(id) }),
+        Some(Key::BlockId(id)) => json!({ "block_id": hex::encode(id) }),
+        None => Value::Null,
+    }
+}
+
+fn state_key_text(key: Option<&v1::state_entry::Key>) -> String {
+    use v1::state_entry::Key;
+    match key {
+        Some(Key::Record(record)) => format!(
+            "record {}/{}",
+            record.custodian_org_number, record.record_id
+        ),
+        Some(Key::GrantId(id)) => format!("grant {}", hex::encode(id)),
+        Some(Key::BlockId(id)) => format!("patient block {}", hex::encode(id)),
+        None => "an entry".to_owned(),
     }
 }
 

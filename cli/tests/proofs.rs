@@ -176,6 +176,43 @@ fn bundles_from_a_node_verify_offline_and_fail_when_changed() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // A state proof of the record, and of an unknown record's absence, for its custodian; a
+    // flipped byte is refused.
+    let state = dir.join("state.bundle").display().to_string();
+    let state_arguments = |record_id: &str| {
+        vec![
+            "--record-custodian".to_owned(),
+            HOSPITAL.to_owned(),
+            "--record-id".to_owned(),
+            record_id.to_owned(),
+            "--out".to_owned(),
+            state.clone(),
+        ]
+    };
+    let arguments = state_arguments("proof-record-1");
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    expect_code(&with_node(&node, &["proof", "state"], &arguments), 0);
+    let verified = expect_code(&verify_bundle(&node, &genesis, &state), 0);
+    assert_eq!(verified["claim"], "state_entry", "{verified}");
+    assert_eq!(verified["present"], true);
+    assert_eq!(verified["record"]["record_id"], "proof-record-1");
+    let mut bent = std::fs::read(&state).unwrap();
+    let last = bent.len() - 1;
+    bent[last] ^= 0x01;
+    let bent_path = dir.join("state-bent.bundle");
+    std::fs::write(&bent_path, &bent).unwrap();
+    let refused = verify_bundle(&node, &genesis, &bent_path.display().to_string());
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(json(&refused)["verified"], false);
+    let arguments = state_arguments("never-anchored");
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    expect_code(&with_node(&node, &["proof", "state"], &arguments), 0);
+    let verified = expect_code(&verify_bundle(&node, &genesis, &state), 0);
+    assert_eq!(verified["present"], false, "{verified}");
+    // Naming no entry, or two, is a usage error (exit 2).
+    let none = with_node(&node, &["proof", "state"], &["--out", &state]);
+    assert_eq!(none.status.code(), Some(2));
+
     // Following the node from genesis checks every header up to its head.
     let key = node.key("hospital.pem");
     let followed = expect_code(

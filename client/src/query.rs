@@ -32,6 +32,8 @@ pub const LIST_ACCESS_BLOCKS: &str = "/varde.v1.Query/ListAccessBlocks";
 pub const CHECK_ACCESS: &str = "/varde.v1.Query/CheckAccess";
 /// `/varde.v1.Query/ExportFhir`.
 pub const EXPORT_FHIR: &str = "/varde.v1.Query/ExportFhir";
+/// `/varde.v1.Query/GetStateProof`.
+pub const GET_STATE_PROOF: &str = "/varde.v1.Query/GetStateProof";
 /// The largest ExportFhir answer read: a Bundle at the export's limits (500 resources) takes
 /// about 2.5 MiB.
 pub const EXPORT_FHIR_ANSWER_BYTES_MAX: usize = 32 * 1024 * 1024;
@@ -64,6 +66,7 @@ signed_methods!(
     ListAccessBlocksRequest => LIST_ACCESS_BLOCKS,
     CheckAccessRequest => CHECK_ACCESS,
     ExportFhirRequest => EXPORT_FHIR,
+    GetStateProofRequest => GET_STATE_PROOF,
     GetCertifiedHeaderRequest => crate::ledger::GET_CERTIFIED_HEADER,
     GetValidatorSetsRequest => crate::ledger::GET_VALIDATOR_SETS,
     GetTransactionProofRequest => crate::ledger::GET_TRANSACTION_PROOF,
@@ -235,6 +238,21 @@ impl Client {
             .export_fhir(request)
             .await;
         self.answer(EXPORT_FHIR, answer)
+    }
+
+    /// Query.GetStateProof (signed): a bundle proving one record pointer, grant or patient
+    /// block present with its value (or absent) against the latest certified header; check it
+    /// with [`crate::light::LightClient::verify_bundle`].
+    pub async fn get_state_proof(
+        &self,
+        entry: v1::get_state_proof_request::Entry,
+    ) -> Result<v1::ProofBundle, Error> {
+        let request = self.signed(v1::GetStateProofRequest {
+            auth: None,
+            entry: Some(entry),
+        })?;
+        let answer = self.query().get_state_proof(request).await;
+        self.answer(GET_STATE_PROOF, answer)
     }
 }
 

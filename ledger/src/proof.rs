@@ -5,8 +5,14 @@
 //! commit certificate whose precommits verify, strictly and every one of them, and are more than
 //! two thirds of the validator set in force at the header's height, and whose block id is the
 //! header's hash; then it checks inclusion and consistency proofs against the headers' ledger
-//! roots. A bundle is checked in its canonical encoding only, and every field in it is bound by a
-//! signature or a hash, so that no byte of a bundle can change without the check failing.
+//! roots, and state proofs (a CheckAccess answer's facts, one state entry in [`state_entry`])
+//! against their state roots. A bundle is checked in its canonical encoding only, and every field
+//! in it is bound by a signature or a hash, so that no byte of a bundle can change without the
+//! check failing.
+
+mod state_entry;
+
+pub use state_entry::{StateEntryKey, state_entry_bundle};
 
 use ed25519_dalek::VerifyingKey;
 use prost::Message;
@@ -19,7 +25,7 @@ use crate::access::{self, AccessRequest, Decision};
 use crate::accumulator::{self, ConsistencyProof, InclusionProof};
 use crate::canonical;
 use crate::domain::{AccessBlock, BlockTarget, Grant, RecordPointer};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Head, Ledger, LedgerError};
 use crate::membership::{Genesis, GenesisError, Membership};
 use crate::signing::{self, TransactionId};
 use crate::state::keys as state_keys;
@@ -180,6 +186,12 @@ pub enum VerifiedClaim {
     Consistency {
         first: VerifiedHeader,
         second: VerifiedHeader,
+    },
+    /// A record pointer, grant or patient block with the value shown, or absent, in the
+    /// header's state.
+    StateEntry {
+        header: VerifiedHeader,
+        entry: Box<v1::StateEntry>,
     },
     /// A CheckAccess answer that follows from facts proven against the header's state root.
     AccessCheck {
@@ -352,6 +364,11 @@ impl LightClient {
                 let [certified] = headers("access check", bundle.headers)?;
                 let header = self.verify_header(&certified)?;
                 self.verify_access_check(header, check)
+            }
+            v1::proof_bundle::Claim::StateEntry(entry) => {
+                let [certified] = headers("state entry", bundle.headers)?;
+                let header = self.verify_header(&certified)?;
+                self.verify_state_entry(header, entry)
             }
         }
     }
@@ -959,20 +976,14 @@ pub fn check_access_with_proof<S: Store>(
     signed_request: &[u8],
     viewer: &Viewer<'_>,
 ) -> Result<(Decision, Option<v1::ProofBundle>), BundleError> {
-    const ATTEMPTS: usize = 5;
-    for _ in 0..ATTEMPTS {
-        let head = ledger.head()?;
-        let Some(head) = head else {
-            return Ok((ledger.check_access(request.clone(), at_unix_ms)?, None));
-        };
+    let answered = at_stable_head(ledger, |view, head| {
         let mut request = request.clone();
         request.at_unix_ms = at_unix_ms.unwrap_or(head.time_unix_ms);
-        let view = StateView::new(ledger.store());
-        let decision = access::check_access(&view, &request, head.height)?;
-        let bundle = if may_see_facts(&view, viewer, &request, &decision)? {
+        let decision = access::check_access(view, &request, head.height)?;
+        let bundle = if may_see_facts(view, viewer, &request, &decision)? {
             access_check_bundle(
                 ledger,
-                &view,
+                view,
                 &request,
                 &decision,
                 head.height,
@@ -981,8 +992,29 @@ pub fn check_access_with_proof<S: Store>(
         } else {
             None
         };
+        Ok((decision, bundle))
+    })?;
+    match answered {
+        Some(answer) => Ok(answer),
+        None => Ok((ledger.check_access(request.clone(), at_unix_ms)?, None)),
+    }
+}
+
+/// Runs `build` over the state at the head, again when a block commits meanwhile (what it reads
+/// must all be the head's, as the header it proves against), at most five times; `None` before
+/// the first block.
+fn at_stable_head<S: Store, T>(
+    ledger: &Ledger<S>,
+    mut build: impl FnMut(&StateView<'_, S>, &Head) -> Result<T, BundleError>,
+) -> Result<Option<T>, BundleError> {
+    const ATTEMPTS: usize = 5;
+    for _ in 0..ATTEMPTS {
+        let Some(head) = ledger.head()? else {
+            return Ok(None);
+        };
+        let built = build(&StateView::new(ledger.store()), &head)?;
         if ledger.head()?.map(|now| now.height) == Some(head.height) {
-            return Ok((decision, bundle));
+            return Ok(Some(built));
         }
     }
     Err(BundleError::Ledger(LedgerError::StaleBlock {

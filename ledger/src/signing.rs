@@ -304,6 +304,7 @@ signed_requests!(
     ListAccessBlocksRequest,
     CheckAccessRequest,
     ExportFhirRequest,
+    GetStateProofRequest,
 );
 
 /// Verifies a query request's signature strictly; `request_bytes` is the request encoded

@@ -209,3 +209,16 @@ pub fn prove_grant<S: Store + ?Sized>(
         .map(|grant| wire::grant_to_wire(&grant));
     Ok((proof, value))
 }
+
+/// The proof of a patient block (present or absent) in the stored tree, with its committed
+/// message.
+pub fn prove_access_block<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    block_id: &[u8; 32],
+) -> Result<(state_tree::StateProof, Option<v1::AccessBlockEntry>), StateError> {
+    let proof = state_tree::prove(view, &state_key(EntryKind::AccessBlock, block_id))?;
+    let value = view
+        .get_json::<AccessBlock>(Column::AccessBlocks, block_id)?
+        .map(|block| wire::access_block_to_wire(&block));
+    Ok((proof, value))
+}

@@ -637,3 +637,143 @@ fn a_check_access_answer_is_proven_by_its_facts() {
     }
     assert!(client().verify_bundle(&hidden.encode_to_vec()).is_err());
 }
+
+fn viewer<'a>(ledger: &'a Ledger<MemoryStore>, org: &str) -> varde_ledger::visibility::Viewer<'a> {
+    let institution = ledger
+        .membership()
+        .institution(&OrgNumber::parse(org).unwrap())
+        .unwrap();
+    varde_ledger::visibility::Viewer::new(institution, T0)
+}
+
+fn record_key(record_id: &str) -> proof::StateEntryKey {
+    proof::StateEntryKey::Record(RecordKey {
+        custodian: OrgNumber::parse(HOSPITAL).unwrap(),
+        record_id: record_id.to_owned(),
+    })
+}
+
+fn state_entry(
+    ledger: &Ledger<MemoryStore>,
+    key: &proof::StateEntryKey,
+    org: &str,
+) -> Option<v1::ProofBundle> {
+    proof::state_entry_bundle(ledger, key, &viewer(ledger, org)).unwrap()
+}
+
+fn verified_entry(bundle: &v1::ProofBundle) -> Result<v1::StateEntry, ProofError> {
+    match client().verify_bundle(&bundle.encode_to_vec())? {
+        VerifiedClaim::StateEntry { entry, .. } => Ok(*entry),
+        other => panic!("not a state entry claim: {other:?}"),
+    }
+}
+
+fn entry_mut(bundle: &mut v1::ProofBundle) -> &mut v1::StateEntry {
+    match &mut bundle.claim {
+        Some(v1::proof_bundle::Claim::StateEntry(entry)) => entry,
+        _ => panic!("not a state entry bundle"),
+    }
+}
+
+// A record pointer, a grant and a patient block are proven with their committed values to a
+// caller who may see them, and a record's absence to its custodian; anyone else gets nothing,
+// whether or not the entry exists. A changed bit, another entry's value, or a hidden value is
+// refused; after a revocation the old grant proof fails against the new header.
+#[test]
+fn state_entry_bundles_prove_what_the_caller_may_see() {
+    use v1::state_entry::Value;
+    let (ledger, _) = ledger(3, 2);
+    let grant_id = commit(&ledger, vec![grant_to_reader()])[0];
+    let block_id = commit(
+        &ledger,
+        vec![signed_by(
+            CONSENT_KEY,
+            Action::BlockAccess(v1::BlockAccess {
+                issuer_org_number: CONSENT_AUTHORITY.to_owned(),
+                subject_pseudonym: vec![0x42; 32],
+                target: Some(v1::block_access::Target::InstitutionOrgNumber(
+                    VALIDATORS[2].0.to_owned(),
+                )),
+            }),
+        )],
+    )[0];
+    let stranger = VALIDATORS[3].0;
+
+    // The custodian: its record, present, and an unknown one, absent.
+    let record = state_entry(&ledger, &record_key("notat-2000"), HOSPITAL).expect("custodian");
+    let Some(Value::RecordValue(pointer)) = verified_entry(&record).unwrap().value else {
+        panic!("the record is not proven present");
+    };
+    assert_eq!(pointer.record_id, "notat-2000");
+    every_bit_flip_is_refused(&record.encode_to_vec());
+    let absent = state_entry(&ledger, &record_key("notat-9999"), HOSPITAL).expect("custodian");
+    assert_eq!(verified_entry(&absent).unwrap().value, None);
+    // Another member learns neither the record nor whether it exists.
+    assert!(state_entry(&ledger, &record_key("notat-2000"), stranger).is_none());
+    assert!(state_entry(&ledger, &record_key("notat-9999"), stranger).is_none());
+
+    // Another record's value under this key, or the value hidden, is refused.
+    let (_, other) = {
+        let view = varde_ledger::state::StateView::new(ledger.store());
+        varde_ledger::state_commitment::prove_record(&view, HOSPITAL, "notat-2001").unwrap()
+    };
+    let mut swapped = record.clone();
+    entry_mut(&mut swapped).value = other.map(Value::RecordValue);
+    assert!(matches!(
+        verified_entry(&swapped),
+        Err(ProofError::FactMismatch("record"))
+    ));
+    let mut hidden = record.clone();
+    entry_mut(&mut hidden).value = None;
+    assert!(matches!(
+        verified_entry(&hidden),
+        Err(ProofError::FactMismatch("record"))
+    ));
+
+    // The grantee sees its grant; a stranger sees neither it nor an unknown id.
+    let grant_key = proof::StateEntryKey::Grant(grant_id);
+    let grant = state_entry(&ledger, &grant_key, READER).expect("grantee");
+    let Some(Value::GrantValue(proven_grant)) = verified_entry(&grant).unwrap().value else {
+        panic!("the grant is not proven present");
+    };
+    assert_eq!(proven_grant.grant_id, grant_id.0.to_vec());
+    assert!(!proven_grant.revoked);
+    assert!(state_entry(&ledger, &grant_key, stranger).is_none());
+    let unknown = proof::StateEntryKey::Grant(TransactionId([5; 32]));
+    assert!(state_entry(&ledger, &unknown, READER).is_none());
+    // A value of another kind is refused.
+    let mut other_kind = grant.clone();
+    entry_mut(&mut other_kind).value = Some(Value::RecordValue(pointer.clone()));
+    assert!(matches!(
+        verified_entry(&other_kind),
+        Err(ProofError::ExtraFact(_))
+    ));
+
+    // The consent authority that placed the block sees it; the blocked institution does not.
+    let block_key = proof::StateEntryKey::AccessBlock(block_id);
+    let block = state_entry(&ledger, &block_key, CONSENT_AUTHORITY).expect("issuer");
+    let Some(Value::BlockValue(proven_block)) = verified_entry(&block).unwrap().value else {
+        panic!("the block is not proven present");
+    };
+    assert!(!proven_block.lifted);
+    assert!(state_entry(&ledger, &block_key, VALIDATORS[2].0).is_none());
+
+    // Revoked: the old grant proof fails against the new header; the new one shows it revoked.
+    commit(
+        &ledger,
+        vec![hospital_signs(Action::RevokeGrant(v1::RevokeGrant {
+            issuer_org_number: HOSPITAL.to_owned(),
+            grant_id: grant_id.0.to_vec(),
+            reason: "tilbakekalt".to_owned(),
+        }))],
+    );
+    assert!(matches!(
+        client().verify_bundle(&against_latest(&ledger, &grant)),
+        Err(ProofError::StateProof { .. })
+    ));
+    let now = state_entry(&ledger, &grant_key, READER).expect("grantee");
+    let Some(Value::GrantValue(revoked)) = verified_entry(&now).unwrap().value else {
+        panic!("the revoked grant is not proven present");
+    };
+    assert!(revoked.revoked);
+}

@@ -1102,5 +1102,73 @@ async fn proof_bundles_verify_from_the_genesis_file() {
         .await
         .unwrap_err();
     assert_eq!(beyond.code(), Code::InvalidArgument);
+
+    // State proofs: the custodian gets its record with its value and an unknown record's
+    // absence; another member gets PERMISSION_DENIED for both, so existence does not leak.
+    let mut query = node.query().await;
+    let state_proof = |key: &ed25519_dalek::SigningKey, record_id: &str| {
+        sign!(
+            key,
+            "/varde.v1.Query/GetStateProof",
+            v1::GetStateProofRequest {
+                auth: None,
+                entry: Some(v1::get_state_proof_request::Entry::Record(record(
+                    demo::HOSPITAL.org_number,
+                    record_id,
+                ))),
+            }
+        )
+    };
+    let present = query
+        .get_state_proof(state_proof(hospital, "proven-2"))
+        .await
+        .unwrap()
+        .into_inner();
+    match light.verify_bundle(&present.encode_to_vec()).unwrap() {
+        VerifiedClaim::StateEntry { entry, .. } => assert!(matches!(
+            entry.value,
+            Some(v1::state_entry::Value::RecordValue(ref pointer)) if pointer.record_id == "proven-2"
+        )),
+        other => panic!("not a state entry claim: {other:?}"),
+    }
+    let absent = query
+        .get_state_proof(state_proof(hospital, "never-anchored"))
+        .await
+        .unwrap()
+        .into_inner();
+    match light.verify_bundle(&absent.encode_to_vec()).unwrap() {
+        VerifiedClaim::StateEntry { entry, .. } => assert_eq!(entry.value, None),
+        other => panic!("not a state entry claim: {other:?}"),
+    }
+    for record_id in ["proven-2", "never-anchored"] {
+        let refused = query
+            .get_state_proof(state_proof(municipality, record_id))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{record_id}");
+    }
+    let short_id = query
+        .get_state_proof(sign!(
+            hospital,
+            "/varde.v1.Query/GetStateProof",
+            v1::GetStateProofRequest {
+                auth: None,
+                entry: Some(v1::get_state_proof_request::Entry::GrantId(vec![1; 31])),
+            }
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(short_id.code(), Code::InvalidArgument);
+    let unsigned = query
+        .get_state_proof(v1::GetStateProofRequest {
+            auth: None,
+            entry: Some(v1::get_state_proof_request::Entry::Record(record(
+                demo::HOSPITAL.org_number,
+                "proven-2",
+            ))),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unsigned.code(), Code::Unauthenticated);
     node.stop().await;
 }

@@ -418,7 +418,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
 }
 
 /// A proof request the ledger cannot answer: the caller's mistake, or the node's.
-fn bundle_status(error: BundleError) -> Status {
+pub(super) fn bundle_status(error: BundleError) -> Status {
     match error {
         BundleError::NotCommitted(_) | BundleError::NoSuchHeight { .. } => {
             Status::not_found(error.to_string())

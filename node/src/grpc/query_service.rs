@@ -11,6 +11,7 @@ use varde_ledger::domain::{RecordKey, RecordPointer, SubjectPseudonym};
 use varde_ledger::fhir::{self, ExportError, ExportRequest};
 use varde_ledger::identifiers::OrgNumber;
 use varde_ledger::membership::Institution;
+use varde_ledger::proof;
 use varde_ledger::query::{self, PageRequest};
 use varde_ledger::state::{StateView, keys};
 use varde_ledger::visibility::{self, CheckAccessAnswer, Viewer};
@@ -18,6 +19,7 @@ use varde_ledger::wire;
 use varde_proto::v1;
 use varde_storage::{Column, Store};
 
+use super::ledger_service::bundle_status;
 use super::{Api, internal, invalid, query_status};
 use crate::context::now_unix_ms;
 
@@ -442,5 +444,28 @@ impl<S: Store + 'static> v1::query_server::Query for Api<S> {
             height: decision.height,
             emergency: decision.emergency,
         }))
+    }
+
+    async fn get_state_proof(
+        &self,
+        request: Request<v1::GetStateProofRequest>,
+    ) -> Result<Response<v1::ProofBundle>, Status> {
+        let request = request.into_inner();
+        let caller = self.authenticate("/varde.v1.Query/GetStateProof", &request)?;
+        let entry = request
+            .entry
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("set `record`, `grant_id` or `block_id`"))?;
+        let key = proof::StateEntryKey::from_wire(entry)
+            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        let viewer = Viewer::new(&caller, now_unix_ms());
+        proof::state_entry_bundle(&self.context.ledger, &key, &viewer)
+            .map_err(bundle_status)?
+            .map(Response::new)
+            .ok_or_else(|| {
+                Status::permission_denied(
+                    "this institution may not see that entry (or learn whether it exists)",
+                )
+            })
     }
 }
