@@ -1,6 +1,7 @@
 //! Where the consensus safety state is persisted before anything is sent.
 
 use varde_consensus::SafetyState;
+use varde_ledger::stored::StoredValue;
 use varde_storage::{Column, Store, WriteBatch};
 
 /// The key of the safety state in `Column::ConsensusSafety`.
@@ -22,25 +23,29 @@ pub enum SafetyStoreError {
     Unreadable(String),
 }
 
-/// Writes the safety state to `Column::ConsensusSafety` in one synced write.
+/// Writes the safety state to `Column::ConsensusSafety` in one synced write, as a
+/// `varde.v1.SafetyState` (proto/varde/v1/storage.proto).
 pub fn write_safety_state<S: Store>(
     store: &S,
     state: &SafetyState,
 ) -> Result<(), SafetyStoreError> {
-    let encoded = serde_json::to_vec(state)
-        .map_err(|error| SafetyStoreError::Unreadable(error.to_string()))?;
     let mut batch = WriteBatch::new();
-    batch.put(Column::ConsensusSafety, SAFETY_STATE_KEY.to_vec(), encoded);
+    batch.put(
+        Column::ConsensusSafety,
+        SAFETY_STATE_KEY.to_vec(),
+        state.encode(),
+    );
     Ok(store.write(batch)?)
 }
 
-/// Reads the persisted safety state, if any. Whether it is consistent is the engine's check
-/// (`Engine::new`), which refuses a tampered state with a reason.
+/// Reads the persisted safety state, if any. Bytes that are not the canonical encoding of a
+/// well-formed state (lengths, enums, required parts) are refused here; whether the state is
+/// consistent is the engine's check (`Engine::new`), which refuses a tampered state with a reason.
 pub fn read_safety_state<S: Store>(store: &S) -> Result<Option<SafetyState>, SafetyStoreError> {
     store
         .get(Column::ConsensusSafety, SAFETY_STATE_KEY)?
         .map(|bytes| {
-            serde_json::from_slice(&bytes)
+            SafetyState::decode(Column::ConsensusSafety, &bytes)
                 .map_err(|error| SafetyStoreError::Unreadable(error.to_string()))
         })
         .transpose()
