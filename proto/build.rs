@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-const PROTO_FILES: [&str; 7] = [
+const PROTO_FILES: [&str; 8] = [
     "proto/varde/v1/consensus.proto",
     "proto/varde/v1/transaction.proto",
     "proto/varde/v1/state.proto",
+    "proto/varde/v1/storage.proto",
     "proto/varde/v1/proof.proto",
     "proto/varde/v1/query_service.proto",
     "proto/varde/v1/ledger_service.proto",

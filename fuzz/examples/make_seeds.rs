@@ -16,6 +16,7 @@ use varde_fuzz::{
 };
 use varde_ledger::node_config::{GrpcTlsConfig, NetworkConfig, NodeConfig, PeerConfig};
 use varde_ledger::signing;
+use varde_ledger::stored::StoredValue;
 use varde_ledger::{Ledger, consensus_wire, keyfile};
 use varde_proto::v1::{self, transaction_body::Action};
 use varde_storage::{Column, MemoryStore, Store};
@@ -167,7 +168,7 @@ fn committed(envelopes: Vec<v1::SignedTransaction>) -> (Vec<u8>, MemoryStore) {
         .expect("the block executes");
     let payload = executed.block.encode_to_vec();
     let certificate = certificate(BlockId(executed.block_hash));
-    executed.attach_certificate(serde_json::to_vec(&certificate).expect("serialises"));
+    executed.attach_certificate(certificate.encode());
     ledger.commit(executed).expect("commits");
     let copy = MemoryStore::new();
     let mut batch = varde_storage::WriteBatch::new();
@@ -259,8 +260,11 @@ fn frames(payload: &[u8]) {
         own_precommit: None,
     };
     let mut seed = vec![0u8];
-    seed.extend(serde_json::to_vec(&state).unwrap());
+    seed.extend(state.encode());
     write("safety_state", "prevoted", &seed);
+    let mut seed = vec![12u8];
+    seed.extend(state.encode());
+    write("persisted_value", "safety-prevoted", &seed);
     let mut engine = Engine::new(
         EngineConfig::new(CHAIN_ID, Timeouts::default()).unwrap(),
         key(VALIDATOR_KEYS[0]),
@@ -272,7 +276,7 @@ fn frames(payload: &[u8]) {
     .unwrap();
     let _ = engine.start();
     let mut seed = vec![0u8];
-    seed.extend(serde_json::to_vec(&engine.safety_state()).unwrap());
+    seed.extend(engine.safety_state().encode());
     write("safety_state", "started", &seed);
 }
 
@@ -289,7 +293,8 @@ fn persisted(payload: &[u8], store: &MemoryStore) {
             let kind: u8 = match column {
                 Column::Meta if key == b"head" => 0,
                 Column::Meta if key == b"genesis" => 8,
-                Column::Meta if value.first() == Some(&b'{') => 6,
+                Column::Meta if key.starts_with(b"replay/id/") => 6,
+                Column::Meta if key.starts_with(b"misbehaviour/") => 7,
                 Column::Receipts => 1,
                 Column::Records => 2,
                 Column::Grants => 3,

@@ -1,19 +1,20 @@
 //! Every value the node reads back from its store, decoded as the node decodes it: the first byte
-//! picks the kind, the rest is the stored value. JSON state (`state::decode_json`, behind every
-//! `get_json`) must survive its own encoding; blocks are decoded as the API and sync decode them;
+//! picks the kind, the rest is the stored value. Each stored type's decoder (`StoredValue::decode`,
+//! behind every `StateView::get_value`) must refuse garbage with an error, never panic, and what
+//! it accepts must survive its own encoding; blocks are decoded as the API and sync decode them;
 //! certificates as the API and `read_blocks` do; the chain identity as every open checks it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use varde_consensus::CommitCertificate;
+use varde_consensus::{CommitCertificate, SafetyState};
 use varde_ledger::domain::{
     AccessBlock, AccessEvent, Expiry, Grant, Misbehaviour, Receipt, RecordPointer,
 };
-use varde_ledger::state::{decode_json, encode_json};
-use varde_ledger::{Head, consensus_wire, ledger};
+use varde_ledger::membership::Genesis;
+use varde_ledger::state::StateError;
+use varde_ledger::stored::{self, StoredValue};
+use varde_ledger::{Head, ledger};
 use varde_proto::v1;
 use varde_storage::{
     CHAIN_ID_KEY, ChainIdentity, Column, GENESIS_HASH_KEY, MemoryStore, SCHEMA_VERSION_KEY, Store,
@@ -24,42 +25,57 @@ fuzz_target!(|data: &[u8]| {
     let Some((&kind, value)) = data.split_first() else {
         return;
     };
-    match kind % 12 {
+    match kind % 13 {
         0 => round_trip::<Head>(Column::Meta, value),
         1 => round_trip::<Receipt>(Column::Receipts, value),
-        2 => round_trip::<RecordPointer>(Column::Records, value),
-        3 => round_trip::<Grant>(Column::Grants, value),
-        4 => round_trip::<AccessBlock>(Column::AccessBlocks, value),
+        2 => {
+            round_trip::<RecordPointer>(Column::Records, value);
+            committed_encoding(Column::Records, value);
+        }
+        3 => {
+            round_trip::<Grant>(Column::Grants, value);
+            committed_encoding(Column::Grants, value);
+        }
+        4 => {
+            round_trip::<AccessBlock>(Column::AccessBlocks, value);
+            committed_encoding(Column::AccessBlocks, value);
+        }
         5 => round_trip::<AccessEvent>(Column::AccessEvents, value),
         6 => round_trip::<Expiry>(Column::Meta, value),
         7 => round_trip::<Misbehaviour>(Column::Meta, value),
-        8 => round_trip::<varde_ledger::membership::Genesis>(Column::Meta, value),
-        9 => {
-            if let Ok(certificate) = serde_json::from_slice::<CommitCertificate>(value) {
-                let wire = consensus_wire::certificate_to_wire(&certificate);
-                assert_eq!(
-                    consensus_wire::certificate_from_wire(&wire),
-                    Ok(certificate)
-                );
-            }
-        }
+        8 => round_trip::<Genesis>(Column::Meta, value),
+        9 => round_trip::<CommitCertificate>(Column::Certificates, value),
         10 => {
             let _ = v1::Block::decode(value);
             if let Ok(block) = ledger::decode_block(value) {
                 assert_eq!(block.encode_to_vec(), value);
             }
         }
-        _ => chain_identity(value),
+        11 => chain_identity(value),
+        _ => round_trip::<SafetyState>(Column::ConsensusSafety, value),
     }
 });
 
-fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
-    column: Column,
-    value: &[u8],
-) {
-    if let Ok(decoded) = decode_json::<T>(column, value) {
-        let again = decode_json::<T>(column, &encode_json(&decoded)).expect("its encoding decodes");
-        assert_eq!(again, decoded);
+/// A stored value decodes or is refused as corrupt in its column; what decodes encodes to a value
+/// that decodes to the same.
+fn round_trip<T: StoredValue + PartialEq + std::fmt::Debug>(column: Column, value: &[u8]) {
+    match T::decode(column, value) {
+        Ok(decoded) => {
+            let again = T::decode(column, &decoded.encode()).expect("its encoding decodes");
+            assert_eq!(again, decoded);
+        }
+        Err(StateError::Corrupt { column: named, .. }) => assert_eq!(named, column),
+        Err(other) => panic!("a decoding failure that is not corruption: {other}"),
+    }
+}
+
+/// The state tree's view of a stored entry: the committed encoding is taken as stored, or the
+/// value is refused as corrupt.
+fn committed_encoding(column: Column, value: &[u8]) {
+    match stored::committed_encoding(column, value) {
+        Ok(encoding) => assert!(encoding.is_some()),
+        Err(StateError::Corrupt { column: named, .. }) => assert_eq!(named, column),
+        Err(other) => panic!("a decoding failure that is not corruption: {other}"),
     }
 }
 

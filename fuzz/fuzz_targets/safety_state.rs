@@ -1,5 +1,5 @@
-//! The persisted safety state, as the driver reads it back on start (JSON of a `SafetyState`)
-//! and hands it to `Engine::new`, which checks it (`restore::Checker`) and resumes from it. The
+//! The persisted safety state, as the driver reads it back on start (a `varde.v1.SafetyState`,
+//! decoded by `StoredValue::decode`) and hands it to `Engine::new`, which checks it (`restore::Checker`) and resumes from it. The
 //! first byte picks the signature check: the real one, or one that accepts every signature, so
 //! that states holding this validator's genuine votes (replayed from another round, say) are
 //! covered too. A restored engine must start, and its state must survive its own encoding.
@@ -13,6 +13,8 @@ use varde_consensus::{
     VerifyingKey,
 };
 use varde_fuzz::{CHAIN_ID, VALIDATOR_KEYS, key, validator_set};
+use varde_ledger::stored::StoredValue;
+use varde_storage::Column;
 
 struct AcceptAll;
 
@@ -26,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, bytes)) = data.split_first() else {
         return;
     };
-    let Ok(state) = serde_json::from_slice::<SafetyState>(bytes) else {
+    let Ok(state) = SafetyState::decode(Column::ConsensusSafety, bytes) else {
         return;
     };
     let verifier: Arc<dyn SignatureVerifier> = if mode & 1 == 0 {
@@ -44,9 +46,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = engine.start();
     let resumed = engine.safety_state();
-    let text = serde_json::to_vec(&resumed).expect("a safety state serialises");
+    let encoded = resumed.encode();
     assert_eq!(
-        serde_json::from_slice::<SafetyState>(&text).expect("its own encoding decodes"),
+        SafetyState::decode(Column::ConsensusSafety, &encoded).expect("its own encoding decodes"),
         resumed
     );
 });

@@ -60,7 +60,8 @@ pub fn check_access<S: Store + ?Sized>(
     request: &AccessRequest,
     height: u64,
 ) -> Result<Decision, StateError> {
-    let record = view.get_json::<RecordPointer>(Column::Records, &keys::record(&request.record))?;
+    let record =
+        view.get_value::<RecordPointer>(Column::Records, &keys::record(&request.record))?;
     decide(
         request,
         record.as_ref(),
@@ -169,7 +170,7 @@ fn any_block<S: Store + ?Sized>(
     let prefix = keys::with_prefix(keys::INDEX_BLOCKS_BY_SUBJECT, &[&subject.0]);
     for (key, _) in view.scan_all(Column::Indexes, &prefix)? {
         let block_id = &key[prefix.len()..];
-        let Some(block) = view.get_json::<AccessBlock>(Column::AccessBlocks, block_id)? else {
+        let Some(block) = view.get_value::<AccessBlock>(Column::AccessBlocks, block_id)? else {
             continue;
         };
         if !in_force(&block) {
@@ -194,7 +195,7 @@ pub fn grants_of_subject<S: Store + ?Sized>(
     let prefix = keys::with_prefix(keys::INDEX_GRANTS_BY_SUBJECT, &[&subject.0]);
     let mut grants = Vec::new();
     for (key, _) in view.scan_all(Column::Indexes, &prefix)? {
-        if let Some(grant) = view.get_json::<Grant>(Column::Grants, &key[prefix.len()..])? {
+        if let Some(grant) = view.get_value::<Grant>(Column::Grants, &key[prefix.len()..])? {
             grants.push(grant);
         }
     }

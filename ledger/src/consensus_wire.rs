@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use varde_consensus::{
     Block, BlockId, CommitCertificate, CommitSignature, Evidence, Message, Proposal,
-    ProposalMessage, Signature, SignedProposal, SignedVote, Vote, VoteKind,
+    ProposalMessage, SafetyState, Signature, SignedProposal, SignedVote, Step, ValidBlock, Vote,
+    VoteKind,
 };
 use varde_proto::v1;
 
@@ -25,6 +26,8 @@ pub enum WireError {
     },
     #[error("field `kind` is not a vote kind: {0}")]
     VoteKind(i32),
+    #[error("field `step` is not a consensus step: {0}")]
+    Step(i32),
 }
 
 fn block_id(field: &'static str, bytes: &[u8]) -> Result<BlockId, WireError> {
@@ -119,14 +122,46 @@ pub fn proposal_from_wire(wire: &v1::SignedProposal) -> Result<SignedProposal, W
     })
 }
 
+/// A proposal with its block and proof of lock. The block's id travels once, in the signed
+/// proposal.
+pub fn proposal_message_to_wire(proposal: &ProposalMessage) -> v1::ProposalMessage {
+    v1::ProposalMessage {
+        signed: Some(proposal_to_wire(&proposal.signed)),
+        block: proposal.block.payload.to_vec(),
+        proof_of_lock: proposal.proof_of_lock.iter().map(vote_to_wire).collect(),
+    }
+}
+
+/// The block of a proposal takes the proposal's id; whether the payload really hashes to it is
+/// the application's check when it validates the block.
+pub fn proposal_message_from_wire(
+    proposal: v1::ProposalMessage,
+) -> Result<ProposalMessage, WireError> {
+    let signed = proposal_from_wire(
+        proposal
+            .signed
+            .as_ref()
+            .ok_or(WireError::Missing("signed"))?,
+    )?;
+    let proof_of_lock = proposal
+        .proof_of_lock
+        .iter()
+        .map(vote_from_wire)
+        .collect::<Result<_, _>>()?;
+    Ok(ProposalMessage {
+        block: Block {
+            id: signed.proposal.block_id,
+            payload: Arc::from(proposal.block),
+        },
+        signed,
+        proof_of_lock,
+    })
+}
+
 pub fn message_to_wire(message: &Message) -> v1::ConsensusMessage {
     let message = match message {
         Message::Proposal(proposal) => {
-            v1::consensus_message::Message::Proposal(v1::ProposalMessage {
-                signed: Some(proposal_to_wire(&proposal.signed)),
-                block: proposal.block.payload.to_vec(),
-                proof_of_lock: proposal.proof_of_lock.iter().map(vote_to_wire).collect(),
-            })
+            v1::consensus_message::Message::Proposal(proposal_message_to_wire(proposal))
         }
         Message::Vote(vote) => v1::consensus_message::Message::Vote(vote_to_wire(vote)),
     };
@@ -135,30 +170,11 @@ pub fn message_to_wire(message: &Message) -> v1::ConsensusMessage {
     }
 }
 
-/// The block of a proposal takes the proposal's id; whether the payload really hashes to it is
-/// the application's check when it validates the block.
+/// A proposal's block takes the proposal's id ([`proposal_message_from_wire`]).
 pub fn message_from_wire(wire: v1::ConsensusMessage) -> Result<Message, WireError> {
     match wire.message.ok_or(WireError::Missing("message"))? {
         v1::consensus_message::Message::Proposal(proposal) => {
-            let signed = proposal_from_wire(
-                proposal
-                    .signed
-                    .as_ref()
-                    .ok_or(WireError::Missing("signed"))?,
-            )?;
-            let proof_of_lock = proposal
-                .proof_of_lock
-                .iter()
-                .map(vote_from_wire)
-                .collect::<Result<_, _>>()?;
-            Ok(Message::Proposal(ProposalMessage {
-                block: Block {
-                    id: signed.proposal.block_id,
-                    payload: Arc::from(proposal.block),
-                },
-                signed,
-                proof_of_lock,
-            }))
+            Ok(Message::Proposal(proposal_message_from_wire(proposal)?))
         }
         v1::consensus_message::Message::Vote(vote) => Ok(Message::Vote(vote_from_wire(&vote)?)),
     }
@@ -195,6 +211,86 @@ pub fn certificate_from_wire(wire: &v1::CommitCertificate) -> Result<CommitCerti
                 })
             })
             .collect::<Result<_, WireError>>()?,
+    })
+}
+
+/// The safety state in its storage form (`varde.v1.SafetyState`, proto/varde/v1/storage.proto).
+pub fn safety_state_to_wire(state: &SafetyState) -> v1::SafetyState {
+    v1::SafetyState {
+        height: state.height,
+        round: state.round,
+        step: match state.step {
+            Step::Propose => v1::ConsensusStep::Propose,
+            Step::Prevote => v1::ConsensusStep::Prevote,
+            Step::Precommit => v1::ConsensusStep::Precommit,
+        } as i32,
+        locked: state.locked.map(|(round, block_id)| v1::LockedBlock {
+            round,
+            block_id: block_id.0.to_vec(),
+        }),
+        valid: state.valid.as_ref().map(|valid| v1::ValidBlock {
+            round: valid.round,
+            block_id: valid.block.id.0.to_vec(),
+            block: valid.block.payload.to_vec(),
+            prevotes: valid.prevotes.iter().map(vote_to_wire).collect(),
+        }),
+        round_proof: state.round_proof.iter().map(vote_to_wire).collect(),
+        own_proposal: state.own_proposal.as_ref().map(proposal_message_to_wire),
+        own_prevote: state.own_prevote.as_ref().map(vote_to_wire),
+        own_precommit: state.own_precommit.as_ref().map(vote_to_wire),
+    }
+}
+
+/// A safety state back from its storage form. Checks every length and enum; whether the state is
+/// consistent (votes of its height, a lock not after its round, ...) is the engine's check when it
+/// resumes from it (`Engine::new`).
+pub fn safety_state_from_wire(wire: v1::SafetyState) -> Result<SafetyState, WireError> {
+    let step = match v1::ConsensusStep::try_from(wire.step) {
+        Ok(v1::ConsensusStep::Propose) => Step::Propose,
+        Ok(v1::ConsensusStep::Prevote) => Step::Prevote,
+        Ok(v1::ConsensusStep::Precommit) => Step::Precommit,
+        _ => return Err(WireError::Step(wire.step)),
+    };
+    let votes = |votes: &[v1::SignedVote]| {
+        votes
+            .iter()
+            .map(vote_from_wire)
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(SafetyState {
+        height: wire.height,
+        round: wire.round,
+        step,
+        locked: wire
+            .locked
+            .map(|locked| {
+                Ok::<_, WireError>((locked.round, block_id("locked.block_id", &locked.block_id)?))
+            })
+            .transpose()?,
+        valid: wire
+            .valid
+            .map(|valid| {
+                Ok::<_, WireError>(ValidBlock {
+                    round: valid.round,
+                    block: Block {
+                        id: block_id("valid.block_id", &valid.block_id)?,
+                        payload: Arc::from(valid.block),
+                    },
+                    prevotes: votes(&valid.prevotes)?,
+                })
+            })
+            .transpose()?,
+        round_proof: votes(&wire.round_proof)?,
+        own_proposal: wire
+            .own_proposal
+            .map(proposal_message_from_wire)
+            .transpose()?,
+        own_prevote: wire.own_prevote.as_ref().map(vote_from_wire).transpose()?,
+        own_precommit: wire
+            .own_precommit
+            .as_ref()
+            .map(vote_from_wire)
+            .transpose()?,
     })
 }
 

@@ -186,7 +186,7 @@ fn apply<S: Store + ?Sized>(
                 last_transaction_id: id,
                 anchored_at_height: context.height,
             };
-            view.put_json(Column::Records, key, &record);
+            view.put_value(Column::Records, key, &record);
             view.put(
                 Column::Indexes,
                 keys::records_by_subject(&subject, &content.record),
@@ -205,7 +205,7 @@ fn apply<S: Store + ?Sized>(
             record.created_at_unix_ms = content.created_at_unix_ms;
             record.version = record.version.saturating_add(1);
             record.last_transaction_id = id;
-            view.put_json(Column::Records, key, &record);
+            view.put_value(Column::Records, key, &record);
             Ok(None)
         }
         Action::RetractRecord {
@@ -220,7 +220,7 @@ fn apply<S: Store + ?Sized>(
                 reason: reason.clone(),
             });
             record.last_transaction_id = id;
-            view.put_json(Column::Records, key, &record);
+            view.put_value(Column::Records, key, &record);
             Ok(None)
         }
         Action::GrantAccess(terms) => {
@@ -299,7 +299,7 @@ fn apply<S: Store + ?Sized>(
                 granted_at_height: context.height,
                 revoked: None,
             };
-            view.put_json(Column::Grants, id.0.to_vec(), &grant);
+            view.put_value(Column::Grants, id.0.to_vec(), &grant);
             view.put(
                 Column::Indexes,
                 keys::grants_by_subject(&terms.subject, &id),
@@ -340,7 +340,7 @@ fn apply<S: Store + ?Sized>(
                 unix_ms: context.time_unix_ms,
                 reason: reason.clone(),
             });
-            view.put_json(Column::Grants, grant_id.0.to_vec(), &grant);
+            view.put_value(Column::Grants, grant_id.0.to_vec(), &grant);
             Ok(None)
         }
         Action::BlockAccess {
@@ -359,7 +359,7 @@ fn apply<S: Store + ?Sized>(
                 blocked_at_unix_ms: context.time_unix_ms,
                 lifted_at_unix_ms: None,
             };
-            view.put_json(Column::AccessBlocks, id.0.to_vec(), &block);
+            view.put_value(Column::AccessBlocks, id.0.to_vec(), &block);
             view.put(
                 Column::Indexes,
                 keys::blocks_by_subject(subject, &id),
@@ -384,7 +384,7 @@ fn apply<S: Store + ?Sized>(
             }
             block.lifted_at_height = Some(context.height);
             block.lifted_at_unix_ms = Some(context.time_unix_ms);
-            view.put_json(Column::AccessBlocks, block_id.0.to_vec(), &block);
+            view.put_value(Column::AccessBlocks, block_id.0.to_vec(), &block);
             Ok(None)
         }
         Action::LogAccess(report) => {
@@ -402,7 +402,7 @@ fn apply<S: Store + ?Sized>(
                 grant_id,
                 height: context.height,
             };
-            view.put_json(Column::AccessEvents, id.0.to_vec(), &event);
+            view.put_value(Column::AccessEvents, id.0.to_vec(), &event);
             let (height, index) = (context.height, context.index);
             view.put(
                 Column::Indexes,
@@ -456,7 +456,7 @@ fn apply<S: Store + ?Sized>(
                 report_id: id,
                 evidence: consensus_wire::evidence_to_wire(evidence).encode_to_vec(),
             };
-            view.put_json(Column::Meta, key, &record);
+            view.put_value(Column::Meta, key, &record);
             Ok(None)
         }
     }
@@ -601,12 +601,12 @@ fn require_role(has_role: bool, role: &str) -> Result<(), Failure> {
     }
 }
 
-fn read<T: serde::de::DeserializeOwned, S: Store + ?Sized>(
+fn read<T: crate::stored::StoredValue, S: Store + ?Sized>(
     view: &StateView<'_, S>,
     column: Column,
     key: &[u8],
 ) -> Result<Option<T>, Failure> {
-    Ok(view.get_json(column, key)?)
+    Ok(view.get_value(column, key)?)
 }
 
 fn existing_record_any<S: Store + ?Sized>(

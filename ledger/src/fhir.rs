@@ -396,7 +396,7 @@ fn applied_actions<S: Store + ?Sized>(
             break;
         };
         let Some(receipt) =
-            view.get_json::<Receipt>(Column::Receipts, &keys::position(height, index))?
+            view.get_value::<Receipt>(Column::Receipts, &keys::position(height, index))?
         else {
             continue;
         };
@@ -464,7 +464,7 @@ fn height_items<S: Store + ?Sized>(
         match key {
             ItemKey::Record(key) => {
                 let Some(record) =
-                    view.get_json::<RecordPointer>(Column::Records, &keys::record(&key))?
+                    view.get_value::<RecordPointer>(Column::Records, &keys::record(&key))?
                 else {
                     continue;
                 };
@@ -475,7 +475,7 @@ fn height_items<S: Store + ?Sized>(
                 }
             }
             ItemKey::Grant(id) => {
-                let Some(grant) = view.get_json::<Grant>(Column::Grants, &id.0)? else {
+                let Some(grant) = view.get_value::<Grant>(Column::Grants, &id.0)? else {
                     continue;
                 };
                 if of_subject(&grant.terms.subject) && visibility::may_see_grant(viewer, &grant) {
@@ -483,7 +483,8 @@ fn height_items<S: Store + ?Sized>(
                 }
             }
             ItemKey::Block(id) => {
-                let Some(block) = view.get_json::<AccessBlock>(Column::AccessBlocks, &id.0)? else {
+                let Some(block) = view.get_value::<AccessBlock>(Column::AccessBlocks, &id.0)?
+                else {
                     continue;
                 };
                 if of_subject(&block.subject) && visibility::may_see_access_block(viewer, &block) {
@@ -491,7 +492,8 @@ fn height_items<S: Store + ?Sized>(
                 }
             }
             ItemKey::Event(id) => {
-                let Some(event) = view.get_json::<AccessEvent>(Column::AccessEvents, &id.0)? else {
+                let Some(event) = view.get_value::<AccessEvent>(Column::AccessEvents, &id.0)?
+                else {
                     continue;
                 };
                 if of_subject(&event.subject) && visibility::may_see_access_event(viewer, &event) {

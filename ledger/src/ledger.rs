@@ -4,6 +4,7 @@
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use varde_consensus::CommitCertificate;
 use varde_proto::v1;
 use varde_storage::{Column, Store, WriteBatch};
 
@@ -14,6 +15,7 @@ use crate::execution::{self, ExecutionContext};
 use crate::membership::{Genesis, GenesisError, Membership};
 use crate::replay::{self, ReplayLimits};
 use crate::state::{StateError, StateView, keys};
+use crate::stored::StoredValue;
 use crate::wire::{self, TransactionError, VerifiedTransaction};
 use crate::{accumulator, proof, query, state_commitment};
 
@@ -108,7 +110,7 @@ impl<S: Store> Ledger<S> {
                 batch.put(
                     Column::Meta,
                     keys::META_GENESIS.to_vec(),
-                    crate::state::encode_json(&genesis),
+                    crate::stored::StoredValue::encode(&genesis),
                 );
                 store.write(batch)?;
             }
@@ -144,7 +146,7 @@ impl<S: Store> Ledger<S> {
     }
 
     pub fn head(&self) -> Result<Option<Head>, LedgerError> {
-        Ok(StateView::new(&self.store).get_json(Column::Meta, keys::META_HEAD)?)
+        Ok(StateView::new(&self.store).get_value(Column::Meta, keys::META_HEAD)?)
     }
 
     /// Stateless admission: envelope, signature (for this chain) and body fields.
@@ -213,7 +215,7 @@ impl<S: Store> Ledger<S> {
                 transaction,
             )?;
             let position = keys::position(height, index as u32);
-            view.put_json(Column::Receipts, position.to_vec(), &receipt);
+            view.put_value(Column::Receipts, position.to_vec(), &receipt);
             if view
                 .get(Column::TransactionIndex, &transaction.id.0)?
                 .is_none()
@@ -267,7 +269,7 @@ impl<S: Store> Ledger<S> {
             state_root,
             ledger_root,
         };
-        view.put_json(Column::Meta, keys::META_HEAD.to_vec(), &new_head);
+        view.put_value(Column::Meta, keys::META_HEAD.to_vec(), &new_head);
         Ok(ExecutedBlock {
             block,
             block_hash,
@@ -319,20 +321,22 @@ impl<S: Store> Ledger<S> {
     }
 
     /// The commit certificate stored beside the committed block at `height`.
-    pub fn certificate(
-        &self,
-        height: u64,
-    ) -> Result<Option<varde_consensus::CommitCertificate>, LedgerError> {
+    pub fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, LedgerError> {
         let Some(bytes) = self
             .store
             .get(Column::Certificates, &height.to_be_bytes())?
         else {
             return Ok(None);
         };
-        let certificate = serde_json::from_slice(&bytes).map_err(|error| StateError::Corrupt {
-            column: Column::Certificates,
-            detail: format!("the commit certificate of height {height}: {error}"),
-        })?;
+        let certificate = CommitCertificate::decode(Column::Certificates, &bytes).map_err(
+            |error| match error {
+                StateError::Corrupt { column, detail } => StateError::Corrupt {
+                    column,
+                    detail: format!("the commit certificate of height {height}: {detail}"),
+                },
+                other => other,
+            },
+        )?;
         Ok(Some(certificate))
     }
 
@@ -361,7 +365,7 @@ impl<S: Store> Ledger<S> {
         let Some(position) = view.get(Column::TransactionIndex, &transaction_id.0)? else {
             return Ok(None);
         };
-        Ok(view.get_json(Column::Receipts, &position)?)
+        Ok(view.get_value(Column::Receipts, &position)?)
     }
 }
 

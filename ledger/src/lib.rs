@@ -26,6 +26,7 @@ pub mod signing;
 pub mod state;
 pub mod state_commitment;
 pub mod state_tree;
+pub mod stored;
 pub mod visibility;
 pub mod wire;
 pub use ledger::{ExecutedBlock, Head, Ledger, LedgerError};

@@ -53,6 +53,20 @@ pub struct Genesis {
     pub institutions: Vec<Institution>,
 }
 
+impl Genesis {
+    /// The chain's identity, stored in the database and checked on every open:
+    /// SHA-256("varde-genesis-v1" || 0x00 || the canonical `varde.v1.Genesis` encoding,
+    /// proto/varde/v1/storage.proto). It follows the genesis file's content and order, never how a
+    /// program names the fields of its genesis type.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(b"varde-genesis-v1");
+        hasher.update([0u8]);
+        hasher.update(crate::stored::StoredValue::encode(self));
+        hasher.finalize().into()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenesisError {
     #[error("the chain id must be 1 to 128 bytes of printable text")]

@@ -1031,7 +1031,7 @@ fn may_see_facts<S: Store>(
     decision: &Decision,
 ) -> Result<bool, BundleError> {
     let Some(record) =
-        view.get_json::<RecordPointer>(Column::Records, &state_keys::record(&request.record))?
+        view.get_value::<RecordPointer>(Column::Records, &state_keys::record(&request.record))?
     else {
         return Ok(true);
     };
@@ -1040,7 +1040,7 @@ fn may_see_facts<S: Store>(
         return Ok(false);
     }
     if let Some(grant_id) = decision.grant_used {
-        match view.get_json::<Grant>(Column::Grants, &grant_id.0)? {
+        match view.get_value::<Grant>(Column::Grants, &grant_id.0)? {
             Some(grant) if visibility::may_see_grant(&viewer, &grant) => {}
             _ => return Ok(false),
         }
@@ -1049,7 +1049,7 @@ fn may_see_facts<S: Store>(
     targets.extend(request.person.clone().map(BlockTarget::Person));
     for target in &targets {
         for block_id in state_commitment::active_blocks(view, &record.subject, target)?.block_ids {
-            match view.get_json::<AccessBlock>(Column::AccessBlocks, &block_id)? {
+            match view.get_value::<AccessBlock>(Column::AccessBlocks, &block_id)? {
                 Some(block) if visibility::may_see_access_block(&viewer, &block) => {}
                 _ => return Ok(false),
             }

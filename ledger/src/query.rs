@@ -12,6 +12,7 @@ use crate::domain::*;
 use crate::identifiers::OrgNumber;
 use crate::page_token::PageTokenKey;
 use crate::state::{StateError, StateView, keys};
+use crate::stored::StoredValue;
 
 pub const PAGE_SIZE_DEFAULT: usize = 50;
 pub const PAGE_SIZE_MAX: usize = 500;
@@ -128,14 +129,14 @@ fn by_index<S, T>(
 ) -> Result<Page<T>, QueryError>
 where
     S: Store + ?Sized,
-    T: serde::de::DeserializeOwned,
+    T: StoredValue,
 {
     list(
         store,
         Column::Indexes,
         prefix,
         request,
-        |view, item_key, _| view.get_json(item_column, item_key),
+        |view, item_key, _| view.get_value(item_column, item_key),
         visible,
     )
 }
@@ -163,7 +164,7 @@ pub fn records_by_custodian<S: Store + ?Sized>(
         Column::Records,
         &prefix,
         request,
-        |_, _, value| crate::state::decode_json(Column::Records, value).map(Some),
+        |_, _, value| RecordPointer::decode(Column::Records, value).map(Some),
         visible,
     )
 }
@@ -214,7 +215,7 @@ fn events_by_index<S: Store + ?Sized>(
         Column::Indexes,
         prefix,
         request,
-        |view, _position, event_id| view.get_json(Column::AccessEvents, event_id),
+        |view, _position, event_id| view.get_value(Column::AccessEvents, event_id),
         visible,
     )
 }
@@ -266,7 +267,7 @@ pub fn misbehaviour<S: Store + ?Sized>(
         Column::Meta,
         keys::META_MISBEHAVIOUR,
         request,
-        |_, _, value| crate::state::decode_json(Column::Meta, value).map(Some),
+        |_, _, value| Misbehaviour::decode(Column::Meta, value).map(Some),
         |_, _| Ok(true),
     )
 }

@@ -86,7 +86,7 @@ pub fn remember<S: Store + ?Sized>(
     id: &TransactionId,
     expiry: &Expiry,
 ) {
-    view.put_json(Column::Meta, id_key(id), expiry);
+    view.put_value(Column::Meta, id_key(id), expiry);
     if let Some(height) = expiry.height {
         view.put(Column::Meta, height_key(height, id), Vec::new());
     }
@@ -114,7 +114,7 @@ pub fn forget_expired<S: Store + ?Sized>(
     expired.sort();
     expired.dedup();
     for id in &expired {
-        if let Some(expiry) = view.get_json::<Expiry>(Column::Meta, &id_key(id))? {
+        if let Some(expiry) = view.get_value::<Expiry>(Column::Meta, &id_key(id))? {
             if let Some(height) = expiry.height {
                 view.delete(Column::Meta, height_key(height, id));
             }

@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use varde_storage::{Column, Entry, StorageError, Store, WriteBatch};
 
 use crate::domain::{MisbehaviourKind, MisbehaviourSlot, RecordKey, SubjectPseudonym};
 use crate::identifiers::OrgNumber;
 use crate::signing::TransactionId;
+use crate::stored::StoredValue;
 
 /// The page size used when a scan must see every entry under a prefix.
 const SCAN_PAGE: usize = 256;
@@ -48,13 +47,14 @@ impl<'a, S: Store + ?Sized> StateView<'a, S> {
         }
     }
 
-    pub fn get_json<T: DeserializeOwned>(
+    /// The value under `key`, decoded and checked ([`StoredValue::decode`]).
+    pub fn get_value<T: StoredValue>(
         &self,
         column: Column,
         key: &[u8],
     ) -> Result<Option<T>, StateError> {
         self.get(column, key)?
-            .map(|bytes| decode_json(column, &bytes))
+            .map(|bytes| T::decode(column, &bytes))
             .transpose()
     }
 
@@ -62,8 +62,9 @@ impl<'a, S: Store + ?Sized> StateView<'a, S> {
         self.pending.insert((column, key), Some(value));
     }
 
-    pub fn put_json<T: Serialize>(&mut self, column: Column, key: Vec<u8>, value: &T) {
-        self.put(column, key, encode_json(value));
+    /// Writes `value` in its stored encoding ([`StoredValue::encode`]).
+    pub fn put_value<T: StoredValue>(&mut self, column: Column, key: Vec<u8>, value: &T) {
+        self.put(column, key, value.encode());
     }
 
     pub fn delete(&mut self, column: Column, key: Vec<u8>) {
@@ -151,17 +152,6 @@ impl<'a, S: Store + ?Sized> StateView<'a, S> {
         }
         batch
     }
-}
-
-pub fn encode_json<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("domain state always serialises")
-}
-
-pub fn decode_json<T: DeserializeOwned>(column: Column, bytes: &[u8]) -> Result<T, StateError> {
-    serde_json::from_slice(bytes).map_err(|error| StateError::Corrupt {
-        column,
-        detail: error.to_string(),
-    })
 }
 
 /// Key layout. Variable-length parts end with 0x00 (text fields never hold control characters),

@@ -24,8 +24,9 @@ use varde_proto::v1;
 use varde_storage::{Column, Store};
 
 use crate::domain::{AccessBlock, BlockTarget, Grant, RecordPointer, SubjectPseudonym};
-use crate::state::{StateError, StateView, decode_json, keys};
+use crate::state::{StateError, StateView, keys};
 use crate::state_tree::{self, Hash};
+use crate::stored::{self, StoredValue};
 use crate::wire;
 
 const KEY_DOMAIN: &[u8] = b"varde-state-key-v1";
@@ -51,10 +52,15 @@ pub fn state_key(kind: EntryKind, identity: &[u8]) -> Hash {
 
 /// The hash of an entry's canonical encoding.
 pub fn value_hash(message: &impl Message) -> Hash {
+    encoding_hash(&message.encode_to_vec())
+}
+
+/// The hash of an entry from its canonical encoding, as stored.
+pub fn encoding_hash(encoding: &[u8]) -> Hash {
     let mut hasher = Sha256::new();
     hasher.update(VALUE_DOMAIN);
     hasher.update([0u8]);
-    hasher.update(message.encode_to_vec());
+    hasher.update(encoding);
     hasher.finalize().into()
 }
 
@@ -67,27 +73,16 @@ pub fn record_identity(custodian: &str, record_id: &str) -> Vec<u8> {
     identity
 }
 
-/// The tree key and value hash of a committed column value, for the columns the tree covers.
+/// The tree key and value hash of a column value, for the columns the tree covers: the stored
+/// value holds the committed message's canonical encoding ([`stored::committed_encoding`]),
+/// hashed as stored.
 fn entry(column: Column, key: &[u8], value: &[u8]) -> Result<Option<(Hash, Hash)>, StateError> {
-    Ok(Some(match column {
-        Column::Records => (
-            state_key(EntryKind::Record, key),
-            value_hash(&wire::record_to_wire(&decode_json::<RecordPointer>(
-                column, value,
-            )?)),
-        ),
-        Column::Grants => (
-            state_key(EntryKind::Grant, key),
-            value_hash(&wire::grant_to_wire(&decode_json::<Grant>(column, value)?)),
-        ),
-        Column::AccessBlocks => (
-            state_key(EntryKind::AccessBlock, key),
-            value_hash(&wire::access_block_to_wire(&decode_json::<AccessBlock>(
-                column, value,
-            )?)),
-        ),
-        _ => return Ok(None),
-    }))
+    let (Some(kind), Some(encoding)) =
+        (kind_of(column), stored::committed_encoding(column, value)?)
+    else {
+        return Ok(None);
+    };
+    Ok(Some((state_key(kind, key), encoding_hash(&encoding))))
 }
 
 fn kind_of(column: Column) -> Option<EntryKind> {
@@ -122,7 +117,7 @@ pub fn active_blocks<S: Store + ?Sized>(
     let mut block_ids = Vec::new();
     for (key, _) in view.scan_all(Column::Indexes, &prefix)? {
         let block_id = &key[prefix.len()..];
-        if let Some(block) = view.get_json::<AccessBlock>(Column::AccessBlocks, block_id)? {
+        if let Some(block) = view.get_value::<AccessBlock>(Column::AccessBlocks, block_id)? {
             if block.target == *target && block.lifted_at_height.is_none() {
                 block_ids.push(block_id.to_vec());
             }
@@ -148,7 +143,7 @@ pub fn commit_changes<S: Store + ?Sized>(view: &mut StateView<'_, S>) -> Result<
                     changes.push((tree_key, Some(hash)));
                 }
                 if kind == EntryKind::AccessBlock {
-                    let block = decode_json::<AccessBlock>(*column, value)?;
+                    let block = AccessBlock::decode(*column, value)?;
                     block_targets.insert(
                         active_blocks_identity(&block.subject.0, &block.target),
                         (block.subject, block.target),
@@ -177,7 +172,7 @@ pub fn prove_record<S: Store + ?Sized>(
     let identity = record_identity(custodian, record_id);
     let proof = state_tree::prove(view, &state_key(EntryKind::Record, &identity))?;
     let value = view
-        .get_json::<RecordPointer>(Column::Records, &identity)?
+        .get_value::<RecordPointer>(Column::Records, &identity)?
         .map(|record| wire::record_to_wire(&record));
     Ok((proof, value))
 }
@@ -205,7 +200,7 @@ pub fn prove_grant<S: Store + ?Sized>(
 ) -> Result<(state_tree::StateProof, Option<v1::Grant>), StateError> {
     let proof = state_tree::prove(view, &state_key(EntryKind::Grant, grant_id))?;
     let value = view
-        .get_json::<Grant>(Column::Grants, grant_id)?
+        .get_value::<Grant>(Column::Grants, grant_id)?
         .map(|grant| wire::grant_to_wire(&grant));
     Ok((proof, value))
 }

@@ -176,13 +176,13 @@ pub fn may_see_transaction<S: Store + ?Sized>(
             || viewer.is(&terms.grantee)
             || viewer.is(&terms.issuer)),
         Action::RevokeGrant { grant_id, .. } => Ok(view
-            .get_json::<Grant>(Column::Grants, &grant_id.0)?
+            .get_value::<Grant>(Column::Grants, &grant_id.0)?
             .is_some_and(|grant| may_see_grant(viewer, &grant))),
         Action::BlockAccess {
             subject, issuer, ..
         } => Ok(viewer.acts_for(subject) || viewer.is(issuer)),
         Action::UnblockAccess { block_id, .. } => Ok(view
-            .get_json::<AccessBlock>(Column::AccessBlocks, &block_id.0)?
+            .get_value::<AccessBlock>(Column::AccessBlocks, &block_id.0)?
             .is_some_and(|block| may_see_access_block(viewer, &block))),
         Action::LogAccess(report) => {
             if viewer.is(&report.accessor) || viewer.is(&report.record.custodian) {
@@ -199,7 +199,7 @@ fn stored_record<S: Store + ?Sized>(
     view: &StateView<'_, S>,
     key: &RecordKey,
 ) -> Result<Option<RecordPointer>, StateError> {
-    view.get_json::<RecordPointer>(Column::Records, &keys::record(key))
+    view.get_value::<RecordPointer>(Column::Records, &keys::record(key))
 }
 
 fn record_visible<S: Store + ?Sized>(
@@ -238,11 +238,11 @@ pub fn subject_of<S: Store + ?Sized>(
         }
         Action::GrantAccess(terms) => Some(terms.subject),
         Action::RevokeGrant { grant_id, .. } => view
-            .get_json::<Grant>(Column::Grants, &grant_id.0)?
+            .get_value::<Grant>(Column::Grants, &grant_id.0)?
             .map(|grant| grant.terms.subject),
         Action::BlockAccess { subject, .. } => Some(*subject),
         Action::UnblockAccess { block_id, .. } => view
-            .get_json::<AccessBlock>(Column::AccessBlocks, &block_id.0)?
+            .get_value::<AccessBlock>(Column::AccessBlocks, &block_id.0)?
             .map(|block| block.subject),
         Action::ReportMisbehaviour(_) => None,
     })

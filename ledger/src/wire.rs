@@ -310,22 +310,14 @@ pub fn decode_body(body: v1::TransactionBody) -> Result<TransactionBody, FieldEr
                 false,
             )?,
         },
-        Wire::BlockAccess(block) => Action::BlockAccess {
-            issuer: org_number("block_access.issuer_org_number", &block.issuer_org_number)?,
-            subject: subject("block_access.subject_pseudonym", &block.subject_pseudonym)?,
-            target: match block.target {
-                Some(v1::block_access::Target::InstitutionOrgNumber(number)) => {
-                    BlockTarget::Institution(org_number(
-                        "block_access.institution_org_number",
-                        &number,
-                    )?)
-                }
-                Some(v1::block_access::Target::HprNumber(number)) => {
-                    BlockTarget::Person(hpr_number("block_access.hpr_number", &number)?)
-                }
-                None => return Err(field_error("block_access.target", FieldProblem::Missing)),
-            },
-        },
+        Wire::BlockAccess(block) => {
+            let (issuer, subject, target) = block_terms(block)?;
+            Action::BlockAccess {
+                issuer,
+                subject,
+                target,
+            }
+        }
         Wire::UnblockAccess(unblock) => Action::UnblockAccess {
             issuer: org_number(
                 "unblock_access.issuer_org_number",
@@ -344,6 +336,27 @@ pub fn decode_body(body: v1::TransactionBody) -> Result<TransactionBody, FieldEr
         nonce: body.nonce,
         action,
     })
+}
+
+fn block_terms(
+    block: v1::BlockAccess,
+) -> Result<(OrgNumber, SubjectPseudonym, BlockTarget), FieldError> {
+    Ok((
+        org_number("block_access.issuer_org_number", &block.issuer_org_number)?,
+        subject("block_access.subject_pseudonym", &block.subject_pseudonym)?,
+        match block.target {
+            Some(v1::block_access::Target::InstitutionOrgNumber(number)) => {
+                BlockTarget::Institution(org_number(
+                    "block_access.institution_org_number",
+                    &number,
+                )?)
+            }
+            Some(v1::block_access::Target::HprNumber(number)) => {
+                BlockTarget::Person(hpr_number("block_access.hpr_number", &number)?)
+            }
+            None => return Err(field_error("block_access.target", FieldProblem::Missing)),
+        },
+    ))
 }
 
 fn grant_terms(grant: v1::GrantAccess) -> Result<GrantTerms, FieldError> {
@@ -491,6 +504,10 @@ fn evidence(
         }
         WireError::VoteKind(value) => field_error(
             &format!("{field}.vote.kind"),
+            FieldProblem::UnknownEnumValue(value),
+        ),
+        WireError::Step(value) => field_error(
+            &format!("{field}.step"),
             FieldProblem::UnknownEnumValue(value),
         ),
     })?;
@@ -936,5 +953,182 @@ pub fn record_from_wire(record: &v1::RecordPointer) -> Result<RecordPointer, Fie
             &record.last_transaction_id,
         )?),
         anchored_at_height: record.anchored_at_height,
+    })
+}
+
+// ----- Stored values back from their wire form (crate::stored), checked like wire input. -----
+
+fn transaction_id(field: &str, value: &[u8]) -> Result<TransactionId, FieldError> {
+    bytes32(field, value).map(TransactionId)
+}
+
+pub fn classification_from_wire(
+    field: &str,
+    value: i32,
+) -> Result<AccessClassification, FieldError> {
+    match v1::AccessClassification::try_from(value) {
+        Ok(v1::AccessClassification::Authorised) => Ok(AccessClassification::Authorised),
+        Ok(v1::AccessClassification::Emergency) => Ok(AccessClassification::Emergency),
+        Ok(v1::AccessClassification::Unauthorised) => Ok(AccessClassification::Unauthorised),
+        Ok(v1::AccessClassification::Unspecified) => {
+            Err(field_error(field, FieldProblem::Unspecified))
+        }
+        Err(_) => Err(field_error(field, FieldProblem::UnknownEnumValue(value))),
+    }
+}
+
+/// A stored access event back from its message (the served-only `accessor_institution_name` is
+/// not part of it).
+pub fn access_event_from_wire(event: &v1::AccessEvent) -> Result<AccessEvent, FieldError> {
+    let report = event
+        .report
+        .clone()
+        .ok_or_else(|| field_error("access_event.report", FieldProblem::Missing))?;
+    Ok(AccessEvent {
+        event_id: transaction_id("access_event.event_id", &event.event_id)?,
+        report: access_report(report)?,
+        subject: subject("access_event.subject_pseudonym", &event.subject_pseudonym)?,
+        classification: classification_from_wire(
+            "access_event.classification",
+            event.classification,
+        )?,
+        flagged: event.flagged,
+        // Written by the ledger's classification, not by a submitter.
+        reason: event.reason.clone(),
+        grant_id: if event.grant_id.is_empty() {
+            None
+        } else {
+            Some(transaction_id("access_event.grant_id", &event.grant_id)?)
+        },
+        height: event.height,
+    })
+}
+
+/// A patient's block back from its message; the block times are not in it and are the caller's
+/// to set (`crate::stored` keeps them beside the message).
+pub fn access_block_from_wire(
+    block: &v1::AccessBlockEntry,
+    blocked_at_unix_ms: i64,
+    lifted_at_unix_ms: Option<i64>,
+) -> Result<AccessBlock, FieldError> {
+    let terms = block
+        .terms
+        .clone()
+        .ok_or_else(|| field_error("access_block.terms", FieldProblem::Missing))?;
+    let (issuer, subject, target) = block_terms(terms)?;
+    Ok(AccessBlock {
+        block_id: transaction_id("access_block.block_id", &block.block_id)?,
+        issuer,
+        subject,
+        target,
+        blocked_at_height: block.blocked_at_height,
+        lifted_at_height: block.lifted.then_some(block.lifted_at_height),
+        blocked_at_unix_ms,
+        lifted_at_unix_ms,
+    })
+}
+
+pub fn misbehaviour_kind_from_wire(
+    field: &str,
+    value: i32,
+) -> Result<MisbehaviourKind, FieldError> {
+    match v1::MisbehaviourKind::try_from(value) {
+        Ok(v1::MisbehaviourKind::DuplicatePrevote) => Ok(MisbehaviourKind::DuplicatePrevote),
+        Ok(v1::MisbehaviourKind::DuplicatePrecommit) => Ok(MisbehaviourKind::DuplicatePrecommit),
+        Ok(v1::MisbehaviourKind::DuplicateProposal) => Ok(MisbehaviourKind::DuplicateProposal),
+        Ok(v1::MisbehaviourKind::Unspecified) => Err(field_error(field, FieldProblem::Unspecified)),
+        Err(_) => Err(field_error(field, FieldProblem::UnknownEnumValue(value))),
+    }
+}
+
+/// A recorded misbehaviour back from its message; its evidence is checked for shape as a report's
+/// is and kept in its canonical encoding.
+pub fn misbehaviour_from_wire(record: &v1::MisbehaviourRecord) -> Result<Misbehaviour, FieldError> {
+    let evidence = record
+        .evidence
+        .as_ref()
+        .ok_or_else(|| field_error("misbehaviour.evidence", FieldProblem::Missing))?;
+    self::evidence("misbehaviour.evidence", Some(evidence))?;
+    Ok(Misbehaviour {
+        offender: bytes32(
+            "misbehaviour.offender_public_key",
+            &record.offender_public_key,
+        )?,
+        slot: MisbehaviourSlot {
+            validator_index: record.validator_index,
+            height: record.height,
+            round: record.round,
+            kind: misbehaviour_kind_from_wire("misbehaviour.kind", record.kind)?,
+        },
+        recorded_at_height: record.recorded_at_height,
+        reporter: org_number(
+            "misbehaviour.reporter_org_number",
+            &record.reporter_org_number,
+        )?,
+        report_id: transaction_id(
+            "misbehaviour.report_transaction_id",
+            &record.report_transaction_id,
+        )?,
+        evidence: evidence.encode_to_vec(),
+    })
+}
+
+pub fn rejection_reason_from_wire(field: &str, value: i32) -> Result<RejectionReason, FieldError> {
+    use v1::RejectionReason as Wire;
+    Ok(match Wire::try_from(value) {
+        Ok(Wire::UnknownSigner) => RejectionReason::UnknownSigner,
+        Ok(Wire::SignerNotInstitution) => RejectionReason::SignerNotInstitution,
+        Ok(Wire::MissingRole) => RejectionReason::MissingRole,
+        Ok(Wire::Expired) => RejectionReason::Expired,
+        Ok(Wire::Duplicate) => RejectionReason::Duplicate,
+        Ok(Wire::ExpiryTooFar) => RejectionReason::ExpiryTooFar,
+        Ok(Wire::UnknownRecord) => RejectionReason::UnknownRecord,
+        Ok(Wire::RecordExists) => RejectionReason::RecordExists,
+        Ok(Wire::RecordRetracted) => RejectionReason::RecordRetracted,
+        Ok(Wire::NotCustodian) => RejectionReason::NotCustodian,
+        Ok(Wire::NotAuthorisedIssuer) => RejectionReason::NotAuthorisedIssuer,
+        Ok(Wire::UnknownGrant) => RejectionReason::UnknownGrant,
+        Ok(Wire::GrantAlreadyRevoked) => RejectionReason::GrantAlreadyRevoked,
+        Ok(Wire::UnknownBlock) => RejectionReason::UnknownBlock,
+        Ok(Wire::BlockAlreadyLifted) => RejectionReason::BlockAlreadyLifted,
+        Ok(Wire::UnknownInstitution) => RejectionReason::UnknownInstitution,
+        Ok(Wire::SubjectMismatch) => RejectionReason::SubjectMismatch,
+        Ok(Wire::InvalidEvidence) => RejectionReason::InvalidEvidence,
+        Ok(Wire::EvidenceAlreadyRecorded) => RejectionReason::EvidenceAlreadyRecorded,
+        Ok(Wire::AccessTimeOutsideWindow) => RejectionReason::AccessTimeOutsideWindow,
+        Ok(Wire::Unspecified) => return Err(field_error(field, FieldProblem::Unspecified)),
+        Err(_) => return Err(field_error(field, FieldProblem::UnknownEnumValue(value))),
+    })
+}
+
+/// A receipt back from its message.
+pub fn receipt_from_wire(receipt: &v1::Receipt) -> Result<Receipt, FieldError> {
+    let outcome = match receipt
+        .outcome
+        .as_ref()
+        .ok_or_else(|| field_error("receipt.outcome", FieldProblem::Missing))?
+    {
+        v1::receipt::Outcome::Applied(applied) => Outcome::Applied {
+            classification: if applied.classification
+                == v1::AccessClassification::Unspecified as i32
+            {
+                None
+            } else {
+                Some(classification_from_wire(
+                    "receipt.applied.classification",
+                    applied.classification,
+                )?)
+            },
+        },
+        v1::receipt::Outcome::Rejected(rejected) => Outcome::Rejected {
+            reason: rejection_reason_from_wire("receipt.rejected.reason", rejected.reason)?,
+            detail: rejected.detail.clone(),
+        },
+    };
+    Ok(Receipt {
+        transaction_id: transaction_id("receipt.transaction_id", &receipt.transaction_id)?,
+        height: receipt.height,
+        index: receipt.index,
+        outcome,
     })
 }

@@ -182,7 +182,7 @@ fn commit(
         &[0, 1, 2, 3]
     };
     let certificate = certificate(height, executed.block_hash, signers);
-    executed.attach_certificate(serde_json::to_vec(&certificate).unwrap());
+    executed.attach_certificate(varde_ledger::stored::StoredValue::encode(&certificate));
     ledger.commit(executed).unwrap();
     ids
 }

@@ -123,7 +123,7 @@ impl World {
 
     fn record(&self, record_id: &str) -> RecordPointer {
         self.view()
-            .get_json(Column::Records, &keys::record(&record_key(record_id)))
+            .get_value(Column::Records, &keys::record(&record_key(record_id)))
             .unwrap()
             .unwrap()
     }

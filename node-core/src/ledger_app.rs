@@ -281,9 +281,9 @@ impl<H: LedgerHost> Application for LedgerApplication<H> {
                 detail: "re-execution gives a different header".to_owned(),
             });
         }
-        executed.attach_certificate(
-            serde_json::to_vec(&decision.certificate).expect("a certificate serialises"),
-        );
+        executed.attach_certificate(varde_ledger::stored::StoredValue::encode(
+            &decision.certificate,
+        ));
         let committed = CommittedBlock {
             height,
             block_hash: executed.block_hash,

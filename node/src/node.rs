@@ -52,12 +52,6 @@ pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
     })
 }
 
-/// SHA-256 of the genesis in its canonical JSON form: the chain identity stored in the database.
-pub fn genesis_hash(genesis: &Genesis) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(serde_json::to_vec(genesis).expect("a genesis serialises")).into()
-}
-
 /// Starts a single-validator node over `store` and returns once it is serving. It runs until
 /// `shutdown` completes or a part of it fails (a storage failure stops consensus and the node).
 pub async fn start<S: Store + 'static>(
@@ -263,8 +257,7 @@ pub type NodeStore = varde_storage::RocksStore;
 /// Opens (or creates) the node's RocksDB database in `config.data_dir` for `genesis`; a database
 /// of another chain or a corrupt one is refused with the storage layer's message.
 pub fn open_store(config: &NodeConfig, genesis: &Genesis) -> anyhow::Result<NodeStore> {
-    let identity =
-        varde_storage::ChainIdentity::new(genesis.chain_id.clone(), genesis_hash(genesis));
+    let identity = varde_storage::ChainIdentity::new(genesis.chain_id.clone(), genesis.hash());
     varde_storage::RocksStore::open(&config.data_dir, &identity)
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))
 }

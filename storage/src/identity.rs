@@ -12,7 +12,10 @@ use crate::{Column, StorageError, Store, WriteBatch};
 /// The storage schema version this build reads and writes. Raise it when the encoding of any column
 /// changes; a database with another version is refused rather than misread. Version 2: the ledger
 /// tree's leaves bind receipts and the state root is the state tree's (`Column::StateTree`).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3: every stored value, the commit certificates and the consensus safety state are
+/// canonical protobuf (`varde.v1`, proto/varde/v1/storage.proto) instead of JSON, and the genesis
+/// hash is taken over the genesis's protobuf encoding.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Key of the chain id (UTF-8) in [`Column::Meta`].
 pub const CHAIN_ID_KEY: &[u8] = b"identity/chain_id";

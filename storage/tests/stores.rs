@@ -539,26 +539,29 @@ fn newer_schema_refused<H: Harness>() {
     assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
 }
 
-// A database written by an older schema (whose roots this build computes differently) is refused
-// with a clear error, not reopened and forked.
+// A database written by any older schema (whose roots this build computes differently, or whose
+// values are JSON where this build reads protobuf) is refused with a clear error, not reopened
+// and misread or forked.
 fn older_schema_refused<H: Harness>() {
-    let harness = H::create(&identity());
-    put(
-        harness.store(),
-        Column::Meta,
-        SCHEMA_VERSION_KEY,
-        &(SCHEMA_VERSION - 1).to_be_bytes(),
-    );
-    let Err(error) = harness.reopen(&identity()) else {
-        panic!("an older schema was accepted");
-    };
-    let StorageError::OutdatedSchema {
-        found, supported, ..
-    } = error
-    else {
-        panic!("expected OutdatedSchema, got {error:?}");
-    };
-    assert_eq!((found, supported), (SCHEMA_VERSION - 1, SCHEMA_VERSION));
+    for older in 1..SCHEMA_VERSION {
+        let harness = H::create(&identity());
+        put(
+            harness.store(),
+            Column::Meta,
+            SCHEMA_VERSION_KEY,
+            &older.to_be_bytes(),
+        );
+        let Err(error) = harness.reopen(&identity()) else {
+            panic!("schema version {older} was accepted");
+        };
+        let StorageError::OutdatedSchema {
+            found, supported, ..
+        } = error
+        else {
+            panic!("expected OutdatedSchema, got {error:?}");
+        };
+        assert_eq!((found, supported), (older, SCHEMA_VERSION));
+    }
 }
 
 // A database whose identity is partly missing or malformed is refused as corrupt, not re-initialised.

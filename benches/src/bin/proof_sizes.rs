@@ -19,6 +19,7 @@ use varde_ledger::identifiers::OrgNumber;
 use varde_ledger::membership::{Genesis, Institution, Role};
 use varde_ledger::proof::{self, LightClient};
 use varde_ledger::signing;
+use varde_ledger::stored::StoredValue;
 use varde_ledger::visibility::Viewer;
 use varde_proto::v1;
 use varde_proto::v1::transaction_body::Action;
@@ -148,9 +149,10 @@ fn main() {
                 .map(|receipt| receipt.transaction_id);
         }
         let height = executed.head.height;
-        let encoded =
-            serde_json::to_vec(&certificate(height, executed.block_hash)).expect("serialises");
-        executed.attach_certificate(encoded);
+        executed.attach_certificate(StoredValue::encode(&certificate(
+            height,
+            executed.block_hash,
+        )));
         ledger.commit(executed).expect("commits");
     }
     eprintln!(

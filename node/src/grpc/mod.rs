@@ -218,7 +218,7 @@ impl<S: Store + 'static> Api<S> {
 
     fn receipt_at(&self, height: u64, index: u32) -> Result<Option<Receipt>, Status> {
         StateView::new(self.context.ledger.store())
-            .get_json::<Receipt>(Column::Receipts, &keys::position(height, index))
+            .get_value::<Receipt>(Column::Receipts, &keys::position(height, index))
             .map_err(internal)
     }
 

@@ -95,7 +95,7 @@ impl<S: Store + 'static> Api<S> {
 
     fn record(&self, key: &RecordKey) -> Result<Option<RecordPointer>, Status> {
         StateView::new(self.context.ledger.store())
-            .get_json::<RecordPointer>(Column::Records, &keys::record(key))
+            .get_value::<RecordPointer>(Column::Records, &keys::record(key))
             .map_err(internal)
     }
 

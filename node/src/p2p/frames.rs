@@ -2,7 +2,6 @@
 //! `varde_ledger::peer_frames`; a fault names what was wrong with a peer's frame) and reading
 //! committed blocks for a sync request.
 
-use anyhow::Context as _;
 use varde_consensus::{Block, CommitCertificate, Height, Message};
 use varde_ledger::peer_frames::{self, FrameError};
 use varde_ledger::{Ledger, consensus_wire};
@@ -70,12 +69,10 @@ pub fn read_blocks<S: Store>(
         let key = height.to_be_bytes();
         let (Some(block), Some(certificate)) = (
             store.get(Column::Blocks, &key)?,
-            store.get(Column::Certificates, &key)?,
+            ledger.certificate(height)?,
         ) else {
             break;
         };
-        let certificate: CommitCertificate = serde_json::from_slice(&certificate)
-            .context("a stored commit certificate does not decode")?;
         bytes += block.len();
         blocks.push(v1::SyncedBlock {
             block,
