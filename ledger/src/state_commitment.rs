@@ -213,7 +213,7 @@ pub fn prove_access_block<S: Store + ?Sized>(
 ) -> Result<(state_tree::StateProof, Option<v1::AccessBlockEntry>), StateError> {
     let proof = state_tree::prove(view, &state_key(EntryKind::AccessBlock, block_id))?;
     let value = view
-        .get_json::<AccessBlock>(Column::AccessBlocks, block_id)?
+        .get_value::<AccessBlock>(Column::AccessBlocks, block_id)?
         .map(|block| wire::access_block_to_wire(&block));
     Ok((proof, value))
 }

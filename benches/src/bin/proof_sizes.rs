@@ -233,6 +233,23 @@ fn main() {
         format!("CheckAccess (custodian's record, among {transactions} records)"),
         bundle.expect("an allowance has a proof"),
     );
+    let record_entry = proof::StateEntryKey::Record(request.record.clone());
+    measure(
+        format!("state entry: a record pointer, among {transactions} records"),
+        proof::state_entry_bundle(&ledger, &record_entry, &viewer)
+            .expect("proves")
+            .expect("the custodian may see its record"),
+    );
+    let absent_entry = proof::StateEntryKey::Record(RecordKey {
+        custodian: request.record.custodian.clone(),
+        record_id: "never-anchored".to_owned(),
+    });
+    measure(
+        format!("state entry: an absent record, among {transactions} records"),
+        proof::state_entry_bundle(&ledger, &absent_entry, &viewer)
+            .expect("proves")
+            .expect("the custodian may learn its record's absence"),
+    );
     let Some(v1::proof_bundle::Claim::AccessCheck(check)) =
         proof::check_access_with_proof(&ledger, &request, None, &question.encode_to_vec(), &viewer)
             .expect("decides")

@@ -82,7 +82,7 @@ fn entry_for<S: Store>(
     use v1::state_entry::Value;
     let (proof, value) = match key {
         StateEntryKey::Record(record) => {
-            let stored = view.get_json::<RecordPointer>(Column::Records, &keys::record(record))?;
+            let stored = view.get_value::<RecordPointer>(Column::Records, &keys::record(record))?;
             let visible = match &stored {
                 Some(pointer) => visibility::may_see_record(view, viewer, pointer)?,
                 None => viewer.may_list_for(&record.custodian),
@@ -95,7 +95,7 @@ fn entry_for<S: Store>(
             (proof, value.map(Value::RecordValue))
         }
         StateEntryKey::Grant(id) => {
-            let stored = view.get_json::<Grant>(Column::Grants, &id.0)?;
+            let stored = view.get_value::<Grant>(Column::Grants, &id.0)?;
             let visible = match &stored {
                 Some(grant) => visibility::may_see_grant(viewer, grant),
                 None => viewer.is_auditor(),
@@ -107,7 +107,7 @@ fn entry_for<S: Store>(
             (proof, value.map(Value::GrantValue))
         }
         StateEntryKey::AccessBlock(id) => {
-            let stored = view.get_json::<AccessBlock>(Column::AccessBlocks, &id.0)?;
+            let stored = view.get_value::<AccessBlock>(Column::AccessBlocks, &id.0)?;
             let visible = match &stored {
                 Some(block) => visibility::may_see_access_block(viewer, block),
                 None => viewer.is_auditor(),
