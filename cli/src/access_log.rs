@@ -147,8 +147,10 @@ pub fn block_json(block: &v1::AccessBlockEntry) -> Value {
         "issuer": block.terms.as_ref().map(|terms| terms.issuer_org_number.clone()),
         "target": block_target(block),
         "blocked_at_height": block.blocked_at_height,
+        "blocked_at_unix_ms": block.blocked_at_unix_ms,
         "lifted": block.lifted,
         "lifted_at_height": block.lifted.then_some(block.lifted_at_height),
+        "lifted_at_unix_ms": block.lifted.then_some(block.lifted_at_unix_ms),
     })
 }
 

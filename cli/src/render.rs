@@ -121,6 +121,8 @@ pub fn record_json(record: &v1::RecordPointer) -> Value {
         "created_at_unix_ms": record.created_at_unix_ms,
         "version": record.version,
         "retracted": record.retracted,
+        "retracted_at_height": record.retracted.then_some(record.retracted_at_height),
+        "retraction_reason": record.retracted.then(|| record.retraction_reason.clone()),
         "last_transaction_id": hex_of(&record.last_transaction_id),
         "anchored_at_height": record.anchored_at_height,
     })
@@ -186,6 +188,7 @@ pub fn grant_json(grant: &v1::Grant) -> Value {
         "revoked": grant.revoked,
         "revoked_at_height": grant.revoked.then_some(grant.revoked_at_height),
         "revoked_at_unix_ms": grant.revoked.then_some(grant.revoked_at_unix_ms),
+        "revocation_reason": grant.revoked.then(|| grant.revocation_reason.clone()),
     })
 }
 

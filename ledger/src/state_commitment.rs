@@ -1,7 +1,8 @@
 //! What the state tree commits to, and how: each record pointer, grant and patient block as one
 //! leaf, its key derived from the entry's identity and its value hashed from its canonical
-//! protobuf encoding (the API's `varde.v1` message), so that neither a struct rename nor a change
-//! of the stored encoding can fork the chain (docs/decisions/0006-state-tree.md).
+//! protobuf encoding (the API's `varde.v1` message, which is also how it is stored, so that it is
+//! hashed as stored), so that no struct rename can fork the chain, and every field the access
+//! rules read is committed (docs/decisions/0006-state-tree.md).
 //!
 //! state key  = SHA-256("varde-state-key-v1" || 0x00 || kind || identity)
 //! value hash = SHA-256("varde-state-value-v1" || 0x00 || encoded varde.v1 message)
@@ -26,7 +27,7 @@ use varde_storage::{Column, Store};
 use crate::domain::{AccessBlock, BlockTarget, Grant, RecordPointer, SubjectPseudonym};
 use crate::state::{StateError, StateView, keys};
 use crate::state_tree::{self, Hash};
-use crate::stored::{self, StoredValue};
+use crate::stored::StoredValue;
 use crate::wire;
 
 const KEY_DOMAIN: &[u8] = b"varde-state-key-v1";
@@ -74,15 +75,9 @@ pub fn record_identity(custodian: &str, record_id: &str) -> Vec<u8> {
 }
 
 /// The tree key and value hash of a column value, for the columns the tree covers: the stored
-/// value holds the committed message's canonical encoding ([`stored::committed_encoding`]),
-/// hashed as stored.
-fn entry(column: Column, key: &[u8], value: &[u8]) -> Result<Option<(Hash, Hash)>, StateError> {
-    let (Some(kind), Some(encoding)) =
-        (kind_of(column), stored::committed_encoding(column, value)?)
-    else {
-        return Ok(None);
-    };
-    Ok(Some((state_key(kind, key), encoding_hash(&encoding))))
+/// value is the committed message's canonical encoding ([`crate::stored`]), hashed as stored.
+fn entry(column: Column, key: &[u8], value: &[u8]) -> Option<(Hash, Hash)> {
+    kind_of(column).map(|kind| (state_key(kind, key), encoding_hash(value)))
 }
 
 fn kind_of(column: Column) -> Option<EntryKind> {
@@ -139,7 +134,7 @@ pub fn commit_changes<S: Store + ?Sized>(view: &mut StateView<'_, S>) -> Result<
         };
         match value {
             Some(value) => {
-                if let Some((tree_key, hash)) = entry(*column, key, value)? {
+                if let Some((tree_key, hash)) = entry(*column, key, value) {
                     changes.push((tree_key, Some(hash)));
                 }
                 if kind == EntryKind::AccessBlock {

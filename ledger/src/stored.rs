@@ -2,14 +2,15 @@
 //! stored type, each a canonical protobuf encoding (no JSON anywhere that is stored or hashed).
 //!
 //! Values the API serves are stored as their `varde.v1` API message, converted by [`crate::wire`]
-//! and [`crate::consensus_wire`]; values the API message does not fully carry, and internal values
-//! with no API message, use the storage-only messages of `proto/varde/v1/storage.proto`.
+//! and [`crate::consensus_wire`]; a record pointer, grant or patient block is stored as exactly
+//! the message the state tree commits to. Internal values with no API message use the
+//! storage-only messages of `proto/varde/v1/storage.proto`.
 //!
 //! | stored type | column | message |
 //! | --- | --- | --- |
-//! | [`RecordPointer`] | Records | `StoredRecordPointer` (the committed `RecordPointer` encoding, and the retraction) |
-//! | [`Grant`] | Grants | `StoredGrant` (the committed `Grant` encoding, and the revocation's reason) |
-//! | [`AccessBlock`] | AccessBlocks | `StoredAccessBlock` (the committed `AccessBlockEntry` encoding, and the block times) |
+//! | [`RecordPointer`] | Records | `RecordPointer` (the message the state tree commits to) |
+//! | [`Grant`] | Grants | `Grant` (likewise) |
+//! | [`AccessBlock`] | AccessBlocks | `AccessBlockEntry` (likewise) |
 //! | [`AccessEvent`] | AccessEvents | `AccessEvent` |
 //! | [`Receipt`] | Receipts | `Receipt` |
 //! | [`Misbehaviour`] | Meta (`misbehaviour/…`) | `MisbehaviourRecord` |
@@ -31,7 +32,7 @@ use varde_storage::Column;
 use crate::canonical;
 use crate::consensus_wire;
 use crate::domain::{
-    AccessBlock, AccessEvent, Expiry, Grant, Misbehaviour, Receipt, RecordPointer, Retraction,
+    AccessBlock, AccessEvent, Expiry, Grant, Misbehaviour, Receipt, RecordPointer,
 };
 use crate::identifiers::OrgNumber;
 use crate::ledger::Head;
@@ -72,96 +73,34 @@ fn bytes32(column: Column, field: &str, value: &[u8]) -> Result<[u8; 32], StateE
 
 impl StoredValue for RecordPointer {
     fn encode(&self) -> Vec<u8> {
-        let retraction = self.retracted.as_ref();
-        v1::StoredRecordPointer {
-            committed: wire::record_to_wire(self).encode_to_vec(),
-            retracted_at_height: retraction.map_or(0, |retraction| retraction.height),
-            retraction_reason: retraction
-                .map(|retraction| retraction.reason.clone())
-                .unwrap_or_default(),
-        }
-        .encode_to_vec()
+        wire::record_to_wire(self).encode_to_vec()
     }
 
     fn decode(column: Column, bytes: &[u8]) -> Result<Self, StateError> {
-        let stored: v1::StoredRecordPointer = message(column, bytes)?;
-        let committed: v1::RecordPointer = message(column, &stored.committed)?;
-        let mut record =
-            wire::record_from_wire(&committed).map_err(|error| corrupt(column, error))?;
-        record.retracted = if committed.retracted {
-            Some(Retraction {
-                height: stored.retracted_at_height,
-                reason: stored.retraction_reason,
-            })
-        } else if stored.retracted_at_height != 0 || !stored.retraction_reason.is_empty() {
-            return Err(corrupt(
-                column,
-                "a record that is not retracted carries a retraction",
-            ));
-        } else {
-            None
-        };
-        Ok(record)
+        let stored: v1::RecordPointer = message(column, bytes)?;
+        wire::record_from_wire(&stored).map_err(|error| corrupt(column, error))
     }
 }
 
 impl StoredValue for Grant {
     fn encode(&self) -> Vec<u8> {
-        v1::StoredGrant {
-            committed: wire::grant_to_wire(self).encode_to_vec(),
-            revocation_reason: self
-                .revoked
-                .as_ref()
-                .map(|revocation| revocation.reason.clone())
-                .unwrap_or_default(),
-        }
-        .encode_to_vec()
+        wire::grant_to_wire(self).encode_to_vec()
     }
 
     fn decode(column: Column, bytes: &[u8]) -> Result<Self, StateError> {
-        let stored: v1::StoredGrant = message(column, bytes)?;
-        let committed: v1::Grant = message(column, &stored.committed)?;
-        let mut grant =
-            wire::grant_from_wire(&committed).map_err(|error| corrupt(column, error))?;
-        match &mut grant.revoked {
-            Some(revocation) => revocation.reason = stored.revocation_reason,
-            None if !stored.revocation_reason.is_empty() => {
-                return Err(corrupt(
-                    column,
-                    "a grant that is not revoked carries a revocation reason",
-                ));
-            }
-            None => {}
-        }
-        Ok(grant)
+        let stored: v1::Grant = message(column, bytes)?;
+        wire::grant_from_wire(&stored).map_err(|error| corrupt(column, error))
     }
 }
 
 impl StoredValue for AccessBlock {
     fn encode(&self) -> Vec<u8> {
-        v1::StoredAccessBlock {
-            committed: wire::access_block_to_wire(self).encode_to_vec(),
-            blocked_at_unix_ms: self.blocked_at_unix_ms,
-            lifted_at_unix_ms: self.lifted_at_unix_ms,
-        }
-        .encode_to_vec()
+        wire::access_block_to_wire(self).encode_to_vec()
     }
 
     fn decode(column: Column, bytes: &[u8]) -> Result<Self, StateError> {
-        let stored: v1::StoredAccessBlock = message(column, bytes)?;
-        let committed: v1::AccessBlockEntry = message(column, &stored.committed)?;
-        if committed.lifted != stored.lifted_at_unix_ms.is_some() {
-            return Err(corrupt(
-                column,
-                "a block's lifted flag and its lifting time disagree",
-            ));
-        }
-        wire::access_block_from_wire(
-            &committed,
-            stored.blocked_at_unix_ms,
-            stored.lifted_at_unix_ms,
-        )
-        .map_err(|error| corrupt(column, error))
+        let stored: v1::AccessBlockEntry = message(column, bytes)?;
+        wire::access_block_from_wire(&stored).map_err(|error| corrupt(column, error))
     }
 }
 
@@ -371,31 +310,6 @@ impl StoredValue for SafetyState {
         let stored: v1::SafetyState = message(column, bytes)?;
         consensus_wire::safety_state_from_wire(stored).map_err(|error| corrupt(column, error))
     }
-}
-
-/// The committed `varde.v1` encoding inside a stored record pointer, grant or patient block, as
-/// stored: the bytes the state tree hashes ([`crate::state_commitment`]), taken without decoding
-/// and encoding the value again. `None` for the other columns.
-pub fn committed_encoding(column: Column, bytes: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-    let decode_error = |error: prost::DecodeError| corrupt(column, error);
-    Ok(Some(match column {
-        Column::Records => {
-            v1::StoredRecordPointer::decode(bytes)
-                .map_err(decode_error)?
-                .committed
-        }
-        Column::Grants => {
-            v1::StoredGrant::decode(bytes)
-                .map_err(decode_error)?
-                .committed
-        }
-        Column::AccessBlocks => {
-            v1::StoredAccessBlock::decode(bytes)
-                .map_err(decode_error)?
-                .committed
-        }
-        _ => return Ok(None),
-    }))
 }
 
 #[cfg(test)]
@@ -819,12 +733,6 @@ mod tests {
         refused::<Genesis, _>(&view, Column::Meta);
         refused::<CommitCertificate, _>(&view, Column::Certificates);
         refused::<SafetyState, _>(&view, Column::ConsensusSafety);
-        for column in [Column::Records, Column::Grants, Column::AccessBlocks] {
-            assert!(matches!(
-                committed_encoding(column, garbage),
-                Err(StateError::Corrupt { column: named, .. }) if named == column
-            ));
-        }
     }
 
     // Well-formed protobuf that does not hold a valid value is refused like bad wire input, with
@@ -834,36 +742,23 @@ mod tests {
     fn malformed_values_are_corrupt() {
         let mut wire = wire::record_to_wire(&record(false));
         wire.last_transaction_id = vec![1; 31];
-        let bytes = v1::StoredRecordPointer {
-            committed: wire.encode_to_vec(),
-            ..Default::default()
-        }
-        .encode_to_vec();
-        let detail = corrupt_in::<RecordPointer>(Column::Records, &bytes);
+        let detail = corrupt_in::<RecordPointer>(Column::Records, &wire.encode_to_vec());
         assert!(detail.contains("record.last_transaction_id"), "{detail}");
 
-        let bytes = v1::StoredRecordPointer {
-            committed: wire::record_to_wire(&record(false)).encode_to_vec(),
-            retracted_at_height: 3,
-            retraction_reason: String::new(),
-        }
-        .encode_to_vec();
-        corrupt_in::<RecordPointer>(Column::Records, &bytes);
+        let mut wire = wire::record_to_wire(&record(false));
+        wire.retracted_at_height = 3;
+        let detail = corrupt_in::<RecordPointer>(Column::Records, &wire.encode_to_vec());
+        assert!(detail.contains("record.retraction"), "{detail}");
 
-        let bytes = v1::StoredGrant {
-            committed: wire::grant_to_wire(&grant(false)).encode_to_vec(),
-            revocation_reason: "never revoked".to_owned(),
-        }
-        .encode_to_vec();
-        corrupt_in::<Grant>(Column::Grants, &bytes);
+        let mut wire = wire::grant_to_wire(&grant(false));
+        wire.revocation_reason = "never revoked".to_owned();
+        let detail = corrupt_in::<Grant>(Column::Grants, &wire.encode_to_vec());
+        assert!(detail.contains("grant.revocation"), "{detail}");
 
-        let bytes = v1::StoredAccessBlock {
-            committed: wire::access_block_to_wire(&access_block(true)).encode_to_vec(),
-            blocked_at_unix_ms: 1,
-            lifted_at_unix_ms: None,
-        }
-        .encode_to_vec();
-        corrupt_in::<AccessBlock>(Column::AccessBlocks, &bytes);
+        let mut wire = wire::access_block_to_wire(&access_block(false));
+        wire.lifted_at_unix_ms = 1;
+        let detail = corrupt_in::<AccessBlock>(Column::AccessBlocks, &wire.encode_to_vec());
+        assert!(detail.contains("access_block.lifted_at"), "{detail}");
 
         let mut event = wire::access_event_to_wire(&access_event(AccessBasis::None));
         event.classification = 42;
@@ -912,28 +807,22 @@ mod tests {
         corrupt_in::<Genesis>(Column::Meta, &genesis.encode_to_vec());
     }
 
-    // The committed encoding the state tree hashes is exactly the API message's encoding, so a
-    // light client hashing the message it is served gets the same value hash.
+    // A record pointer, grant or patient block is stored as exactly the API message the state
+    // tree commits to, so a light client hashing the message it is served gets the same value
+    // hash, and every field the access rules read is committed.
     #[test]
-    fn committed_encoding_is_the_api_message() {
+    fn stored_state_values_are_the_committed_api_messages() {
         let record = record(true);
         assert_eq!(
-            committed_encoding(Column::Records, &record.encode()).unwrap(),
-            Some(wire::record_to_wire(&record).encode_to_vec())
+            record.encode(),
+            wire::record_to_wire(&record).encode_to_vec()
         );
         let grant = grant(true);
-        assert_eq!(
-            committed_encoding(Column::Grants, &grant.encode()).unwrap(),
-            Some(wire::grant_to_wire(&grant).encode_to_vec())
-        );
+        assert_eq!(grant.encode(), wire::grant_to_wire(&grant).encode_to_vec());
         let block = access_block(true);
         assert_eq!(
-            committed_encoding(Column::AccessBlocks, &block.encode()).unwrap(),
-            Some(wire::access_block_to_wire(&block).encode_to_vec())
-        );
-        assert_eq!(
-            committed_encoding(Column::Receipts, &[1, 2, 3]).unwrap(),
-            None
+            block.encode(),
+            wire::access_block_to_wire(&block).encode_to_vec()
         );
     }
 

@@ -53,6 +53,8 @@ pub enum FieldProblem {
     EmergencyNeedsEtreat,
     #[error("must be later than valid_from_unix_ms")]
     EmptyWindow,
+    #[error("must be unset unless {0} is set")]
+    OnlyWith(&'static str),
     #[error("must name at least one expiry (expires_at_height or expires_at_unix_ms)")]
     NoExpiry,
     #[error("lists a value twice")]
@@ -714,6 +716,15 @@ pub fn record_to_wire(record: &RecordPointer) -> v1::RecordPointer {
         retracted: record.retracted.is_some(),
         last_transaction_id: record.last_transaction_id.0.to_vec(),
         anchored_at_height: record.anchored_at_height,
+        retracted_at_height: record
+            .retracted
+            .as_ref()
+            .map_or(0, |retraction| retraction.height),
+        retraction_reason: record
+            .retracted
+            .as_ref()
+            .map(|retraction| retraction.reason.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -773,6 +784,11 @@ pub fn grant_to_wire(grant: &Grant) -> v1::Grant {
             .revoked
             .as_ref()
             .map_or(0, |revocation| revocation.unix_ms),
+        revocation_reason: grant
+            .revoked
+            .as_ref()
+            .map(|revocation| revocation.reason.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -838,6 +854,8 @@ pub fn access_block_to_wire(block: &AccessBlock) -> v1::AccessBlockEntry {
         blocked_at_height: block.blocked_at_height,
         lifted: block.lifted_at_height.is_some(),
         lifted_at_height: block.lifted_at_height.unwrap_or_default(),
+        blocked_at_unix_ms: block.blocked_at_unix_ms,
+        lifted_at_unix_ms: block.lifted_at_unix_ms.unwrap_or_default(),
     }
 }
 
@@ -924,16 +942,27 @@ pub fn grant_from_wire(grant: &v1::Grant) -> Result<Grant, FieldError> {
         grant_id: TransactionId(bytes32("grant.grant_id", &grant.grant_id)?),
         terms: grant_terms(terms)?,
         granted_at_height: grant.granted_at_height,
-        revoked: grant.revoked.then(|| Revocation {
-            height: grant.revoked_at_height,
-            unix_ms: grant.revoked_at_unix_ms,
-            reason: String::new(),
-        }),
+        revoked: if grant.revoked {
+            Some(Revocation {
+                height: grant.revoked_at_height,
+                unix_ms: grant.revoked_at_unix_ms,
+                reason: grant.revocation_reason.clone(),
+            })
+        } else if grant.revoked_at_height != 0
+            || grant.revoked_at_unix_ms != 0
+            || !grant.revocation_reason.is_empty()
+        {
+            return Err(field_error(
+                "grant.revocation",
+                FieldProblem::OnlyWith("grant.revoked"),
+            ));
+        } else {
+            None
+        },
     })
 }
 
-/// A committed record pointer back from its API message, for the access rules (a retraction's
-/// height and reason are not in the message and are left empty).
+/// A committed record pointer back from its API message.
 pub fn record_from_wire(record: &v1::RecordPointer) -> Result<RecordPointer, FieldError> {
     Ok(RecordPointer {
         record: record_key("record", &record.custodian_org_number, &record.record_id)?,
@@ -944,10 +973,19 @@ pub fn record_from_wire(record: &v1::RecordPointer) -> Result<RecordPointer, Fie
         confidentiality: confidentiality("record.confidentiality", record.confidentiality)?,
         created_at_unix_ms: record.created_at_unix_ms,
         version: record.version,
-        retracted: record.retracted.then(|| Retraction {
-            height: 0,
-            reason: String::new(),
-        }),
+        retracted: if record.retracted {
+            Some(Retraction {
+                height: record.retracted_at_height,
+                reason: record.retraction_reason.clone(),
+            })
+        } else if record.retracted_at_height != 0 || !record.retraction_reason.is_empty() {
+            return Err(field_error(
+                "record.retraction",
+                FieldProblem::OnlyWith("record.retracted"),
+            ));
+        } else {
+            None
+        },
         last_transaction_id: TransactionId(bytes32(
             "record.last_transaction_id",
             &record.last_transaction_id,
@@ -1006,11 +1044,13 @@ pub fn access_event_from_wire(event: &v1::AccessEvent) -> Result<AccessEvent, Fi
 
 /// A patient's block back from its message; the block times are not in it and are the caller's
 /// to set (`crate::stored` keeps them beside the message).
-pub fn access_block_from_wire(
-    block: &v1::AccessBlockEntry,
-    blocked_at_unix_ms: i64,
-    lifted_at_unix_ms: Option<i64>,
-) -> Result<AccessBlock, FieldError> {
+pub fn access_block_from_wire(block: &v1::AccessBlockEntry) -> Result<AccessBlock, FieldError> {
+    if !block.lifted && (block.lifted_at_height != 0 || block.lifted_at_unix_ms != 0) {
+        return Err(field_error(
+            "access_block.lifted_at",
+            FieldProblem::OnlyWith("access_block.lifted"),
+        ));
+    }
     let terms = block
         .terms
         .clone()
@@ -1023,8 +1063,8 @@ pub fn access_block_from_wire(
         target,
         blocked_at_height: block.blocked_at_height,
         lifted_at_height: block.lifted.then_some(block.lifted_at_height),
-        blocked_at_unix_ms,
-        lifted_at_unix_ms,
+        blocked_at_unix_ms: block.blocked_at_unix_ms,
+        lifted_at_unix_ms: block.lifted.then_some(block.lifted_at_unix_ms),
     })
 }
 

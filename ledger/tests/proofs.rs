@@ -756,6 +756,14 @@ fn state_entry_bundles_prove_what_the_caller_may_see() {
         panic!("the block is not proven present");
     };
     assert!(!proven_block.lifted);
+    // The block time the access rules judge logged reads by is committed with it.
+    let placed = proof::certified_header(&ledger, proven_block.blocked_at_height)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        proven_block.blocked_at_unix_ms,
+        placed.header.unwrap().time_unix_ms
+    );
     assert!(state_entry(&ledger, &block_key, VALIDATORS[2].0).is_none());
 
     // Revoked: the old grant proof fails against the new header; the new one shows it revoked.
@@ -776,4 +784,5 @@ fn state_entry_bundles_prove_what_the_caller_may_see() {
         panic!("the revoked grant is not proven present");
     };
     assert!(revoked.revoked);
+    assert_eq!(revoked.revocation_reason, "tilbakekalt");
 }
