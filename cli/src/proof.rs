@@ -63,7 +63,7 @@ pub enum ProofCommand {
 
 /// Which state entry: a record (custodian and id), a grant or a patient block (by id).
 #[derive(Debug, Clone, clap::Args)]
-#[command(group(clap::ArgGroup::new("entry").required(true).args(["record_custodian", "grant", "block"])))]
+#[command(group(clap::ArgGroup::new("entry").required(true).args(["record_custodian", "grant", "block", "member"])))]
 pub struct StateEntryArgs {
     /// A record pointer's custodian (organisation number), with --record-id.
     #[arg(long, requires = "record_id", value_name = "ORG")]
@@ -77,6 +77,9 @@ pub struct StateEntryArgs {
     /// A patient block's id (64 hex characters).
     #[arg(long, value_name = "HEX")]
     pub block: Option<String>,
+    /// A member institution (organisation number).
+    #[arg(long, value_name = "ORG")]
+    pub member: Option<String>,
 }
 
 impl StateEntryArgs {
@@ -93,18 +96,21 @@ impl StateEntryArgs {
                 self.record_id,
                 self.grant,
                 self.block,
+                self.member,
             ) {
-                (Some(custodian_org_number), Some(record_id), None, None) => {
+                (Some(custodian_org_number), Some(record_id), None, None, None) => {
                     Entry::Record(v1::RecordReference {
                         custodian_org_number,
                         record_id,
                     })
                 }
-                (None, None, Some(grant), None) => Entry::GrantId(id(&grant, "--grant")?),
-                (None, None, None, Some(block)) => Entry::BlockId(id(&block, "--block")?),
+                (None, None, Some(grant), None, None) => Entry::GrantId(id(&grant, "--grant")?),
+                (None, None, None, Some(block), None) => Entry::BlockId(id(&block, "--block")?),
+                (None, None, None, None, Some(member)) => Entry::MemberOrgNumber(member),
                 _ => {
                     return Err(usage(
-                        "give --record-custodian ORG --record-id ID, --grant HEX or --block HEX",
+                        "give --record-custodian ORG --record-id ID, --grant HEX, --block HEX \
+                         or --member ORG",
                     ));
                 }
             },
@@ -322,6 +328,10 @@ fn claim_json(claim: &VerifiedClaim) -> Value {
                     Some(Entry::BlockValue(block)) => crate::access_log::block_json(block),
                     _ => Value::Null,
                 },
+                "member": match &entry.value {
+                    Some(Entry::MemberValue(member)) => member_json(member),
+                    _ => Value::Null,
+                },
                 "header": header_json(header),
             })
         }
@@ -424,6 +434,18 @@ fn claim_text(claim: &VerifiedClaim) -> String {
                 Some(Entry::BlockValue(block)) => {
                     format!("patient block {}", crate::access_log::block_text(block))
                 }
+                Some(Entry::MemberValue(member)) => format!(
+                    "member {} {} ({}), {} submitting key(s){}",
+                    member.org_number,
+                    member.name,
+                    member_roles(member).join(", "),
+                    member.public_keys.len(),
+                    if member.validator_key.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", validator key {}", hex::encode(&member.validator_key))
+                    }
+                ),
                 None => format!("{} is ABSENT", state_key_text(entry.key.as_ref())),
             };
             format!(
@@ -450,6 +472,7 @@ fn state_key_json(key: Option<&v1::state_entry::Key>) -> Value {
         }),
         Some(Key::GrantId(id)) => json!({ "grant_id": hex::encode(id) }),
         Some(Key::BlockId(id)) => json!({ "block_id": hex::encode(id) }),
+        Some(Key::MemberOrgNumber(org_number)) => json!({ "member": org_number }),
         None => Value::Null,
     }
 }
@@ -463,8 +486,36 @@ fn state_key_text(key: Option<&v1::state_entry::Key>) -> String {
         ),
         Some(Key::GrantId(id)) => format!("grant {}", hex::encode(id)),
         Some(Key::BlockId(id)) => format!("patient block {}", hex::encode(id)),
+        Some(Key::MemberOrgNumber(org_number)) => format!("member {org_number}"),
         None => "an entry".to_owned(),
     }
+}
+
+fn member_roles(member: &v1::Member) -> Vec<String> {
+    member
+        .roles
+        .iter()
+        .map(|role| {
+            v1::InstitutionRole::try_from(*role).map_or_else(
+                |_| format!("UNKNOWN({role})"),
+                |role| {
+                    role.as_str_name()
+                        .trim_start_matches("INSTITUTION_ROLE_")
+                        .to_lowercase()
+                },
+            )
+        })
+        .collect()
+}
+
+fn member_json(member: &v1::Member) -> Value {
+    json!({
+        "org_number": member.org_number,
+        "name": member.name,
+        "roles": member_roles(member),
+        "public_keys": member.public_keys.iter().map(|key| hex::encode(key)).collect::<Vec<_>>(),
+        "validator_key": (!member.validator_key.is_empty()).then(|| hex::encode(&member.validator_key)),
+    })
 }
 
 /// Follows a node from `from_height` to its head, checking every header's certificate, each

@@ -209,6 +209,11 @@ fn bundles_from_a_node_verify_offline_and_fail_when_changed() {
     expect_code(&with_node(&node, &["proof", "state"], &arguments), 0);
     let verified = expect_code(&verify_bundle(&node, &genesis, &state), 0);
     assert_eq!(verified["present"], false, "{verified}");
+    // A member, proven from the state the genesis wrote.
+    let member = ["--member", MUNICIPALITY, "--out", &state];
+    expect_code(&with_node(&node, &["proof", "state"], &member), 0);
+    let verified = expect_code(&verify_bundle(&node, &genesis, &state), 0);
+    assert_eq!(verified["member"]["org_number"], MUNICIPALITY, "{verified}");
     // Naming no entry, or two, is a usage error (exit 2).
     let none = with_node(&node, &["proof", "state"], &["--out", &state]);
     assert_eq!(none.status.code(), Some(2));

@@ -101,18 +101,24 @@ impl<S: Store> Ledger<S> {
             }
             Some(_) => {}
             None => {
-                let mut batch = WriteBatch::new();
-                batch.put(
+                // The chain's identity, the genesis, and the members' leaves of the state tree,
+                // in one write.
+                let mut view = StateView::new(&store);
+                view.put(
                     Column::Meta,
                     keys::META_CHAIN_ID.to_vec(),
                     genesis.chain_id.as_bytes().to_vec(),
                 );
-                batch.put(
+                view.put(
                     Column::Meta,
                     keys::META_GENESIS.to_vec(),
                     crate::stored::StoredValue::encode(&genesis),
                 );
-                store.write(batch)?;
+                crate::state_tree::update(
+                    &mut view,
+                    &crate::state_commitment::member_leaves(&genesis),
+                )?;
+                store.write(view.into_batch())?;
             }
         }
         Ok(Self {

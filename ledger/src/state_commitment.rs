@@ -13,6 +13,7 @@
 //! | 2 | grant | grant id (32 bytes) | `Grant` |
 //! | 3 | patient block | block id (32 bytes) | `AccessBlockEntry` |
 //! | 4 | a subject's blocks in force against one target | subject (32 bytes) ‖ 1 ‖ org number, or subject ‖ 2 ‖ HPR number | `ActiveBlocks` (block ids ascending); absent when none |
+//! | 5 | a member institution | org number (UTF-8) | `Member` (name, roles, submitting keys, validator key); set from the genesis when the ledger is created |
 //!
 //! Kind 4 lets a CheckAccess proof show that no block holds against an accessor: its absence is
 //! one absence proof, where the blocks by id would need the whole subject's list.
@@ -25,6 +26,8 @@ use varde_proto::v1;
 use varde_storage::{Column, Store};
 
 use crate::domain::{AccessBlock, BlockTarget, Grant, RecordPointer, SubjectPseudonym};
+use crate::identifiers::OrgNumber;
+use crate::membership::{Genesis, Membership};
 use crate::state::{StateError, StateView, keys};
 use crate::state_tree::{self, Hash};
 use crate::stored::StoredValue;
@@ -40,6 +43,7 @@ pub enum EntryKind {
     Grant = 2,
     AccessBlock = 3,
     ActiveBlocks = 4,
+    Member = 5,
 }
 
 /// The tree key of an entry of `kind` with `identity` (its column key in the store).
@@ -210,5 +214,38 @@ pub fn prove_access_block<S: Store + ?Sized>(
     let value = view
         .get_value::<AccessBlock>(Column::AccessBlocks, block_id)?
         .map(|block| wire::access_block_to_wire(&block));
+    Ok((proof, value))
+}
+
+/// The state tree's leaves for the members of `genesis`, sorted by key: written when a ledger is
+/// created, so that the first block's state root already commits to the membership.
+pub fn member_leaves(genesis: &Genesis) -> Vec<(Hash, Option<Hash>)> {
+    let mut leaves: Vec<(Hash, Option<Hash>)> = genesis
+        .institutions
+        .iter()
+        .map(|institution| {
+            (
+                state_key(
+                    EntryKind::Member,
+                    institution.org_number.as_str().as_bytes(),
+                ),
+                Some(value_hash(&wire::member_to_wire(institution))),
+            )
+        })
+        .collect();
+    leaves.sort_unstable_by_key(|(key, _)| *key);
+    leaves
+}
+
+/// The proof of a member (present or absent) in the stored tree, with its committed message
+/// (from the membership the ledger runs with).
+pub fn prove_member<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    membership: &Membership,
+    org_number: &OrgNumber,
+) -> Result<(state_tree::StateProof, Option<v1::Member>), StateError> {
+    let key = state_key(EntryKind::Member, org_number.as_str().as_bytes());
+    let proof = state_tree::prove(view, &key)?;
+    let value = membership.institution(org_number).map(wire::member_to_wire);
     Ok((proof, value))
 }

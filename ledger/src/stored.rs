@@ -195,15 +195,6 @@ impl StoredValue for Expiry {
     }
 }
 
-fn role_to_wire(role: Role) -> v1::InstitutionRole {
-    match role {
-        Role::Validator => v1::InstitutionRole::Validator,
-        Role::Submitter => v1::InstitutionRole::Submitter,
-        Role::ConsentAuthority => v1::InstitutionRole::ConsentAuthority,
-        Role::Auditor => v1::InstitutionRole::Auditor,
-    }
-}
-
 fn role_from_wire(column: Column, value: i32) -> Result<Role, StateError> {
     match v1::InstitutionRole::try_from(value) {
         Ok(v1::InstitutionRole::Validator) => Ok(Role::Validator),
@@ -222,28 +213,7 @@ impl StoredValue for Genesis {
         v1::Genesis {
             chain_id: self.chain_id.clone(),
             genesis_time_unix_ms: self.genesis_time_unix_ms,
-            institutions: self
-                .institutions
-                .iter()
-                .map(|institution| v1::GenesisInstitution {
-                    org_number: institution.org_number.to_string(),
-                    name: institution.name.clone(),
-                    roles: institution
-                        .roles
-                        .iter()
-                        .map(|role| role_to_wire(*role) as i32)
-                        .collect(),
-                    public_keys: institution
-                        .public_keys
-                        .iter()
-                        .map(|key| key.to_vec())
-                        .collect(),
-                    validator_key: institution
-                        .validator_key
-                        .map(|key| key.to_vec())
-                        .unwrap_or_default(),
-                })
-                .collect(),
+            institutions: self.institutions.iter().map(wire::member_to_wire).collect(),
         }
         .encode_to_vec()
     }

@@ -9,6 +9,7 @@ use crate::canonical::{self, CanonicalError};
 use crate::consensus_wire::{self, WireError};
 use crate::domain::*;
 use crate::identifiers::{self, HprNumber, IdentifierError, OrgNumber};
+use crate::membership::{Institution, Role};
 use crate::signing::{self, SigningError, TransactionId};
 
 /// The largest encoded `SignedTransaction` accepted.
@@ -1171,4 +1172,35 @@ pub fn receipt_from_wire(receipt: &v1::Receipt) -> Result<Receipt, FieldError> {
         index: receipt.index,
         outcome,
     })
+}
+
+pub fn role_to_wire(role: Role) -> v1::InstitutionRole {
+    match role {
+        Role::Validator => v1::InstitutionRole::Validator,
+        Role::Submitter => v1::InstitutionRole::Submitter,
+        Role::ConsentAuthority => v1::InstitutionRole::ConsentAuthority,
+        Role::Auditor => v1::InstitutionRole::Auditor,
+    }
+}
+
+/// A member institution as the state tree commits to it and the genesis hash covers it.
+pub fn member_to_wire(institution: &Institution) -> v1::Member {
+    v1::Member {
+        org_number: institution.org_number.to_string(),
+        name: institution.name.clone(),
+        roles: institution
+            .roles
+            .iter()
+            .map(|role| role_to_wire(*role) as i32)
+            .collect(),
+        public_keys: institution
+            .public_keys
+            .iter()
+            .map(|key| key.to_vec())
+            .collect(),
+        validator_key: institution
+            .validator_key
+            .map(|key| key.to_vec())
+            .unwrap_or_default(),
+    }
 }

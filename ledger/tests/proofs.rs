@@ -675,8 +675,8 @@ fn entry_mut(bundle: &mut v1::ProofBundle) -> &mut v1::StateEntry {
     }
 }
 
-// A record pointer, a grant and a patient block are proven with their committed values to a
-// caller who may see them, and a record's absence to its custodian; anyone else gets nothing,
+// A record pointer, a grant, a patient block and a member are proven with their committed values
+// to a caller who may see them, and a record's absence to its custodian; anyone else gets nothing,
 // whether or not the entry exists. A changed bit, another entry's value, or a hidden value is
 // refused; after a revocation the old grant proof fails against the new header.
 #[test]
@@ -765,6 +765,43 @@ fn state_entry_bundles_prove_what_the_caller_may_see() {
         placed.header.unwrap().time_unix_ms
     );
     assert!(state_entry(&ledger, &block_key, VALIDATORS[2].0).is_none());
+
+    // Every member may prove the membership: a validator institution with its keys and roles,
+    // and the absence of an institution that is not a member; another member's value, or a
+    // changed name, is refused.
+    let member = proof::StateEntryKey::Member(OrgNumber::parse(READER).unwrap());
+    let bundle = state_entry(&ledger, &member, stranger).expect("members are public to members");
+    let Some(Value::MemberValue(proven_member)) = verified_entry(&bundle).unwrap().value else {
+        panic!("the member is not proven present");
+    };
+    assert_eq!(proven_member.org_number, READER);
+    assert_eq!(
+        proven_member.validator_key,
+        key(VALIDATORS[0].1).verifying_key().to_bytes().to_vec()
+    );
+    let outsider = proof::StateEntryKey::Member(OrgNumber::parse("922222223").unwrap());
+    let absent = state_entry(&ledger, &outsider, stranger).expect("absence too");
+    assert_eq!(verified_entry(&absent).unwrap().value, None);
+    let mut renamed = bundle.clone();
+    if let Some(Value::MemberValue(member)) = &mut entry_mut(&mut renamed).value {
+        member.name.push('x');
+    }
+    assert!(matches!(
+        verified_entry(&renamed),
+        Err(ProofError::FactMismatch("member"))
+    ));
+    let other = state_entry(
+        &ledger,
+        &proof::StateEntryKey::Member(OrgNumber::parse(HOSPITAL).unwrap()),
+        stranger,
+    )
+    .unwrap();
+    let mut swapped = bundle.clone();
+    entry_mut(&mut swapped).value = entry_mut(&mut other.clone()).value.clone();
+    assert!(matches!(
+        verified_entry(&swapped),
+        Err(ProofError::FactMismatch("member"))
+    ));
 
     // Revoked: the old grant proof fails against the new header; the new one shows it revoked.
     commit(

@@ -1,4 +1,4 @@
-//! Proofs of one state entry, a record pointer, a grant or a patient block: the bundle a node
+//! Proofs of one state entry, a record pointer, a grant, a patient block or a member: the bundle a node
 //! builds for a caller who may see the entry (or would see it if it existed), and the light
 //! client's check of it against a certified header's state root.
 
@@ -10,6 +10,7 @@ use super::{
     certified_header_at, hash32, proven, state_proof_to_wire,
 };
 use crate::domain::{AccessBlock, Grant, RecordKey, RecordPointer};
+use crate::identifiers::OrgNumber;
 use crate::ledger::Ledger;
 use crate::signing::TransactionId;
 use crate::state::{StateView, keys};
@@ -23,6 +24,7 @@ pub enum StateEntryKey {
     Record(RecordKey),
     Grant(TransactionId),
     AccessBlock(TransactionId),
+    Member(OrgNumber),
 }
 
 impl StateEntryKey {
@@ -35,6 +37,9 @@ impl StateEntryKey {
             }
             Entry::GrantId(id) => Self::Grant(TransactionId(hash32("grant_id", id)?)),
             Entry::BlockId(id) => Self::AccessBlock(TransactionId(hash32("block_id", id)?)),
+            Entry::MemberOrgNumber(org_number) => {
+                Self::Member(wire::org_number("member_org_number", org_number)?)
+            }
         })
     }
 
@@ -46,6 +51,9 @@ impl StateEntryKey {
             }),
             Self::Grant(id) => v1::state_entry::Key::GrantId(id.0.to_vec()),
             Self::AccessBlock(id) => v1::state_entry::Key::BlockId(id.0.to_vec()),
+            Self::Member(org_number) => {
+                v1::state_entry::Key::MemberOrgNumber(org_number.to_string())
+            }
         }
     }
 }
@@ -61,7 +69,7 @@ pub fn state_entry_bundle<S: Store>(
     viewer: &Viewer<'_>,
 ) -> Result<Option<v1::ProofBundle>, BundleError> {
     let built = at_stable_head(ledger, |view, head| {
-        let Some(entry) = entry_for(view, key, viewer)? else {
+        let Some(entry) = entry_for(ledger, view, key, viewer)? else {
             return Ok(None);
         };
         Ok(Some(v1::ProofBundle {
@@ -75,6 +83,7 @@ pub fn state_entry_bundle<S: Store>(
 
 /// The proven entry, when `viewer` may have it.
 fn entry_for<S: Store>(
+    ledger: &Ledger<S>,
     view: &StateView<'_, S>,
     key: &StateEntryKey,
     viewer: &Viewer<'_>,
@@ -117,6 +126,12 @@ fn entry_for<S: Store>(
             }
             let (proof, value) = state_commitment::prove_access_block(view, &id.0)?;
             (proof, value.map(Value::BlockValue))
+        }
+        // Every member may know the membership: each node holds it in its genesis file.
+        StateEntryKey::Member(org_number) => {
+            let (proof, value) =
+                state_commitment::prove_member(view, ledger.membership(), org_number)?;
+            (proof, value.map(Value::MemberValue))
         }
     };
     Ok(Some(v1::StateEntry {
@@ -187,6 +202,22 @@ impl LightClient {
                 };
                 let key = state_commitment::state_key(EntryKind::AccessBlock, &id);
                 proven("patient block", &root, &key, proof, value)?;
+            }
+            (Key::MemberOrgNumber(org_number), value) => {
+                let org_number = wire::org_number("key.member_org_number", org_number)?;
+                let value = match value {
+                    Some(Value::MemberValue(member)) => {
+                        if member.org_number != org_number.as_str() {
+                            return Err(ProofError::FactMismatch("member"));
+                        }
+                        Some(member)
+                    }
+                    Some(_) => return Err(ProofError::ExtraFact("value of another kind")),
+                    None => None,
+                };
+                let key =
+                    state_commitment::state_key(EntryKind::Member, org_number.as_str().as_bytes());
+                proven("member", &root, &key, proof, value)?;
             }
         }
         Ok(VerifiedClaim::StateEntry {
