@@ -131,6 +131,29 @@ fn grant_to_reader() -> v1::SignedTransaction {
     }))
 }
 
+/// The hospital's revocation of `grant_id`.
+fn revoke(grant_id: TransactionId) -> v1::SignedTransaction {
+    hospital_signs(Action::RevokeGrant(v1::RevokeGrant {
+        issuer_org_number: HOSPITAL.to_owned(),
+        grant_id: grant_id.0.to_vec(),
+        reason: "tilbakekalt".to_owned(),
+    }))
+}
+
+/// The consent authority's patient block of institution `target` for the test subject.
+fn block_of(target: &str) -> v1::SignedTransaction {
+    signed_by(
+        CONSENT_KEY,
+        Action::BlockAccess(v1::BlockAccess {
+            issuer_org_number: CONSENT_AUTHORITY.to_owned(),
+            subject_pseudonym: vec![0x42; 32],
+            target: Some(v1::block_access::Target::InstitutionOrgNumber(
+                target.to_owned(),
+            )),
+        }),
+    )
+}
+
 /// The validators' signing keys in validator-index order (ascending public key bytes).
 fn validator_keys_in_order() -> Vec<SigningKey> {
     let mut keys: Vec<SigningKey> = VALIDATORS.iter().map(|(_, seed)| key(*seed)).collect();
@@ -432,14 +455,7 @@ fn state_proofs_hold_against_the_header_state_root() {
         Ok(Some(state_commitment::value_hash(&grant)))
     );
 
-    commit(
-        &ledger,
-        vec![hospital_signs(Action::RevokeGrant(v1::RevokeGrant {
-            issuer_org_number: HOSPITAL.to_owned(),
-            grant_id: grant_id.0.to_vec(),
-            reason: "tilbakekalt".to_owned(),
-        }))],
-    );
+    commit(&ledger, vec![revoke(grant_id)]);
     let revoked_root = ledger.head().unwrap().unwrap().state_root;
     assert_ne!(revoked_root, root);
     assert!(state_tree::verify(&revoked_root, &grant_key, &grant_proof).is_err());
@@ -583,14 +599,7 @@ fn a_check_access_answer_is_proven_by_its_facts() {
 
     // Revoked: the old proof fails against the new header; TREAT is now denied for want of a
     // grant (no proof), while ETREAT is allowed as emergency access, with a proof.
-    commit(
-        &ledger,
-        vec![hospital_signs(Action::RevokeGrant(v1::RevokeGrant {
-            issuer_org_number: HOSPITAL.to_owned(),
-            grant_id: grant_id.0.to_vec(),
-            reason: "tilbakekalt".to_owned(),
-        }))],
-    );
+    commit(&ledger, vec![revoke(grant_id)]);
     assert!(matches!(
         client().verify_bundle(&against_latest(&ledger, &bundle)),
         Err(ProofError::StateProof { .. })
@@ -604,19 +613,7 @@ fn a_check_access_answer_is_proven_by_its_facts() {
 
     // A patient block of the reader: the emergency proof fails against the new header, and the
     // denial proves itself by the block in force.
-    commit(
-        &ledger,
-        vec![signed_by(
-            CONSENT_KEY,
-            Action::BlockAccess(v1::BlockAccess {
-                issuer_org_number: CONSENT_AUTHORITY.to_owned(),
-                subject_pseudonym: vec![0x42; 32],
-                target: Some(v1::block_access::Target::InstitutionOrgNumber(
-                    READER.to_owned(),
-                )),
-            }),
-        )],
-    );
+    commit(&ledger, vec![block_of(READER)]);
     assert!(matches!(
         client().verify_bundle(&against_latest(&ledger, &proven)),
         Err(ProofError::StateProof { .. })
@@ -684,19 +681,7 @@ fn state_entry_bundles_prove_what_the_caller_may_see() {
     use v1::state_entry::Value;
     let (ledger, _) = ledger(3, 2);
     let grant_id = commit(&ledger, vec![grant_to_reader()])[0];
-    let block_id = commit(
-        &ledger,
-        vec![signed_by(
-            CONSENT_KEY,
-            Action::BlockAccess(v1::BlockAccess {
-                issuer_org_number: CONSENT_AUTHORITY.to_owned(),
-                subject_pseudonym: vec![0x42; 32],
-                target: Some(v1::block_access::Target::InstitutionOrgNumber(
-                    VALIDATORS[2].0.to_owned(),
-                )),
-            }),
-        )],
-    )[0];
+    let block_id = commit(&ledger, vec![block_of(VALIDATORS[2].0)])[0];
     let stranger = VALIDATORS[3].0;
 
     // The custodian: its record, present, and an unknown one, absent.
@@ -804,14 +789,7 @@ fn state_entry_bundles_prove_what_the_caller_may_see() {
     ));
 
     // Revoked: the old grant proof fails against the new header; the new one shows it revoked.
-    commit(
-        &ledger,
-        vec![hospital_signs(Action::RevokeGrant(v1::RevokeGrant {
-            issuer_org_number: HOSPITAL.to_owned(),
-            grant_id: grant_id.0.to_vec(),
-            reason: "tilbakekalt".to_owned(),
-        }))],
-    );
+    commit(&ledger, vec![revoke(grant_id)]);
     assert!(matches!(
         client().verify_bundle(&against_latest(&ledger, &grant)),
         Err(ProofError::StateProof { .. })
