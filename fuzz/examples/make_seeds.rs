@@ -14,9 +14,14 @@ use varde_fuzz::{
     CHAIN_ID, CONSENT_AUTHORITY, GENESIS_TIME_UNIX_MS, HOSPITAL, HOSPITAL_KEY, MUNICIPALITY,
     VALIDATOR_KEYS, genesis, key, validator_set,
 };
+use varde_ledger::access::AccessRequest;
+use varde_ledger::domain::{Purpose, RecordKey};
+use varde_ledger::identifiers::OrgNumber;
 use varde_ledger::node_config::{GrpcTlsConfig, NetworkConfig, NodeConfig, PeerConfig};
-use varde_ledger::signing;
+use varde_ledger::proof::{self, LightClient, StateEntryKey};
+use varde_ledger::signing::{self, TransactionId};
 use varde_ledger::stored::StoredValue;
+use varde_ledger::visibility::Viewer;
 use varde_ledger::{Ledger, consensus_wire, keyfile};
 use varde_proto::v1::{self, transaction_body::Action};
 use varde_storage::{Column, MemoryStore, Store};
@@ -483,6 +488,177 @@ fn files() {
     write("node_config", "network", config.to_toml().as_bytes());
 }
 
+/// Executes and commits the next block of `ledger`, certified by the genesis's one validator (a
+/// quorum of the set the light client takes from the genesis); every transaction must apply.
+fn commit_certified(
+    ledger: &Ledger<MemoryStore>,
+    envelopes: Vec<v1::SignedTransaction>,
+) -> Vec<TransactionId> {
+    let height = ledger
+        .head()
+        .expect("a head")
+        .map_or(1, |head| head.height + 1);
+    let time = GENESIS_TIME_UNIX_MS + 2 * HOUR + height as i64 * 1_000;
+    let mut executed = ledger
+        .execute_block([9; 32], time, envelopes)
+        .expect("the block executes");
+    let ids = executed
+        .receipts
+        .iter()
+        .map(|receipt| {
+            assert!(receipt.is_applied(), "{receipt:?}");
+            receipt.transaction_id
+        })
+        .collect();
+    let mut certificate = varde_consensus::CommitCertificate {
+        height,
+        round: 0,
+        block_id: BlockId(executed.block_hash),
+        signatures: Vec::new(),
+    };
+    let precommit = SignedVote::sign(CHAIN_ID, certificate.precommit(0), &key(VALIDATOR_KEYS[0]));
+    certificate
+        .signatures
+        .push(varde_consensus::CommitSignature {
+            validator: 0,
+            signature: precommit.signature,
+        });
+    executed.attach_certificate(certificate.encode());
+    ledger.commit(executed).expect("commits");
+    ids
+}
+
+/// The municipality's CheckAccess of its own TREAT access to epikrise-1, signed by its key.
+fn signed_check_access() -> (AccessRequest, Vec<u8>) {
+    let request = AccessRequest {
+        accessor: OrgNumber::parse(MUNICIPALITY).expect("valid"),
+        person: None,
+        record: RecordKey {
+            custodian: OrgNumber::parse(HOSPITAL).expect("valid"),
+            record_id: "epikrise-1".to_owned(),
+        },
+        purpose: Purpose::Treat,
+        at_unix_ms: 0,
+    };
+    let mut question = v1::CheckAccessRequest {
+        auth: None,
+        accessor_org_number: MUNICIPALITY.to_owned(),
+        accessor_hpr_number: String::new(),
+        record: Some(record()),
+        purpose: v1::PurposeOfUse::Treat as i32,
+        at_unix_ms: 0,
+        with_proof: true,
+    };
+    question.auth = Some(
+        signing::sign_query(
+            CHAIN_ID,
+            proof::CHECK_ACCESS_METHOD,
+            &key(2),
+            GENESIS_TIME_UNIX_MS,
+            &[6; 16],
+            &question,
+        )
+        .expect("signs"),
+    );
+    (request, question.encode_to_vec())
+}
+
+/// Proof bundles of every claim kind over a ledger of three certified blocks, each checked by
+/// the light client the `proof_bundle` target uses: a transaction with its receipt and body and
+/// with its receipt's hash only, the consistency of heights 1 and 3, CheckAccess answers (allowed
+/// by a grant; denied by a patient block) and state entries (a record, an absent record, a grant
+/// and a patient block).
+fn proofs() {
+    let light = LightClient::from_genesis(&genesis()).expect("the genesis makes a light client");
+    let ledger = Ledger::open(MemoryStore::new(), genesis()).expect("the genesis opens");
+    let actions = actions();
+    let (anchor, grant, access_block) = (&actions[0], &actions[1], &actions[2]);
+    let first = commit_certified(
+        &ledger,
+        vec![
+            envelope(anchor.0, anchor.1.clone(), 10),
+            envelope(grant.0, grant.1.clone(), 11),
+        ],
+    );
+    let mut second_anchor = anchor.1.clone();
+    if let Action::AnchorRecord(anchor) = &mut second_anchor {
+        anchor.record_id = "epikrise-2".to_owned();
+    }
+    commit_certified(&ledger, vec![envelope(HOSPITAL_KEY, second_anchor, 12)]);
+    let mut bundles: Vec<(&str, v1::ProofBundle)> = vec![
+        (
+            "transaction-revealed",
+            proof::transaction_bundle(&ledger, &first[0], 0, true).expect("a transaction bundle"),
+        ),
+        (
+            "transaction-hash-only",
+            proof::transaction_bundle(&ledger, &first[1], 0, false).expect("a transaction bundle"),
+        ),
+    ];
+    let member = |org: &str| {
+        ledger
+            .membership()
+            .institution(&OrgNumber::parse(org).expect("valid"))
+            .expect("a member")
+    };
+    let now = GENESIS_TIME_UNIX_MS + 2 * HOUR;
+    let authority = Viewer::new(member(CONSENT_AUTHORITY), now);
+    let hospital = Viewer::new(member(HOSPITAL), now);
+    let (request, question) = signed_check_access();
+    let (decision, bundle) =
+        proof::check_access_with_proof(&ledger, &request, None, &question, &authority)
+            .expect("decides");
+    assert!(decision.allowed, "the grant allows the municipality");
+    bundles.push(("check-access-allowed", bundle.expect("a proven answer")));
+    let present = StateEntryKey::Record(request.record.clone());
+    let absent = StateEntryKey::Record(RecordKey {
+        custodian: request.record.custodian.clone(),
+        record_id: "never-anchored".to_owned(),
+    });
+    let grant_key = StateEntryKey::Grant(first[1]);
+    for (name, key, viewer) in [
+        ("state-entry-record", &present, &hospital),
+        ("state-entry-absent", &absent, &hospital),
+        ("state-entry-grant", &grant_key, &authority),
+    ] {
+        let bundle = proof::state_entry_bundle(&ledger, key, viewer)
+            .expect("proves")
+            .expect("the viewer may have the entry");
+        bundles.push((name, bundle));
+    }
+    let blocked = commit_certified(
+        &ledger,
+        vec![envelope(access_block.0, access_block.1.clone(), 13)],
+    );
+    let first_size = 2;
+    bundles.push((
+        "consistency",
+        proof::consistency_bundle(&ledger, first_size, 0).expect("a consistency bundle"),
+    ));
+    let (decision, bundle) =
+        proof::check_access_with_proof(&ledger, &request, None, &question, &authority)
+            .expect("decides");
+    assert!(
+        !decision.allowed,
+        "the patient block denies the municipality"
+    );
+    bundles.push(("check-access-blocked", bundle.expect("a proven answer")));
+    let block_key = StateEntryKey::AccessBlock(blocked[0]);
+    bundles.push((
+        "state-entry-block",
+        proof::state_entry_bundle(&ledger, &block_key, &authority)
+            .expect("proves")
+            .expect("the authority may see its block"),
+    ));
+    for (name, bundle) in bundles {
+        let bytes = bundle.encode_to_vec();
+        if let Err(error) = light.verify_bundle(&bytes) {
+            panic!("the {name} bundle does not verify: {error}");
+        }
+        write("proof_bundle", name, &bytes);
+    }
+}
+
 fn main() {
     let envelopes = transactions();
     let (payload, store) = committed(envelopes);
@@ -490,4 +666,5 @@ fn main() {
     persisted(&payload, &store);
     queries();
     files();
+    proofs();
 }
