@@ -60,7 +60,7 @@ impl StateEntryKey {
 
 /// A bundle proving `key`'s entry against the head's certified header, or `None` when `viewer`
 /// may not have it: a present entry it may not see, or an absent one it would not see if it
-/// existed (only a record's custodian and an auditor learn that something is absent). Read and
+/// existed (a record's custodian or an auditor; any member, for a member). Read and
 /// proven over one head: when a block commits meanwhile, it is done again. Before the first
 /// block there is no header to prove against (`NoSuchHeight`).
 pub fn state_entry_bundle<S: Store>(
