@@ -4,7 +4,8 @@
 //! `byzantine-test`). The three honest validators are loaded by the same closed-loop clients
 //! for the same time as a fault-free network of four and as a network with validator 3
 //! crashed; they must keep committing, without a fork, at no less than [`RATE_FRACTION`] of
-//! the fault-free rate and [`CRASH_FRACTION`] of the crashed one. Each test prints the rates.
+//! the fault-free rate and [`CRASH_FRACTION`] of the crashed one. Each test prints the rates
+//! (past the harness's capture, so that a passing run shows them too).
 //!
 //! A faulty proposer, crashed or Byzantine, costs each of its heights the propose timeout
 //! (1 s in a local network), so a quarter of the heights take twenty times longer: that, not
@@ -50,6 +51,15 @@ const WINDOW: Duration = Duration::from_secs(20);
 const CLIENTS: usize = 8;
 const HONEST: [usize; 3] = [0, 1, 2];
 const BYZANTINE: usize = 3;
+
+/// Prints a measured figure to the process's standard error directly, past the test harness's
+/// capture, so that every run (CI's included) shows the rates under each attack.
+macro_rules! report {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($argument)*);
+    }};
+}
 
 /// One network at a time (an async mutex: each test has its own runtime).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -261,7 +271,7 @@ async fn fault_free() -> Rate {
         .get_or_init(|| async {
             let network = Network::up(&[]).await;
             let rate = network.measure(async {}).await;
-            println!("fault-free: {rate}");
+            report!("fault-free: {rate}");
             rate
         })
         .await
@@ -275,7 +285,7 @@ async fn crashed() -> Rate {
             let network = Network::up(&[]).await;
             local::kill(&network.root, BYZANTINE).unwrap();
             let rate = network.measure(async {}).await;
-            println!("validator 3 crashed: {rate}");
+            report!("validator 3 crashed: {rate}");
             rate
         })
         .await
@@ -290,7 +300,7 @@ async fn survive(name: &str, attacks: &[Attack], during: impl AsyncFnOnce(&Netwo
     let before = network.height(0).await;
     let rate = network.measure(during(&network)).await;
     let share = |of: Rate| 100.0 * rate.transactions_per_second / of.transactions_per_second;
-    println!(
+    report!(
         "{name}: honest validators {rate}; fault-free {baseline} ({:.0} %); \
          validator 3 crashed {crash} ({:.0} %)",
         share(baseline),
@@ -346,7 +356,7 @@ async fn future_dated_sync_answers_are_survived() {
     )
     .await;
     let refused = network.invalid_peer_messages(2, "sync").await;
-    println!("forged sync answers refused by validator 2: {refused}");
+    report!("forged sync answers refused by validator 2: {refused}");
     let head = network.height(0).await;
     network.assert_honest_agree(head).await;
 }
@@ -360,7 +370,7 @@ async fn invalid_vote_flood_is_cut_and_counted() {
     let network = survive("invalid-vote flood", &[Attack::VoteFlood], async |_| {}).await;
     for node in HONEST {
         let cut = network.invalid_peer_messages(node, "consensus").await;
-        println!("validator {node} cut the flooding peer {cut} times");
+        report!("validator {node} cut the flooding peer {cut} times");
         assert!(cut > 0, "validator {node} never cut the flooding peer");
     }
 }
