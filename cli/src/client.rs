@@ -26,6 +26,11 @@ pub fn set_ca_file(path: Option<PathBuf>) {
     }
 }
 
+/// The `--ca-file` given, if any.
+pub fn ca_file() -> Option<&'static PathBuf> {
+    CA_FILE.get()
+}
+
 /// Says what to give when an https endpoint has no CA.
 fn ca_file_missing(endpoint: &str) -> anyhow::Error {
     usage(format!(

@@ -4,6 +4,7 @@
 //! Exit codes are stable (see `exit.rs` and cli/README.md).
 
 mod access_log;
+mod bench;
 mod client;
 mod dev;
 mod exit;
@@ -73,6 +74,10 @@ enum Command {
     /// A local network of validator processes: up, status, kill, restart, partition, heal, down.
     #[command(subcommand)]
     Testnet(testnet::TestnetCommand),
+    /// Measure a network: committed throughput and submit→commit latency under an open-loop
+    /// (--rate) or closed-loop load of signed anchors, grants and access events, then check that
+    /// every acknowledged transaction is committed exactly once.
+    Bench(bench::BenchArgs),
     /// Run one validator from its config file until Ctrl-C or SIGTERM (as `varde-node` does).
     Node(testnet::NodeArgs),
 }
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
         Command::Status(arguments) => block_on(client::run_status(arguments, json)),
         Command::Dev(arguments) => dev::run(arguments),
         Command::Testnet(command) => testnet::run(command, json),
+        Command::Bench(arguments) => bench::run(arguments, json),
         Command::Node(arguments) => testnet::run_node(arguments),
     };
     match result {

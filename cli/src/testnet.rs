@@ -132,18 +132,6 @@ pub enum TestnetCommand {
         #[arg(long)]
         no_byzantine: bool,
     },
-    /// Measure a fresh network: closed-loop clients submit signed transactions for S seconds;
-    /// prints committed throughput and submit-to-commit latency percentiles.
-    Bench {
-        #[arg(long, default_value_t = 30)]
-        seconds: u64,
-        #[arg(long, value_name = "DIR", default_value = "./varde-bench")]
-        dir: PathBuf,
-        #[arg(short = 'n', long = "validators", default_value_t = 4)]
-        validators: usize,
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-    },
     /// Run the relay that carries the network's connections (started by `up`).
     #[command(hide = true)]
     Relay(DirArgs),
@@ -373,48 +361,6 @@ pub fn run(command: TestnetCommand, json_output: bool) -> anyhow::Result<Outcome
             } else {
                 Outcome::CheckFailed
             })
-        }
-        TestnetCommand::Bench {
-            seconds,
-            dir,
-            validators,
-            clients,
-        } => {
-            let report = runtime.block_on(local::bench(
-                &Launcher::current()?,
-                &dir,
-                validators,
-                clients,
-                Duration::from_secs(seconds),
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            let report = report?;
-            let milliseconds = |duration: Duration| duration.as_secs_f64() * 1_000.0;
-            render::emit(
-                json_output,
-                &json!({
-                    "validators": validators,
-                    "clients": clients,
-                    "seconds": report.elapsed.as_secs_f64(),
-                    "committed": report.acknowledged.len(),
-                    "failed": report.failures,
-                    "throughput_per_second": report.throughput_per_second(),
-                    "latency_p50_ms": milliseconds(report.percentile(0.50)),
-                    "latency_p99_ms": milliseconds(report.percentile(0.99)),
-                }),
-                || {
-                    format!(
-                        "{validators} validators, {clients} closed-loop clients, {:.1} s: {} committed ({} failed), {:.1} tx/s, submit-to-commit p50 {:.1} ms, p99 {:.1} ms",
-                        report.elapsed.as_secs_f64(),
-                        report.acknowledged.len(),
-                        report.failures,
-                        report.throughput_per_second(),
-                        milliseconds(report.percentile(0.50)),
-                        milliseconds(report.percentile(0.99)),
-                    )
-                },
-            );
-            Ok(Outcome::Success)
         }
         TestnetCommand::Relay(dir) => {
             let root = local::absolute(&dir.dir)?;

@@ -13,6 +13,7 @@ use varde_storage::Store;
 use crate::events::CommittedBlock;
 use crate::mempool::{AdmissionError, Mempool};
 use crate::metrics::Metrics;
+use crate::waiters::CommitWaiters;
 
 /// How many committed blocks a slow subscriber may lag before it must resume from storage.
 pub const COMMITTED_CHANNEL_CAPACITY: usize = 256;
@@ -27,6 +28,8 @@ pub struct NodeContext<S: Store> {
     pub mempool_changed: Notify,
     /// Each committed block, after it is durable. Sent only by the driver.
     pub committed: broadcast::Sender<std::sync::Arc<CommittedBlock>>,
+    /// SubmitAndWait's callers by transaction id; woken by the driver after each commit.
+    pub commit_waiters: CommitWaiters,
     pub metrics: std::sync::Arc<Metrics>,
     /// This node's validator public key.
     pub node_public_key: [u8; 32],
@@ -42,9 +45,19 @@ impl<S: Store> NodeContext<S> {
         &self,
         transaction: v1::SignedTransaction,
     ) -> Result<TransactionId, AdmissionError> {
+        // The signature is verified outside the lock, after the checks that cost nothing
+        // (room, duplicates), so that an overloaded node refuses early and cheaply and
+        // admissions on other connections do not queue behind the curve arithmetic.
+        let size_bytes = self
+            .mempool
+            .lock()
+            .expect("mempool lock")
+            .precheck(&self.ledger, &transaction)?;
+        let verified =
+            varde_ledger::wire::verify_envelope(self.ledger.chain_id(), transaction.clone())?;
         let id = {
             let mut mempool = self.mempool.lock().expect("mempool lock");
-            let result = mempool.admit(&self.ledger, &transaction, now_unix_ms());
+            let result = mempool.admit_verified(&self.ledger, verified, size_bytes, now_unix_ms());
             self.metrics.mempool_transactions.set(mempool.len() as i64);
             result?
         };
@@ -63,6 +76,7 @@ impl<S: Store> NodeContext<S> {
             mempool: Mutex::new(mempool),
             mempool_changed: Notify::new(),
             committed,
+            commit_waiters: CommitWaiters::default(),
             metrics: std::sync::Arc::new(Metrics::new()),
             node_public_key,
             transaction_gossip: OnceLock::new(),

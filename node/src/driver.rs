@@ -185,6 +185,11 @@ impl<S: Store> LedgerHost for NodeHost<S> {
             transactions = transactions.len(),
             "block committed"
         );
+        self.context.commit_waiters.committed(
+            transactions
+                .iter()
+                .map(|transaction| (&transaction.id, &transaction.receipt)),
+        );
         // Nobody listening is fine: the block is durable and readable from the ledger.
         let _ = self.context.committed.send(Arc::new(CommittedBlock {
             height,

@@ -23,6 +23,7 @@ pub mod node;
 pub mod p2p;
 pub mod service;
 pub mod tls;
+pub mod waiters;
 
 pub use config::NodeConfig;
 pub use dev::{DevOptions, run_dev};

@@ -78,13 +78,23 @@ struct Entry {
     expires_at_unix_ms: Option<i64>,
 }
 
+/// One signer's transactions in arrival order. Removal is lazy: an id leaves `entries` at once
+/// and its queue slot when it reaches the front (commits are mostly in arrival order) or when
+/// stale slots outnumber live ones, so that removing a block's transactions costs no scan of
+/// every queue.
+#[derive(Debug, Default)]
+struct SignerQueue {
+    ids: VecDeque<TransactionId>,
+    live: usize,
+}
+
 /// The pool. Not thread-safe by itself: the node keeps it behind a mutex, held only briefly.
 #[derive(Debug)]
 pub struct Mempool {
     limits: MempoolConfig,
     entries: HashMap<TransactionId, Entry>,
     /// Each signer's transactions in arrival order.
-    by_signer: BTreeMap<[u8; 32], VecDeque<TransactionId>>,
+    by_signer: BTreeMap<[u8; 32], SignerQueue>,
     bytes: usize,
     /// Which signer goes first in the next block, so that the first place rotates too.
     rotation: usize,
@@ -122,14 +132,62 @@ impl Mempool {
     }
 
     /// Verifies `envelope` against the ledger and admits it. `now_unix_ms` is the wall clock.
+    /// The node verifies outside its lock instead ([`Mempool::precheck`], then
+    /// [`Mempool::admit_verified`]); this is both in one.
     pub fn admit<S: Store>(
         &mut self,
         ledger: &Ledger<S>,
         envelope: &v1::SignedTransaction,
         now_unix_ms: i64,
     ) -> Result<TransactionId, AdmissionError> {
-        let size_bytes = envelope.encoded_len();
+        let size_bytes = self.precheck(ledger, envelope)?;
         let verified = varde_ledger::wire::verify_envelope(ledger.chain_id(), envelope.clone())?;
+        self.admit_verified(ledger, verified, size_bytes, now_unix_ms)
+    }
+
+    /// The checks that cost no signature verification, so that a full pool or a duplicate is
+    /// refused cheaply before the curve arithmetic: room for the envelope, and (when the
+    /// envelope names a 32-byte signer) no waiting transaction with its id. Returns its size.
+    pub fn precheck<S: Store>(
+        &self,
+        ledger: &Ledger<S>,
+        envelope: &v1::SignedTransaction,
+    ) -> Result<usize, AdmissionError> {
+        let size_bytes = envelope.encoded_len();
+        self.check_room(size_bytes)?;
+        if let Ok(signer) = <[u8; 32]>::try_from(envelope.signer_public_key.as_slice()) {
+            if let Ok(id) =
+                varde_ledger::signing::signing_digest(ledger.chain_id(), &signer, &envelope.body)
+            {
+                if self.contains(&id) {
+                    return Err(AdmissionError::DuplicatePending { id });
+                }
+            }
+        }
+        Ok(size_bytes)
+    }
+
+    fn check_room(&self, size_bytes: usize) -> Result<(), AdmissionError> {
+        if self.entries.len() >= self.limits.max_transactions
+            || self.bytes + size_bytes > self.limits.max_bytes
+        {
+            return Err(AdmissionError::Full {
+                transactions: self.entries.len(),
+                bytes: self.bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Admits a transaction whose envelope verified: the signer is a member, it has not expired
+    /// and is not too far ahead, and it is neither waiting nor committed.
+    pub fn admit_verified<S: Store>(
+        &mut self,
+        ledger: &Ledger<S>,
+        verified: VerifiedTransaction,
+        size_bytes: usize,
+        now_unix_ms: i64,
+    ) -> Result<TransactionId, AdmissionError> {
         // A submitting key signs any action; a validator key only a misbehaviour report.
         if ledger
             .membership()
@@ -167,19 +225,11 @@ impl Mempool {
         if self.contains(&id) {
             return Err(AdmissionError::DuplicatePending { id });
         }
-        if self.entries.len() >= self.limits.max_transactions
-            || self.bytes + size_bytes > self.limits.max_bytes
-        {
-            return Err(AdmissionError::Full {
-                transactions: self.entries.len(),
-                bytes: self.bytes,
-            });
-        }
+        self.check_room(size_bytes)?;
         self.bytes += size_bytes;
-        self.by_signer
-            .entry(verified.signer)
-            .or_default()
-            .push_back(id);
+        let queue = self.by_signer.entry(verified.signer).or_default();
+        queue.ids.push_back(id);
+        queue.live += 1;
         self.entries.insert(
             id,
             Entry {
@@ -204,20 +254,29 @@ impl Mempool {
         if self.by_signer.is_empty() {
             return selected;
         }
-        let signers: Vec<&VecDeque<TransactionId>> = self.by_signer.values().collect();
-        let start = self.rotation % signers.len();
+        let entries = &self.entries;
+        // Each signer's waiting transactions in arrival order (stale slots skipped).
+        let mut queues: Vec<_> = self
+            .by_signer
+            .values()
+            .map(|queue| queue.ids.iter().filter_map(|id| entries.get(id)))
+            .collect();
+        let start = self.rotation % queues.len();
         self.rotation = self.rotation.wrapping_add(1);
+        queues.rotate_left(start);
         let mut bytes = 0usize;
-        let mut depth = 0usize;
-        loop {
-            let mut any_at_depth = false;
-            for offset in 0..signers.len() {
-                let queue = signers[(start + offset) % signers.len()];
-                let Some(id) = queue.get(depth) else {
+        let mut exhausted = vec![false; queues.len()];
+        let mut remaining = queues.len();
+        while remaining > 0 {
+            for (index, queue) in queues.iter_mut().enumerate() {
+                if exhausted[index] {
+                    continue;
+                }
+                let Some(entry) = queue.next() else {
+                    exhausted[index] = true;
+                    remaining -= 1;
                     continue;
                 };
-                any_at_depth = true;
-                let entry = &self.entries[id];
                 if bytes + entry.size_bytes > max_bytes {
                     continue;
                 }
@@ -227,11 +286,8 @@ impl Mempool {
                     return selected;
                 }
             }
-            if !any_at_depth {
-                return selected;
-            }
-            depth += 1;
         }
+        selected
     }
 
     /// Removes transactions that are now in a block.
@@ -275,11 +331,25 @@ impl Mempool {
             return;
         };
         self.bytes -= entry.size_bytes;
-        if let Some(queue) = self.by_signer.get_mut(&entry.signer) {
-            queue.retain(|queued| queued != id);
-            if queue.is_empty() {
-                self.by_signer.remove(&entry.signer);
-            }
+        let Some(queue) = self.by_signer.get_mut(&entry.signer) else {
+            return;
+        };
+        queue.live -= 1;
+        if queue.live == 0 {
+            self.by_signer.remove(&entry.signer);
+            return;
+        }
+        while queue
+            .ids
+            .front()
+            .is_some_and(|front| !self.entries.contains_key(front))
+        {
+            queue.ids.pop_front();
+        }
+        // Out-of-order removals leave stale slots behind; compact once they dominate.
+        if queue.ids.len() > 2 * queue.live + 64 {
+            let entries = &self.entries;
+            queue.ids.retain(|queued| entries.contains_key(queued));
         }
     }
 }
@@ -495,6 +565,54 @@ mod tests {
             pool.admit(&fixture.ledger, &transaction, 0).unwrap();
         }
         assert_eq!(pool.select_for_block(100, size * 3).len(), 3);
+    }
+
+    // Removing transactions out of arrival order (as blocks from other proposers do) leaves the
+    // rest selectable in arrival order, with the counts right.
+    #[test]
+    fn removal_out_of_arrival_order_keeps_the_queues_right() {
+        let fixture = Fixture::new();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let mut waiting = Vec::new();
+        for index in 0..200 {
+            let transaction =
+                fixture.sign(&fixture.hospital, anchor(&fixture, &format!("o-{index}")));
+            let id = pool.admit(&fixture.ledger, &transaction, 0).unwrap();
+            waiting.push((id, transaction));
+        }
+        let (odd, even): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .enumerate()
+            .partition(|(index, _)| index % 2 == 1);
+        pool.remove_committed(odd.iter().rev().map(|(_, (id, _))| id));
+        let expected: Vec<_> = even
+            .iter()
+            .map(|(_, (_, transaction))| transaction.clone())
+            .collect();
+        assert_eq!(pool.select_for_block(1_000, usize::MAX), expected);
+        assert_eq!(pool.len(), 100);
+        pool.remove_committed(even.iter().map(|(_, (id, _))| id));
+        assert!(pool.is_empty());
+        assert_eq!(pool.size_bytes(), 0);
+        assert!(pool.select_for_block(1_000, usize::MAX).is_empty());
+        let again = fixture.sign(&fixture.hospital, anchor(&fixture, "o-again"));
+        pool.admit(&fixture.ledger, &again, 0).unwrap();
+        assert_eq!(pool.select_for_block(1_000, usize::MAX), vec![again]);
+    }
+
+    // A full pool refuses before any signature is verified: overload is refused cheaply.
+    #[test]
+    fn a_full_pool_refuses_before_verifying() {
+        let fixture = Fixture::new();
+        let mut pool = Mempool::new(limits(1, 1 << 20));
+        let first = fixture.sign(&fixture.hospital, anchor(&fixture, "f-1"));
+        pool.admit(&fixture.ledger, &first, 0).unwrap();
+        let mut forged = fixture.sign(&fixture.hospital, anchor(&fixture, "f-2"));
+        forged.signature[0] ^= 1;
+        assert!(matches!(
+            pool.admit(&fixture.ledger, &forged, 0),
+            Err(AdmissionError::Full { .. })
+        ));
     }
 
     // Expired transactions are dropped by height and by time; committed ones by id.

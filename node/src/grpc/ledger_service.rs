@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 use varde_ledger::accumulator;
 use varde_ledger::proof::{self, BundleError};
@@ -22,6 +21,19 @@ use super::{
 use crate::context::now_unix_ms;
 
 impl<S: Store + 'static> Api<S> {
+    /// The id a submitted envelope would have (its signing digest), to register a wait before
+    /// admission; `None` when it has none (admission then refuses it, with its own words).
+    fn submitted_id(&self, transaction: Option<&v1::SignedTransaction>) -> Option<TransactionId> {
+        let envelope = transaction?;
+        let signer = <[u8; 32]>::try_from(envelope.signer_public_key.as_slice()).ok()?;
+        varde_ledger::signing::signing_digest(
+            self.context.ledger.chain_id(),
+            &signer,
+            &envelope.body,
+        )
+        .ok()
+    }
+
     fn admit(&self, transaction: Option<v1::SignedTransaction>) -> Result<TransactionId, Status> {
         let transaction = transaction
             .ok_or_else(|| Status::invalid_argument("field `transaction` is required"))?;
@@ -60,66 +72,44 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
             0 => SUBMIT_WAIT_DEFAULT,
             milliseconds => Duration::from_millis(u64::from(milliseconds)).min(SUBMIT_WAIT_MAX),
         };
-        // Subscribe before admission, so that a commit right after admission is not missed.
-        let mut committed = self.context.committed.subscribe();
         let transaction = request.transaction;
-        let id = match self.admit(transaction.clone()) {
-            Ok(id) => id,
+        let Some(id) = self.submitted_id(transaction.as_ref()) else {
+            return match self.admit(transaction) {
+                Err(status) => Err(status),
+                Ok(_) => Err(internal("admitted a transaction without a signing digest")),
+            };
+        };
+        // Registered before admission, so that a commit right after admission is not missed.
+        let mut waiter = self.context.commit_waiters.register(id);
+        match self.admit(transaction) {
+            Ok(admitted) if admitted == id => {}
+            Ok(_) => {
+                return Err(internal(
+                    "admission gave another id than the signing digest",
+                ));
+            }
+            // A retry of a submitted transaction waits for it (SubmitAndWait is retryable).
             Err(status) if status.code() == tonic::Code::AlreadyExists => {
-                // A retry of a submitted transaction waits for it (SubmitAndWait is retryable).
-                let message = status.message().to_owned();
-                let refuse = || Status::already_exists(message.clone());
-                let envelope = transaction.ok_or_else(refuse)?;
-                let signer = <[u8; 32]>::try_from(envelope.signer_public_key.as_slice())
-                    .map_err(|_| refuse())?;
-                let id = varde_ledger::signing::signing_digest(
-                    self.context.ledger.chain_id(),
-                    &signer,
-                    &envelope.body,
-                )
-                .map_err(|_| refuse())?;
                 if let Some((receipt, _)) = self.committed_transaction(&id)? {
                     return Ok(Response::new(v1::SubmitAndWaitResponse {
                         transaction_id: id.0.to_vec(),
                         receipt: Some(wire::receipt_to_wire(&receipt)),
                     }));
                 }
-                id
             }
             Err(status) => return Err(status),
-        };
-        let wait_for_commit = async {
-            loop {
-                match committed.recv().await {
-                    Ok(block) => {
-                        if let Some(transaction) = block
-                            .transactions
-                            .iter()
-                            .find(|transaction| transaction.id == id)
-                        {
-                            return Ok(wire::receipt_to_wire(&transaction.receipt));
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        if let Some((receipt, _)) = self.committed_transaction(&id)? {
-                            return Ok(wire::receipt_to_wire(&receipt));
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return Err(Status::unavailable(
-                            "the node is shutting down; query the transaction later",
-                        ));
-                    }
-                }
-            }
-        };
+        }
         let stopped = self.stopped();
         let wait_for_commit = async {
             tokio::select! {
                 _ = stopped => Err(Status::unavailable(
                     "the node is shutting down; query the transaction later with GetTransaction",
                 )),
-                result = wait_for_commit => result,
+                receipt = waiter.committed() => receipt
+                    .map(|receipt| wire::receipt_to_wire(&receipt))
+                    .ok_or_else(|| Status::unavailable(
+                        "the node is shutting down; query the transaction later with GetTransaction",
+                    )),
             }
         };
         match tokio::time::timeout(wait, wait_for_commit).await {

@@ -466,19 +466,41 @@ impl<S: Store + 'static> NetworkTask<S> {
         }
     }
 
-    /// Admits gossiped transactions to the mempool; the signature is verified here, once.
+    /// Admits gossiped transactions to the mempool; the signature is verified here, once,
+    /// outside the mempool's lock (admissions from clients go on meanwhile).
     fn admit_gossiped(&mut self, frame: &[u8]) -> Result<(), PeerFault> {
         let batch = v1::TransactionBatch::decode(frame)?;
-        let now = now_unix_ms();
-        let mut admitted = 0usize;
+        let ledger = &self.context.ledger;
+        let mut checked = Vec::with_capacity(batch.transactions.len());
         let mut fault = None;
         {
+            let mempool = self.context.mempool.lock().expect("mempool lock");
+            for transaction in batch.transactions {
+                // Already known or no room: skipped without verifying.
+                if let Ok(size_bytes) = mempool.precheck(ledger, &transaction) {
+                    checked.push((transaction, size_bytes));
+                }
+            }
+        }
+        let mut verified = Vec::with_capacity(checked.len());
+        for (transaction, size_bytes) in checked {
+            match varde_ledger::wire::verify_envelope(ledger.chain_id(), transaction) {
+                Ok(transaction) => verified.push((transaction, size_bytes)),
+                Err(error) => {
+                    fault = Some(PeerFault::Transaction(AdmissionError::Invalid(error)));
+                    break;
+                }
+            }
+        }
+        let now = now_unix_ms();
+        let mut admitted = 0usize;
+        {
             let mut mempool = self.context.mempool.lock().expect("mempool lock");
-            for transaction in &batch.transactions {
-                match mempool.admit(&self.context.ledger, transaction, now) {
+            for (transaction, size_bytes) in verified {
+                match mempool.admit_verified(ledger, transaction, size_bytes, now) {
                     Ok(_) => admitted += 1,
-                    Err(error @ (AdmissionError::Invalid(_) | AdmissionError::UnknownSigner)) => {
-                        fault = Some(PeerFault::Transaction(error));
+                    Err(error @ AdmissionError::UnknownSigner) => {
+                        fault.get_or_insert(PeerFault::Transaction(error));
                         break;
                     }
                     // Already known, committed meanwhile, expired in flight, or no room.

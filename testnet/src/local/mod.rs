@@ -271,49 +271,6 @@ pub fn restart(launcher: &Launcher, dir: &Path, index: usize) -> anyhow::Result<
     start_node(launcher, &layout, &mut state, index)
 }
 
-/// Starts a fresh network in `dir` (which must not exist), runs `clients` closed-loop clients
-/// for `duration`, stops the network and returns what the clients saw.
-pub async fn bench(
-    launcher: &Launcher,
-    dir: &Path,
-    validators: usize,
-    clients: usize,
-    duration: Duration,
-) -> anyhow::Result<load::LoadReport> {
-    let dir = absolute(dir)?;
-    anyhow::ensure!(
-        !dir.exists(),
-        "{} exists; a benchmark runs on a fresh network",
-        dir.display()
-    );
-    let state = up(
-        launcher,
-        &UpOptions {
-            validators,
-            dir: dir.clone(),
-            testing: network::Testing::new(),
-            load_demo_data: false,
-            timeout: Duration::from_secs(120),
-        },
-    )
-    .await?;
-    let layout = Layout::new(&dir);
-    let keys = varde_node::demo::DemoKeys::read(&layout.keys())?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = tokio::spawn(load::run(
-        state.nodes.iter().map(|node| node.grpc).collect(),
-        layout.read_ca()?,
-        keys.of(varde_node::demo::HOSPITAL).clone(),
-        clients,
-        stop.clone(),
-    ));
-    tokio::time::sleep(duration).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let report = load.await;
-    down(&dir)?;
-    report.context("the load generator failed")
-}
-
 /// Starts validator `index` if it is not running.
 pub fn restart_if_stopped(launcher: &Launcher, dir: &Path, index: usize) -> anyhow::Result<()> {
     let layout = Layout::new(&absolute(dir)?);
