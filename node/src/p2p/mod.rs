@@ -15,6 +15,7 @@
 //!
 //! One task owns the swarm ([`NetworkTask::run`]); the driver reaches it through [`P2pNetwork`].
 
+mod admission;
 mod budget;
 mod byzantine;
 pub mod codec;
@@ -60,6 +61,12 @@ pub const GOSSIP_BATCH_BYTES: usize = 1024 * 1024;
 /// Transactions waiting to be gossiped; beyond this, admission still succeeds but the
 /// transaction is not gossiped (it stays in this node's mempool for its own proposals).
 pub const GOSSIP_QUEUE_CAPACITY: usize = 16_384;
+/// A gossip frame leaves at most this often per peer: the first transaction after a quiet spell
+/// goes at once, those that follow within the pace ride together in the next frame.
+pub const GOSSIP_PACE: Duration = Duration::from_millis(2);
+/// Substreams of one protocol open at once on one connection (each frame is a substream);
+/// beyond it libp2p drops inbound ones. Consensus under load keeps a few dozen open.
+const STREAMS_PER_PROTOCOL_MAX: usize = 1_024;
 const COMMAND_QUEUE_CAPACITY: usize = 4_096;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections stay open while idle: validators talk to each other for as long as they run.
@@ -150,7 +157,9 @@ fn protocol(name: StreamProtocol, limits: FrameLimits) -> request_response::Beha
     request_response::Behaviour::with_codec(
         FrameCodec::new(limits),
         [(name, ProtocolSupport::Full)],
-        request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+        request_response::Config::default()
+            .with_request_timeout(REQUEST_TIMEOUT)
+            .with_max_concurrent_streams(STREAMS_PER_PROTOCOL_MAX),
     )
 }
 
@@ -280,6 +289,7 @@ pub fn build<S: Store + 'static>(
             addresses,
             settings.listen_address,
         )
+        .context("cannot start the gossip admission thread")?
         .with_attacks(attacks),
     ))
 }

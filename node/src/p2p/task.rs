@@ -23,16 +23,16 @@ use varde_ledger::consensus_wire;
 use varde_proto::v1;
 use varde_storage::Store;
 
+use super::admission::GossipAdmission;
 use super::budget::PeerBudgets;
 use super::byzantine::{Attacks, FLOOD_IN_FLIGHT, Outbound};
 use super::codec::{Frame, FrameCodec};
 use super::frames::{self, PeerFault, decode_consensus, decode_synced, frame_bytes};
 use super::redial::Redials;
-use super::{Behaviour, BehaviourEvent, Command, GOSSIP_BATCH_BYTES, SYNC_BLOCKS_MAX};
+use super::{Behaviour, BehaviourEvent, Command, GOSSIP_BATCH_BYTES, GOSSIP_PACE, SYNC_BLOCKS_MAX};
 use crate::config::Attack;
-use crate::context::{NodeContext, now_unix_ms};
+use crate::context::NodeContext;
 use crate::driver::{DriverHandle, Inbound};
-use crate::mempool::AdmissionError;
 
 /// An unanswered sync request is given up after this long, and another peer asked.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,6 +75,14 @@ pub struct NetworkTask<S: Store + 'static> {
     attacks: Option<Attacks>,
     /// Flood frames in flight, per peer (vote-flood attack only).
     flood: BTreeMap<PeerId, Vec<OutboundRequestId>>,
+    /// Verifies and admits gossiped frames on its own thread.
+    gossip_admission: GossipAdmission,
+    /// Admitted transactions waiting for the next gossip frame.
+    gossip_pending: Vec<v1::SignedTransaction>,
+    gossip_pending_bytes: usize,
+    /// When the waiting transactions go out, if any wait.
+    gossip_due: Option<Instant>,
+    gossip_last_sent: Option<Instant>,
 }
 
 impl<S: Store + 'static> NetworkTask<S> {
@@ -86,13 +94,14 @@ impl<S: Store + 'static> NetworkTask<S> {
         validators: Validators,
         addresses: BTreeMap<PeerId, Multiaddr>,
         listen_address: SocketAddr,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let Validators {
             peers: validators,
             keys: validator_set,
         } = validators;
-        Self {
+        Ok(Self {
             swarm,
+            gossip_admission: GossipAdmission::start(context.clone())?,
             context,
             commands,
             gossip,
@@ -109,7 +118,11 @@ impl<S: Store + 'static> NetworkTask<S> {
             listen_address,
             attacks: None,
             flood: BTreeMap::new(),
-        }
+            gossip_pending: Vec::new(),
+            gossip_pending_bytes: 0,
+            gossip_due: None,
+            gossip_last_sent: None,
+        })
     }
 
     pub(super) fn with_attacks(mut self, attacks: Option<Attacks>) -> Self {
@@ -131,6 +144,7 @@ impl<S: Store + 'static> NetworkTask<S> {
             .attacks
             .as_ref()
             .is_some_and(|attacks| attacks.has(Attack::VoteFlood));
+        let far_future = now + Duration::from_secs(86_400 * 365);
         let mut flood_tick = tokio::time::interval(Duration::from_millis(5));
         flood_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -138,7 +152,12 @@ impl<S: Store + 'static> NetworkTask<S> {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event, &driver),
                 Some(command) = self.commands.recv() => self.on_command(command),
-                Some(transaction) = self.gossip.recv() => self.gossip_transactions(transaction),
+                Some(transaction) = self.gossip.recv() => self.queue_gossip(transaction),
+                Some((peer, fault)) = self.gossip_admission.faults.recv() => {
+                    self.cut(peer, "transactions", &fault);
+                }
+                _ = tokio::time::sleep_until(self.gossip_due.unwrap_or(far_future)),
+                    if self.gossip_due.is_some() => self.send_gossip(),
                 _ = tick.tick() => self.on_tick(),
                 _ = flood_tick.tick(), if flooding => self.flood(),
             }
@@ -291,22 +310,44 @@ impl<S: Store + 'static> NetworkTask<S> {
         });
     }
 
-    /// Sends one admitted transaction, and whatever else is waiting, to every validator.
-    fn gossip_transactions(&mut self, first: v1::SignedTransaction) {
-        let mut bytes = first.encoded_len();
-        let mut batch = vec![first];
-        while bytes < GOSSIP_BATCH_BYTES {
-            match self.gossip.try_recv() {
-                Ok(transaction) => {
-                    bytes += transaction.encoded_len();
-                    batch.push(transaction);
-                }
-                Err(_) => break,
+    /// Queues an admitted transaction (and whatever else waits in the channel) for gossip: it
+    /// goes at once after a quiet spell, or with the next frame at most [`GOSSIP_PACE`] after
+    /// the last, so that a busy node sends a few large frames rather than one per transaction.
+    fn queue_gossip(&mut self, first: v1::SignedTransaction) {
+        let mut next = Some(first);
+        while let Some(transaction) = next {
+            self.gossip_pending_bytes += transaction.encoded_len();
+            self.gossip_pending.push(transaction);
+            if self.gossip_pending_bytes >= GOSSIP_BATCH_BYTES {
+                self.send_gossip();
             }
+            next = self.gossip.try_recv().ok();
         }
+        if self.gossip_pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let due = self
+            .gossip_last_sent
+            .map_or(now, |last| (last + GOSSIP_PACE).max(now));
+        if due <= now {
+            self.send_gossip();
+        } else {
+            self.gossip_due.get_or_insert(due);
+        }
+    }
+
+    /// Sends the waiting transactions to every validator in one frame.
+    fn send_gossip(&mut self) {
+        self.gossip_due = None;
+        if self.gossip_pending.is_empty() {
+            return;
+        }
+        self.gossip_last_sent = Some(Instant::now());
+        self.gossip_pending_bytes = 0;
         let frame = Bytes::from(
             v1::TransactionBatch {
-                transactions: batch,
+                transactions: std::mem::take(&mut self.gossip_pending),
             }
             .encode_to_vec(),
         );
@@ -461,61 +502,18 @@ impl<S: Store + 'static> NetworkTask<S> {
         else {
             return;
         };
-        if let Err(fault) = frame_bytes(&request).and_then(|frame| self.admit_gossiped(frame)) {
-            self.cut(peer, "transactions", &fault);
-        }
-    }
-
-    /// Admits gossiped transactions to the mempool; the signature is verified here, once,
-    /// outside the mempool's lock (admissions from clients go on meanwhile).
-    fn admit_gossiped(&mut self, frame: &[u8]) -> Result<(), PeerFault> {
-        let batch = v1::TransactionBatch::decode(frame)?;
-        let ledger = &self.context.ledger;
-        let mut checked = Vec::with_capacity(batch.transactions.len());
-        let mut fault = None;
-        {
-            let mempool = self.context.mempool.lock().expect("mempool lock");
-            for transaction in batch.transactions {
-                // Already known or no room: skipped without verifying.
-                if let Ok(size_bytes) = mempool.precheck(ledger, &transaction) {
-                    checked.push((transaction, size_bytes));
+        match request {
+            Frame::Bytes(frame) => {
+                if !self.gossip_admission.submit(peer, frame) {
+                    tracing::debug!(%peer, "gossip admission behind; frame dropped");
+                }
+            }
+            oversized => {
+                if let Err(fault) = frame_bytes(&oversized) {
+                    self.cut(peer, "transactions", &fault);
                 }
             }
         }
-        let mut verified = Vec::with_capacity(checked.len());
-        for (transaction, size_bytes) in checked {
-            match varde_ledger::wire::verify_envelope(ledger.chain_id(), transaction) {
-                Ok(transaction) => verified.push((transaction, size_bytes)),
-                Err(error) => {
-                    fault = Some(PeerFault::Transaction(AdmissionError::Invalid(error)));
-                    break;
-                }
-            }
-        }
-        let now = now_unix_ms();
-        let mut admitted = 0usize;
-        {
-            let mut mempool = self.context.mempool.lock().expect("mempool lock");
-            for (transaction, size_bytes) in verified {
-                match mempool.admit_verified(ledger, transaction, size_bytes, now) {
-                    Ok(_) => admitted += 1,
-                    Err(error @ AdmissionError::UnknownSigner) => {
-                        fault.get_or_insert(PeerFault::Transaction(error));
-                        break;
-                    }
-                    // Already known, committed meanwhile, expired in flight, or no room.
-                    Err(_) => {}
-                }
-            }
-            self.context
-                .metrics
-                .mempool_transactions
-                .set(mempool.len() as i64);
-        }
-        if admitted > 0 {
-            self.context.mempool_changed.notify_one();
-        }
-        fault.map_or(Ok(()), Err)
     }
 
     fn on_sync_event(
