@@ -2,112 +2,24 @@
 //! varde-benches --bin proof-sizes [-- --transactions N --per-block B]`.
 //!
 //! Builds an in-memory ledger of N record anchors (B per block, each block certified by all four
-//! validators of a test genesis), then fetches a transaction bundle (with and without the
+//! validators of the test genesis of `varde_benches::fixtures`), then fetches a transaction bundle (with and without the
 //! receipt and body), consistency bundles, and a CheckAccess bundle, checks each with the light
 //! client, and prints their encoded sizes. Signatures of the anchors are made but not verified
 //! (the blocks are executed as pre-checked), so the run measures sizes, not speed.
 
 use std::time::Instant;
 
-use ed25519_dalek::SigningKey;
 use prost::Message;
-use varde_consensus::{BlockId, CommitCertificate, CommitSignature, SignedVote};
+use varde_benches::fixtures::{self, CHAIN, HOSPITAL, HOSPITAL_KEY, T0, anchor, key};
 use varde_ledger::Ledger;
 use varde_ledger::access::AccessRequest;
 use varde_ledger::domain::{Purpose, RecordKey};
 use varde_ledger::identifiers::OrgNumber;
-use varde_ledger::membership::{Genesis, Institution, Role};
 use varde_ledger::proof::{self, LightClient};
 use varde_ledger::signing;
-use varde_ledger::stored::StoredValue;
 use varde_ledger::visibility::Viewer;
 use varde_proto::v1;
-use varde_proto::v1::transaction_body::Action;
 use varde_storage::MemoryStore;
-
-const CHAIN: &str = "varde-proof-sizes";
-const T0: i64 = 1_780_000_000_000;
-const HOSPITAL: &str = "974760673";
-const VALIDATORS: [(&str, u8); 4] = [
-    ("123456785", 11),
-    ("983044778", 12),
-    ("100000008", 13),
-    ("993467049", 14),
-];
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
-}
-
-fn genesis() -> Genesis {
-    let mut institutions: Vec<Institution> = VALIDATORS
-        .iter()
-        .map(|(org, seed)| Institution {
-            org_number: OrgNumber::parse(org).expect("valid"),
-            name: format!("Validator {seed}"),
-            roles: vec![Role::Validator],
-            public_keys: vec![],
-            validator_key: Some(key(*seed).verifying_key().to_bytes()),
-        })
-        .collect();
-    institutions.push(Institution {
-        org_number: OrgNumber::parse(HOSPITAL).expect("valid"),
-        name: "Sykehuset".to_owned(),
-        roles: vec![Role::Submitter],
-        public_keys: vec![key(1).verifying_key().to_bytes()],
-        validator_key: None,
-    });
-    Genesis {
-        chain_id: CHAIN.to_owned(),
-        genesis_time_unix_ms: T0,
-        institutions,
-    }
-}
-
-fn anchor(record: u64) -> v1::SignedTransaction {
-    let body = v1::TransactionBody {
-        chain_id: CHAIN.to_owned(),
-        expires_at_height: 90_000,
-        action: Some(Action::AnchorRecord(v1::AnchorRecord {
-            custodian_org_number: HOSPITAL.to_owned(),
-            record_id: format!("notat-{record}"),
-            subject_pseudonym: vec![0x42; 32],
-            category_code: "notat".to_owned(),
-            location_uri: format!("https://ehr.example/r/{record}"),
-            content_sha256: vec![7; 32],
-            confidentiality: v1::Confidentiality::Normal as i32,
-            created_at_unix_ms: T0,
-        })),
-        ..Default::default()
-    };
-    let bytes = body.encode_to_vec();
-    let parts = signing::sign(CHAIN, &key(1), &bytes).expect("signs");
-    v1::SignedTransaction {
-        body: bytes,
-        signer_public_key: parts.signer_public_key.to_vec(),
-        signature: parts.signature.to_vec(),
-    }
-}
-
-fn certificate(height: u64, block_id: [u8; 32]) -> CommitCertificate {
-    let mut keys: Vec<SigningKey> = VALIDATORS.iter().map(|(_, seed)| key(*seed)).collect();
-    keys.sort_by_key(|key| key.verifying_key().to_bytes());
-    let mut certificate = CommitCertificate {
-        height,
-        round: 0,
-        block_id: BlockId(block_id),
-        signatures: Vec::new(),
-    };
-    for (validator, key) in keys.iter().enumerate() {
-        let validator = validator as u32;
-        let signed = SignedVote::sign(CHAIN, certificate.precommit(validator), key);
-        certificate.signatures.push(CommitSignature {
-            validator,
-            signature: signed.signature,
-        });
-    }
-    certificate
-}
 
 fn argument(name: &str, default: u64) -> u64 {
     let arguments: Vec<String> = std::env::args().collect();
@@ -127,39 +39,23 @@ fn main() {
     let transactions = argument("--transactions", 1_000_000);
     let per_block = argument("--per-block", 1_000).max(1);
     let started = Instant::now();
-    let ledger = Ledger::open(MemoryStore::new(), genesis()).expect("opens");
+    let ledger = Ledger::open(MemoryStore::new(), fixtures::genesis()).expect("opens");
     let blocks = transactions.div_ceil(per_block);
     let mut middle = None;
     for block in 0..blocks {
         let first = block * per_block;
         let count = per_block.min(transactions - first);
         let envelopes: Vec<_> = (first..first + count).map(anchor).collect();
-        let verified = vec![true; envelopes.len()];
-        let mut executed = ledger
-            .execute_block_prechecked([9; 32], T0 + block as i64 * 1_000, envelopes, &verified)
-            .expect("executes");
-        assert!(
-            executed.receipts.iter().all(|receipt| receipt.is_applied()),
-            "every anchor applies"
-        );
+        let ids = fixtures::commit_prechecked(&ledger, envelopes);
         if block == blocks / 2 {
-            middle = executed
-                .receipts
-                .first()
-                .map(|receipt| receipt.transaction_id);
+            middle = ids.first().copied();
         }
-        let height = executed.head.height;
-        executed.attach_certificate(StoredValue::encode(&certificate(
-            height,
-            executed.block_hash,
-        )));
-        ledger.commit(executed).expect("commits");
     }
     eprintln!(
         "built a ledger of {transactions} transactions in {blocks} blocks in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let light = LightClient::from_genesis(&genesis()).expect("genesis");
+    let light = LightClient::from_genesis(&fixtures::genesis()).expect("genesis");
     let mut rows: Vec<(String, usize)> = Vec::new();
     let mut measure = |what: String, bundle: v1::ProofBundle| {
         let bytes = bundle.encode_to_vec();
@@ -214,7 +110,7 @@ fn main() {
         signing::sign_query(
             CHAIN,
             proof::CHECK_ACCESS_METHOD,
-            &key(1),
+            &key(HOSPITAL_KEY),
             T0,
             &[5; 16],
             &question,
