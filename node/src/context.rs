@@ -11,7 +11,7 @@ use varde_proto::v1;
 use varde_storage::Store;
 
 use crate::events::CommittedBlock;
-use crate::mempool::{AdmissionError, Mempool};
+use crate::mempool::{AdmissionError, Mempool, Origin};
 use crate::metrics::Metrics;
 use crate::waiters::CommitWaiters;
 
@@ -48,11 +48,11 @@ impl<S: Store> NodeContext<S> {
         // The signature is verified outside the lock, after the checks that cost nothing
         // (room, duplicates), so that an overloaded node refuses early and cheaply and
         // admissions on other connections do not queue behind the curve arithmetic.
-        let size_bytes = self
-            .mempool
-            .lock()
-            .expect("mempool lock")
-            .precheck(&self.ledger, &transaction)?;
+        let size_bytes = self.mempool.lock().expect("mempool lock").precheck(
+            &self.ledger,
+            &transaction,
+            Origin::Client,
+        )?;
         let verified =
             varde_ledger::wire::verify_envelope(self.ledger.chain_id(), transaction.clone())?;
         let id = {

@@ -78,6 +78,15 @@ struct Entry {
     expires_at_unix_ms: Option<i64>,
 }
 
+/// Where a transaction came from, for the room it may take ([`Mempool::precheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Submitted to this node (gRPC, or this validator's own report).
+    Client,
+    /// Gossiped by another validator.
+    Peer,
+}
+
 /// One signer's transactions in arrival order. Removal is lazy: an id leaves `entries` at once
 /// and its queue slot when it reaches the front (commits are mostly in arrival order) or when
 /// stale slots outnumber live ones, so that removing a block's transactions costs no scan of
@@ -140,7 +149,7 @@ impl Mempool {
         envelope: &v1::SignedTransaction,
         now_unix_ms: i64,
     ) -> Result<TransactionId, AdmissionError> {
-        let size_bytes = self.precheck(ledger, envelope)?;
+        let size_bytes = self.precheck(ledger, envelope, Origin::Client)?;
         let verified = varde_ledger::wire::verify_envelope(ledger.chain_id(), envelope.clone())?;
         self.admit_verified(ledger, verified, size_bytes, now_unix_ms)
     }
@@ -148,13 +157,26 @@ impl Mempool {
     /// The checks that cost no signature verification, so that a full pool or a duplicate is
     /// refused cheaply before the curve arithmetic: room for the envelope, and (when the
     /// envelope names a 32-byte signer) no waiting transaction with its id. Returns its size.
+    ///
+    /// A client's transaction finds room only while the pool is under half its bounds; the
+    /// other half is kept for transactions gossiped by the other validators. Under overload each
+    /// validator then still admits (and verifies, off the consensus path) what its peers will
+    /// propose, instead of verifying it inside block validation, and clients are refused early.
     pub fn precheck<S: Store>(
         &self,
         ledger: &Ledger<S>,
         envelope: &v1::SignedTransaction,
+        origin: Origin,
     ) -> Result<usize, AdmissionError> {
         let size_bytes = envelope.encoded_len();
-        self.check_room(size_bytes)?;
+        match origin {
+            Origin::Client => self.check_room_within(
+                self.limits.max_transactions / 2,
+                self.limits.max_bytes / 2,
+                size_bytes,
+            )?,
+            Origin::Peer => self.check_room(size_bytes)?,
+        }
         if let Ok(signer) = <[u8; 32]>::try_from(envelope.signer_public_key.as_slice()) {
             if let Ok(id) =
                 varde_ledger::signing::signing_digest(ledger.chain_id(), &signer, &envelope.body)
@@ -168,9 +190,20 @@ impl Mempool {
     }
 
     fn check_room(&self, size_bytes: usize) -> Result<(), AdmissionError> {
-        if self.entries.len() >= self.limits.max_transactions
-            || self.bytes + size_bytes > self.limits.max_bytes
-        {
+        self.check_room_within(
+            self.limits.max_transactions,
+            self.limits.max_bytes,
+            size_bytes,
+        )
+    }
+
+    fn check_room_within(
+        &self,
+        max_transactions: usize,
+        max_bytes: usize,
+        size_bytes: usize,
+    ) -> Result<(), AdmissionError> {
+        if self.entries.len() >= max_transactions || self.bytes + size_bytes > max_bytes {
             return Err(AdmissionError::Full {
                 transactions: self.entries.len(),
                 bytes: self.bytes,
@@ -493,12 +526,13 @@ mod tests {
     #[test]
     fn bounds_by_count_and_bytes() {
         let fixture = Fixture::new();
-        let mut pool = Mempool::new(limits(2, 1 << 20));
+        let mut pool = Mempool::new(limits(4, 1 << 20));
         for index in 0..2 {
             let transaction =
                 fixture.sign(&fixture.hospital, anchor(&fixture, &format!("r-{index}")));
             pool.admit(&fixture.ledger, &transaction, 0).unwrap();
         }
+        // Clients have half the pool; the rest is kept for the other validators' gossip.
         let third = fixture.sign(&fixture.hospital, anchor(&fixture, "r-3"));
         assert!(matches!(
             pool.admit(&fixture.ledger, &third, 0),
@@ -507,9 +541,27 @@ mod tests {
                 ..
             })
         ));
+        for index in 3..5 {
+            let gossiped = fixture.sign(&fixture.hospital, anchor(&fixture, &format!("r-{index}")));
+            let size = pool
+                .precheck(&fixture.ledger, &gossiped, Origin::Peer)
+                .unwrap();
+            let verified =
+                varde_ledger::wire::verify_envelope(fixture.ledger.chain_id(), gossiped).unwrap();
+            pool.admit_verified(&fixture.ledger, verified, size, 0)
+                .unwrap();
+        }
+        let fifth = fixture.sign(&fixture.hospital, anchor(&fixture, "r-5"));
+        assert!(matches!(
+            pool.precheck(&fixture.ledger, &fifth, Origin::Peer),
+            Err(AdmissionError::Full {
+                transactions: 4,
+                ..
+            })
+        ));
         let first = fixture.sign(&fixture.hospital, anchor(&fixture, "b-0"));
         let size = first.encode_to_vec().len();
-        let mut pool = Mempool::new(limits(100, size + size / 2));
+        let mut pool = Mempool::new(limits(100, 3 * size));
         pool.admit(&fixture.ledger, &first, 0).unwrap();
         let second = fixture.sign(&fixture.hospital, anchor(&fixture, "b-1"));
         assert!(matches!(
@@ -604,7 +656,7 @@ mod tests {
     #[test]
     fn a_full_pool_refuses_before_verifying() {
         let fixture = Fixture::new();
-        let mut pool = Mempool::new(limits(1, 1 << 20));
+        let mut pool = Mempool::new(limits(2, 1 << 20));
         let first = fixture.sign(&fixture.hospital, anchor(&fixture, "f-1"));
         pool.admit(&fixture.ledger, &first, 0).unwrap();
         let mut forged = fixture.sign(&fixture.hospital, anchor(&fixture, "f-2"));

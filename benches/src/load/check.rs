@@ -38,7 +38,24 @@ pub async fn exactly_once(
     first_height: u64,
     acknowledged: &[([u8; 32], u64)],
 ) -> anyhow::Result<ExactlyOnce> {
-    let last_height = client.status().await?.height;
+    // Another node may have acknowledged a commit that this one has not applied yet: read up
+    // to the highest height any receipt named, once this node has it.
+    let highest_acknowledged = acknowledged
+        .iter()
+        .map(|(_, height)| *height)
+        .max()
+        .unwrap_or(0);
+    let mut last_height = client.status().await?.height;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while last_height < highest_acknowledged {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the node read stays at height {last_height}, below height {highest_acknowledged} \
+             that another node acknowledged a commit at"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        last_height = client.status().await?.height;
+    }
     let mut found: HashMap<[u8; 32], (u64, u32)> = HashMap::with_capacity(acknowledged.len());
     let mut duplicated = 0;
     for height in first_height.max(1)..=last_height {

@@ -14,7 +14,7 @@ use varde_storage::Store;
 
 use super::frames::PeerFault;
 use crate::context::{NodeContext, now_unix_ms};
-use crate::mempool::AdmissionError;
+use crate::mempool::{AdmissionError, Origin};
 
 /// Gossip frames waiting for the worker; beyond it a frame is dropped (its transactions still
 /// reach this node in the proposals that carry them).
@@ -61,7 +61,7 @@ fn admit<S: Store>(context: &NodeContext<S>, frame: &[u8]) -> Result<(), PeerFau
         let mempool = context.mempool.lock().expect("mempool lock");
         for transaction in batch.transactions {
             // Already known or no room: skipped without verifying.
-            if let Ok(size_bytes) = mempool.precheck(ledger, &transaction) {
+            if let Ok(size_bytes) = mempool.precheck(ledger, &transaction, Origin::Peer) {
                 checked.push((transaction, size_bytes));
             }
         }
