@@ -56,7 +56,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 200_000)]
     max_in_flight: usize,
     /// Closed loop: transactions are signed before the run for at most this rate.
-    #[arg(long, value_name = "TX/S", default_value_t = 30_000.0)]
+    #[arg(long, value_name = "TX/S", default_value_t = 10_000.0)]
     rate_cap: f64,
     /// Without --nodes: the fresh network's directory (must not exist).
     #[arg(long, value_name = "DIR", default_value = "./varde-bench")]
