@@ -641,3 +641,69 @@ async fn outsider_cannot_connect() {
     assert_eq!(outsider_status.height, 0, "the outsider got blocks");
     assert_eq!(network.status(0).await.unwrap().peers, 3);
 }
+
+// `varde bench` against a running network: open loop with `--json`, then closed loop with its
+// table, each checking afterwards that every acknowledged transaction is in exactly one block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_measures_and_checks_exactly_once() {
+    let _serial = serial().await;
+    let net = Testnet::up(&[]);
+    let nodes = net.grpc.join(",");
+    let root = net.root.display().to_string();
+    let common = ["--nodes", &nodes, "--network-dir", &root, "--warmup", "1"];
+
+    let mut open = vec!["--json", "bench", "--rate", "40", "--seconds", "4"];
+    open.extend_from_slice(&common);
+    let output = varde(&open);
+    if !output.status.success() {
+        dump_logs(&net.root);
+    }
+    assert!(
+        output.status.success(),
+        "varde bench --rate: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let check = &report["exactly_once"];
+    assert!(report["committed"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["rejected_by_rules"], 0, "{report}");
+    for field in ["missing", "duplicated", "wrong_height"] {
+        assert_eq!(check[field], 0, "{field}: {report}");
+    }
+    assert!(check["acknowledged"].as_u64().unwrap() >= report["committed"].as_u64().unwrap());
+
+    let mut closed = vec![
+        "bench",
+        "--closed-loop",
+        "--in-flight",
+        "16",
+        "--rate-cap",
+        "100",
+        "--seconds",
+        "3",
+    ];
+    closed.extend_from_slice(&common);
+    let output = varde(&closed);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("exactly once                 holds"),
+        "{stdout}"
+    );
+    let last = stdout.trim_end().lines().last().unwrap();
+    let figures: Vec<f64> = last
+        .split(", ")
+        .zip(["throughput_tps: ", "p50_ms: ", "p99_ms: "])
+        .map(|(part, name)| {
+            part.strip_prefix(name)
+                .unwrap_or_else(|| panic!("{last:?}"))
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(figures.len(), 3, "{last:?}");
+    assert!(
+        figures[0] > 0.0 && figures[1] > 0.0 && figures[2] >= figures[1],
+        "{last:?}"
+    );
+}
