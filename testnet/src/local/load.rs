@@ -1,6 +1,7 @@
 //! A closed-loop load of signed transactions: each client signs a fresh record anchor, submits it
 //! with SubmitAndWait to a validator, and waits for the commit before sending the next. A client
-//! whose validator fails moves on to the next validator.
+//! whose validator fails moves on to the next validator. `varde testnet chaos` drives it while it
+//! injects faults; throughput and latency are measured with `varde bench` (varde-benches).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,25 +23,9 @@ const EXPIRY: Duration = Duration::from_secs(3_600);
 pub struct LoadReport {
     /// Transactions whose commit a validator acknowledged, by id.
     pub acknowledged: Vec<Vec<u8>>,
-    /// Submit-to-commit latency of each acknowledged transaction.
-    pub latencies: Vec<Duration>,
     /// Submissions that failed (validator down, timeout, refused).
     pub failures: u64,
     pub elapsed: Duration,
-}
-
-impl LoadReport {
-    /// The latency below which `fraction` of the acknowledged transactions fall.
-    pub fn percentile(&self, fraction: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let rank = ((sorted.len() as f64 * fraction).ceil() as usize).saturating_sub(1);
-        sorted.get(rank).copied().unwrap_or_default()
-    }
-
-    pub fn throughput_per_second(&self) -> f64 {
-        self.acknowledged.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
-    }
 }
 
 /// Runs `clients` closed-loop clients against `validators` (over TLS, trusting `ca`) until
@@ -66,7 +51,6 @@ pub async fn run(
     while let Some(result) = tasks.join_next().await {
         if let Ok(client) = result {
             report.acknowledged.extend(client.acknowledged);
-            report.latencies.extend(client.latencies);
             report.failures += client.failures;
         }
     }
@@ -109,12 +93,10 @@ async fn run_client(
             report.failures += 1;
             continue;
         };
-        let sent = Instant::now();
         let call = ledger.submit_and_wait(transaction, Duration::from_secs(20));
         match tokio::time::timeout(Duration::from_secs(25), call).await {
             Ok(Ok(response)) => {
                 if response.receipt.is_some() {
-                    report.latencies.push(sent.elapsed());
                     report.acknowledged.push(response.transaction_id);
                 }
             }
