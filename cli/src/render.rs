@@ -379,6 +379,21 @@ pub fn body_json(body: &v1::TransactionBody) -> Value {
             "report-misbehaviour",
             json!({ "evidence_bytes": report.evidence.as_ref().map(prost::Message::encoded_len) }),
         ),
+        Some(Action::ProposeChange(propose)) => (
+            "propose-change",
+            json!({
+                "proposer": propose.proposer_org_number,
+                "effective_height": propose.effective_height,
+                "approve_by_height": (propose.approve_by_height != 0).then_some(propose.approve_by_height),
+            }),
+        ),
+        Some(Action::ApproveChange(approve)) => (
+            "approve-change",
+            json!({
+                "approver": approve.approver_org_number,
+                "proposal_id": hex_of(&approve.proposal_id),
+            }),
+        ),
         None => ("none", Value::Null),
     };
     json!({

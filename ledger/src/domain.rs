@@ -81,6 +81,12 @@ pub enum Action {
     LogAccess(AccessReport),
     /// Evidence that a validator equivocated; the reporter is the signer's institution.
     ReportMisbehaviour(Box<Evidence>),
+    /// A change to the membership, put to the validators ([`crate::governance`]).
+    ProposeChange(Box<ChangeProposal>),
+    ApproveChange {
+        approver: OrgNumber,
+        proposal_id: TransactionId,
+    },
 }
 
 impl Action {
@@ -98,6 +104,8 @@ impl Action {
             | Action::UnblockAccess { issuer, .. } => Some(issuer),
             Action::LogAccess(report) => Some(&report.accessor),
             Action::ReportMisbehaviour(_) => None,
+            Action::ProposeChange(proposal) => Some(&proposal.proposer),
+            Action::ApproveChange { approver, .. } => Some(approver),
         }
     }
 
@@ -113,8 +121,50 @@ impl Action {
             Action::UnblockAccess { .. } => "unblock_access",
             Action::LogAccess(_) => "log_access",
             Action::ReportMisbehaviour(_) => "report_misbehaviour",
+            Action::ProposeChange(_) => "propose_change",
+            Action::ApproveChange { .. } => "approve_change",
         }
     }
+}
+
+/// One change to the membership (`varde.v1.MembershipChange`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    AddInstitution(crate::membership::Institution),
+    RemoveInstitution(OrgNumber),
+    UpdateInstitution {
+        org_number: OrgNumber,
+        name: String,
+        roles: Vec<crate::membership::Role>,
+    },
+    AddSubmittingKey {
+        org_number: OrgNumber,
+        key: [u8; 32],
+    },
+    RevokeSubmittingKey {
+        org_number: OrgNumber,
+        key: [u8; 32],
+    },
+    AddValidator {
+        org_number: OrgNumber,
+        key: [u8; 32],
+    },
+    RemoveValidator(OrgNumber),
+    RotateValidatorKey {
+        org_number: OrgNumber,
+        key: [u8; 32],
+    },
+}
+
+/// A proposed change, as a `ProposeChange` states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeProposal {
+    pub proposer: OrgNumber,
+    pub change: MembershipChange,
+    /// The first height the change holds at.
+    pub effective_height: u64,
+    /// The last height an approval counts at; `None`: the height before `effective_height`.
+    pub approve_by_height: Option<u64>,
 }
 
 /// The content of an anchor or a supersession. The subject is ignored for a supersession (a
@@ -343,6 +393,10 @@ pub enum RejectionReason {
     /// A logged read's `accessed_at_unix_ms` lies outside the window around the block time
     /// ([`crate::execution::ACCESS_TIME_BEFORE_BLOCK_MAX_MS`], `..._AFTER_BLOCK_MAX_MS`).
     AccessTimeOutsideWindow,
+    UnknownProposal,
+    ProposalClosed,
+    AlreadyApproved,
+    InvalidChange,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ pub struct ExecutionContext {
 
 /// Why `apply` stopped: a rule said no (a rejected receipt), or storage failed (propagated, so
 /// that the node stops rather than commit a block computed over a failing store).
-enum Failure {
+pub(crate) enum Failure {
     Rejected(RejectionReason, String),
     Storage(StateError),
 }
@@ -45,7 +45,7 @@ impl From<StateError> for Failure {
     }
 }
 
-fn reject<T>(reason: RejectionReason, detail: impl Into<String>) -> Result<T, Failure> {
+pub(crate) fn reject<T>(reason: RejectionReason, detail: impl Into<String>) -> Result<T, Failure> {
     Err(Failure::Rejected(reason, detail.into()))
 }
 
@@ -421,9 +421,17 @@ fn apply<S: Store + ?Sized>(
             );
             Ok(Some(classification))
         }
+        Action::ProposeChange(proposal) => {
+            crate::governance::propose(view, membership, signer, context, id, proposal)?;
+            Ok(None)
+        }
+        Action::ApproveChange { proposal_id, .. } => {
+            crate::governance::approve(view, membership, signer, context, id, proposal_id)?;
+            Ok(None)
+        }
         Action::ReportMisbehaviour(evidence) => {
             require_role(signer.has_role(Role::Validator), "validator")?;
-            let validators = validator_set(membership)?;
+            let validators = evidence_validator_set(view, membership, evidence)?;
             if let Err(error) = evidence.verify(chain_id, &validators, &Ed25519Verifier) {
                 return reject(RejectionReason::InvalidEvidence, error.to_string());
             }
@@ -462,14 +470,20 @@ fn apply<S: Store + ?Sized>(
     }
 }
 
-/// The chain's validator set, in the order the node gives its consensus engine (ascending key
-/// bytes), so that validator indexes in evidence mean the same validators.
-///
-/// Membership is fixed by genesis, so this is the set of every height. Once governance changes
-/// it, evidence must be checked against the set of the evidence's height.
-fn validator_set(membership: &Membership) -> Result<ValidatorSet, Failure> {
-    let keys = membership
-        .validator_keys()
+/// The validator set of the evidence's height, in the order the node gives its consensus engine
+/// (ascending key bytes), so that validator indexes in evidence mean the same validators: from the
+/// stored history, or the membership in force for a ledger that keeps none.
+fn evidence_validator_set<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    membership: &Membership,
+    evidence: &varde_consensus::Evidence,
+) -> Result<ValidatorSet, Failure> {
+    let height = MisbehaviourSlot::of(evidence).height;
+    let keys = match crate::governance::validator_set_at(view, height)? {
+        Some(record) => record.keys,
+        None => membership.validator_keys(),
+    };
+    let keys = keys
         .iter()
         .map(VerifyingKey::from_bytes)
         .collect::<Result<Vec<_>, _>>();

@@ -451,7 +451,9 @@ fn height_items<S: Store + ?Sized>(
                 Action::BlockAccess { .. } => ItemKey::Block(receipt.transaction_id),
                 Action::UnblockAccess { block_id, .. } => ItemKey::Block(block_id),
                 Action::LogAccess(_) => ItemKey::Event(receipt.transaction_id),
-                Action::ReportMisbehaviour(_) => continue,
+                Action::ReportMisbehaviour(_)
+                | Action::ProposeChange(_)
+                | Action::ApproveChange { .. } => continue,
             };
             if seen.insert(key.clone()) {
                 order.push(key);

@@ -1,6 +1,8 @@
 //! The ledger over a store: opening against a genesis, executing a block into one write batch
 //! (receipts, state, accumulator, header), committing it, and answering CheckAccess.
 
+use std::sync::{Arc, RwLock};
+
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,7 +19,7 @@ use crate::replay::{self, ReplayLimits};
 use crate::state::{StateError, StateView, keys};
 use crate::stored::StoredValue;
 use crate::wire::{self, TransactionError, VerifiedTransaction};
-use crate::{accumulator, proof, query, state_commitment};
+use crate::{accumulator, governance, proof, query, state_commitment};
 
 /// The latest committed block, kept in `Column::Meta` under `head`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,11 +64,18 @@ pub struct ExecutedBlock {
     pub head: Head,
     previous_height: u64,
     batch: WriteBatch,
+    /// The membership of the next height when governance changed it in this block.
+    next_membership: Option<Arc<Membership>>,
 }
 
 impl ExecutedBlock {
     pub fn batch(&self) -> &WriteBatch {
         &self.batch
+    }
+
+    /// The membership of the next height, when governance changes it at the end of this block.
+    pub fn next_membership(&self) -> Option<&Arc<Membership>> {
+        self.next_membership.as_ref()
     }
 
     /// Adds the block's commit certificate (encoded by the consensus host) to the block's batch,
@@ -84,14 +93,16 @@ impl ExecutedBlock {
 pub struct Ledger<S: Store> {
     store: S,
     genesis: Genesis,
-    membership: Membership,
+    /// The membership in force after the committed head: of the next height to execute. Swapped
+    /// by [`Ledger::commit`] when a block enacts a governance change.
+    membership: RwLock<Arc<Membership>>,
     limits: ReplayLimits,
 }
 
 impl<S: Store> Ledger<S> {
     /// Opens the ledger in `store` for `genesis`, initialising an empty store.
     pub fn open(store: S, genesis: Genesis) -> Result<Self, LedgerError> {
-        let membership = Membership::from_genesis(&genesis)?;
+        let genesis_membership = Membership::from_genesis(&genesis)?;
         match store.get(Column::Meta, keys::META_CHAIN_ID)? {
             Some(found) if found != genesis.chain_id.as_bytes() => {
                 return Err(LedgerError::ForeignChain {
@@ -118,13 +129,15 @@ impl<S: Store> Ledger<S> {
                     &mut view,
                     &crate::state_commitment::member_leaves(&genesis),
                 )?;
+                governance::initialise(&mut view, &genesis_membership);
                 store.write(view.into_batch())?;
             }
         }
+        let membership = governance::load_membership(&store)?.unwrap_or(genesis_membership);
         Ok(Self {
             store,
             genesis,
-            membership,
+            membership: RwLock::new(Arc::new(membership)),
             limits: ReplayLimits::default(),
         })
     }
@@ -143,8 +156,25 @@ impl<S: Store> Ledger<S> {
         &self.genesis.chain_id
     }
 
-    pub fn membership(&self) -> &Membership {
-        &self.membership
+    /// The membership in force for the next height to execute (after the committed head).
+    pub fn membership(&self) -> Arc<Membership> {
+        self.membership
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The validator-set history from genesis, each set with the first height it decides.
+    pub fn validator_sets(&self) -> Result<Vec<governance::ValidatorSetRecord>, LedgerError> {
+        let stored = governance::validator_sets(&self.store)?;
+        if !stored.is_empty() {
+            return Ok(stored);
+        }
+        // A ledger written before governance: the genesis set, which nothing could change.
+        Ok(vec![governance::ValidatorSetRecord {
+            from_height: 1,
+            keys: self.membership().validator_keys(),
+        }])
     }
 
     pub fn store(&self) -> &S {
@@ -203,6 +233,7 @@ impl<S: Store> Ledger<S> {
                     .map_err(|error| LedgerError::InvalidTransaction { index, error })?;
             verified.push(transaction);
         }
+        let membership = self.membership();
         let mut view = StateView::new(&self.store);
         replay::forget_expired(&mut view, height, time_unix_ms)?;
         let mut receipts = Vec::with_capacity(verified.len());
@@ -215,7 +246,7 @@ impl<S: Store> Ledger<S> {
             let receipt = execution::execute(
                 &mut view,
                 &self.genesis.chain_id,
-                &self.membership,
+                &membership,
                 self.limits,
                 context,
                 transaction,
@@ -234,6 +265,12 @@ impl<S: Store> Ledger<S> {
             }
             receipts.push(receipt);
         }
+        // The height boundary: governance changes due at the next height take effect.
+        let next_membership = governance::enact_due(&mut view, &membership, height + 1)?;
+        let next_validator_set_hash = next_membership
+            .as_ref()
+            .unwrap_or(&membership)
+            .validator_set_hash();
         let state_root = state_commitment::commit_changes(&mut view)?;
         let mut transactions_root_leaves: Vec<&[u8]> = Vec::new();
         for (transaction, receipt) in verified.iter().zip(&receipts) {
@@ -255,8 +292,9 @@ impl<S: Store> Ledger<S> {
             transactions_root: accumulator::merkle_tree_hash(&transactions_root_leaves).to_vec(),
             ledger_root: ledger_root.to_vec(),
             state_root: state_root.to_vec(),
-            validator_set_hash: self.membership.validator_set_hash().to_vec(),
+            validator_set_hash: membership.validator_set_hash().to_vec(),
             ledger_size,
+            next_validator_set_hash: next_validator_set_hash.to_vec(),
         };
         let block_hash: [u8; 32] = Sha256::digest(header.encode_to_vec()).into();
         let block = v1::Block {
@@ -283,6 +321,7 @@ impl<S: Store> Ledger<S> {
             head: new_head,
             previous_height: height - 1,
             batch: view.into_batch(),
+            next_membership: next_membership.map(Arc::new),
         })
     }
 
@@ -296,6 +335,12 @@ impl<S: Store> Ledger<S> {
             });
         }
         self.store.write(executed.batch)?;
+        if let Some(next) = executed.next_membership {
+            *self
+                .membership
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = next;
+        }
         Ok(executed.head)
     }
 
@@ -324,6 +369,22 @@ impl<S: Store> Ledger<S> {
         request: query::PageRequest<'_>,
     ) -> Result<query::Page<Misbehaviour>, query::QueryError> {
         query::misbehaviour(&self.store, request)
+    }
+
+    /// Governance proposals in proposal order, as [`Ledger::list_misbehaviour`] pages.
+    pub fn list_proposals(
+        &self,
+        request: query::PageRequest<'_>,
+    ) -> Result<query::Page<governance::Proposal>, query::QueryError> {
+        query::proposals(&self.store, request)
+    }
+
+    /// One governance proposal by id.
+    pub fn proposal(
+        &self,
+        id: &crate::signing::TransactionId,
+    ) -> Result<Option<governance::Proposal>, LedgerError> {
+        Ok(governance::proposal(&StateView::new(&self.store), id)?)
     }
 
     /// The commit certificate stored beside the committed block at `height`.

@@ -10,6 +10,7 @@ pub mod consensus_wire;
 pub mod domain;
 pub mod execution;
 pub mod fhir;
+pub mod governance;
 pub mod hex;
 pub mod identifiers;
 pub mod keyfile;

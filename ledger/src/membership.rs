@@ -1,5 +1,5 @@
-//! Member institutions, their roles and keys, as fixed by the genesis file. (On-ledger governance
-//! of membership is not implemented yet.)
+//! Member institutions, their roles and keys: founded by the genesis file, changed from then on by
+//! governance on the ledger ([`crate::governance`]), each change at a height boundary.
 
 use std::collections::BTreeMap;
 
@@ -121,12 +121,18 @@ impl Membership {
         {
             return Err(GenesisError::ChainId);
         }
+        Self::from_institutions(&genesis.institutions)
+    }
+
+    /// The membership of `institutions`, held to the genesis file's rules (every key different,
+    /// a validator key exactly with the validator role, at least one validator).
+    pub fn from_institutions(list: &[Institution]) -> Result<Self, GenesisError> {
         let mut institutions = BTreeMap::new();
         let mut key_owner = BTreeMap::new();
         let mut validator_key_owner = BTreeMap::new();
         // Every key of either kind, to refuse one used twice across both.
         let mut seen = std::collections::BTreeSet::new();
-        for institution in &genesis.institutions {
+        for institution in list {
             let org_number = institution.org_number.clone();
             let only_validator = institution
                 .roles
@@ -179,6 +185,11 @@ impl Membership {
         Ok(membership)
     }
 
+    /// Every member, in ascending order of organisation number.
+    pub fn institutions(&self) -> impl Iterator<Item = &Institution> {
+        self.institutions.values()
+    }
+
     pub fn institution(&self, org_number: &OrgNumber) -> Option<&Institution> {
         self.institutions.get(org_number)
     }
@@ -200,10 +211,13 @@ impl Membership {
 
     /// The institution a transaction signed by `public_key` acts for, if the key may sign
     /// `action`: a submitting key signs any action; a validator key signs only a misbehaviour
-    /// report (the node reports the equivocations it sees with its own key).
+    /// report (the node reports the equivocations it sees with its own key) and governance
+    /// (an institution whose only role is validator may have no submitting key).
     pub fn signer_for(&self, public_key: &[u8; 32], action: &Action) -> Option<&Institution> {
         self.owner_of_key(public_key).or_else(|| match action {
-            Action::ReportMisbehaviour(_) => self.validator_owner_of_key(public_key),
+            Action::ReportMisbehaviour(_)
+            | Action::ProposeChange(_)
+            | Action::ApproveChange { .. } => self.validator_owner_of_key(public_key),
             _ => None,
         })
     }

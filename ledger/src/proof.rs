@@ -152,9 +152,22 @@ pub enum ProofError {
     )]
     HistoryNotFromGenesis,
     #[error(
-        "the node's validator-set history has a change at height {from_height}; this chain's governance cannot change the set yet, so the history is false"
+        "the node's validator-set history is not in ascending order of height (at height {from_height})"
     )]
-    UnexpectedSetChange { from_height: u64 },
+    HistoryOutOfOrder { from_height: u64 },
+    #[error(
+        "the node's validator set from height {from_height} differs from the one this client verified"
+    )]
+    HistoryDiverges { from_height: u64 },
+    #[error(
+        "the set change at height {from_height} must be proven by the header of height {}, not {height}",
+        from_height - 1
+    )]
+    SetChangeHeader { from_height: u64, height: u64 },
+    #[error(
+        "the validator set from height {from_height} is not the one the certified header before it names (next_validator_set_hash)"
+    )]
+    SetChangeNotCertified { from_height: u64 },
 }
 
 /// A header the light client accepted: certified by a quorum of its height's validators.
@@ -258,21 +271,87 @@ impl LightClient {
             .collect()
     }
 
-    /// Checks a node's validator-set history against what this client derived from genesis. Until
-    /// governance can change the set, the only true history is the genesis set from height 1.
-    pub fn check_validator_sets(&self, served: &[v1::ValidatorSetEntry]) -> Result<(), ProofError> {
+    /// Checks a node's validator-set history against the sets this client trusts, and returns
+    /// the changes it has yet to follow, in order: for each, fetch the certified header of the
+    /// height before it takes effect and pass both to [`LightClient::follow_set_change`].
+    pub fn check_validator_sets(
+        &self,
+        served: &[v1::ValidatorSetEntry],
+    ) -> Result<Vec<v1::ValidatorSetEntry>, ProofError> {
         let ours = self.validator_sets();
-        let Some(first) = served.first() else {
-            return Err(ProofError::HistoryNotFromGenesis);
-        };
-        if *first != ours[0] {
+        if served.first() != ours.first() {
             return Err(ProofError::HistoryNotFromGenesis);
         }
-        if let Some(change) = served.get(1) {
-            return Err(ProofError::UnexpectedSetChange {
-                from_height: change.from_height,
+        for (index, entry) in served.iter().enumerate() {
+            if index > 0 && entry.from_height <= served[index - 1].from_height {
+                return Err(ProofError::HistoryOutOfOrder {
+                    from_height: entry.from_height,
+                });
+            }
+            if let Some(known) = ours.get(index) {
+                if known != entry {
+                    return Err(ProofError::HistoryDiverges {
+                        from_height: entry.from_height,
+                    });
+                }
+            }
+        }
+        Ok(served.iter().skip(ours.len()).cloned().collect())
+    }
+
+    /// Trusts one more validator set: `entry`, in force from `entry.from_height`, if
+    /// `header_before` (the certified header of the height before) verifies against the set this
+    /// client trusts there and names the entry's set as its `next_validator_set_hash`. The old
+    /// set's quorum thus hands over to the new one, change by change from genesis.
+    pub fn follow_set_change(
+        &mut self,
+        entry: &v1::ValidatorSetEntry,
+        header_before: &v1::CertifiedHeader,
+    ) -> Result<(), ProofError> {
+        let from_height = entry.from_height;
+        let last = self.sets.last().map_or(0, |set| set.from_height);
+        if from_height <= last.max(1) {
+            return Err(ProofError::HistoryOutOfOrder { from_height });
+        }
+        let verified = self.verify_header(header_before)?;
+        if verified.height != from_height - 1 {
+            return Err(ProofError::SetChangeHeader {
+                from_height,
+                height: verified.height,
             });
         }
+        let keys = entry
+            .validators
+            .iter()
+            .map(|key| <[u8; 32]>::try_from(key.as_slice()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ProofError::ValidatorKeys("a key is not 32 bytes".to_owned()))?;
+        if !keys.windows(2).all(|pair| pair[0] < pair[1]) {
+            return Err(ProofError::ValidatorKeys(
+                "the keys are not in ascending order, each once".to_owned(),
+            ));
+        }
+        let hash = crate::governance::set_hash(&keys);
+        let announced = header_before
+            .header
+            .as_ref()
+            .map(|header| header.next_validator_set_hash.as_slice());
+        if entry.set_hash != hash || announced != Some(hash.as_slice()) {
+            return Err(ProofError::SetChangeNotCertified { from_height });
+        }
+        let verifying = keys
+            .iter()
+            .map(VerifyingKey::from_bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
+        let set = ValidatorSet::new(verifying)
+            .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
+        self.sets.push(SetInForce {
+            from_height,
+            set,
+            keys,
+            hash,
+        });
         Ok(())
     }
 
@@ -449,14 +528,16 @@ fn set_entry(from_height: u64, keys: &[[u8; 32]], hash: [u8; 32]) -> v1::Validat
     }
 }
 
-/// The validator-set history a node serves (`Ledger.GetValidatorSets`): today the genesis set,
-/// in force from height 1, as membership cannot change yet.
-pub fn validator_set_history(membership: &Membership) -> Vec<v1::ValidatorSetEntry> {
-    vec![set_entry(
-        1,
-        &membership.validator_keys(),
-        membership.validator_set_hash(),
-    )]
+/// The validator-set history a node serves (`Ledger.GetValidatorSets`): every set from genesis,
+/// each with the first height it decides.
+pub fn validator_set_history<S: Store>(
+    ledger: &crate::Ledger<S>,
+) -> Result<Vec<v1::ValidatorSetEntry>, crate::LedgerError> {
+    Ok(ledger
+        .validator_sets()?
+        .iter()
+        .map(crate::governance::ValidatorSetRecord::to_wire)
+        .collect())
 }
 
 impl LightClient {

@@ -271,3 +271,26 @@ pub fn misbehaviour<S: Store + ?Sized>(
         |_, _| Ok(true),
     )
 }
+
+/// Governance proposals in the order they were proposed.
+pub fn proposals<S: Store + ?Sized>(
+    store: &S,
+    request: PageRequest<'_>,
+) -> Result<Page<crate::governance::Proposal>, QueryError> {
+    list(
+        store,
+        Column::Meta,
+        crate::governance::META_PROPOSAL_ORDER,
+        request,
+        |view, _, value| {
+            let id = crate::signing::TransactionId(<[u8; 32]>::try_from(value).map_err(|_| {
+                StateError::Corrupt {
+                    column: Column::Meta,
+                    detail: "a proposal order entry that is not a 32-byte id".to_owned(),
+                }
+            })?);
+            crate::governance::proposal(view, &id)
+        },
+        |_, _| Ok(true),
+    )
+}

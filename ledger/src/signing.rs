@@ -297,6 +297,8 @@ signed_requests!(
     GetConsistencyBundleRequest,
     StreamEventsRequest,
     ListMisbehaviourRequest,
+    ListProposalsRequest,
+    GetProposalRequest,
     GetRecordRequest,
     ListRecordsRequest,
     ListGrantsRequest,

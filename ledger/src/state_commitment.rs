@@ -13,7 +13,8 @@
 //! | 2 | grant | grant id (32 bytes) | `Grant` |
 //! | 3 | patient block | block id (32 bytes) | `AccessBlockEntry` |
 //! | 4 | a subject's blocks in force against one target | subject (32 bytes) ‖ 1 ‖ org number, or subject ‖ 2 ‖ HPR number | `ActiveBlocks` (block ids ascending); absent when none |
-//! | 5 | a member institution | org number (UTF-8) | `Member` (name, roles, submitting keys, validator key); set from the genesis when the ledger is created |
+//! | 5 | a member institution | org number (UTF-8) | `Member` (name, roles, submitting keys, validator key); set from the genesis when the ledger is created, changed by enacted governance |
+//! | 6 | a governance proposal | proposal id (32 bytes) | `GovernanceProposal` (as stored: an open proposal past its approve-by height stays OPEN) |
 //!
 //! Kind 4 lets a CheckAccess proof show that no block holds against an accessor: its absence is
 //! one absence proof, where the blocks by id would need the whole subject's list.
@@ -26,6 +27,7 @@ use varde_proto::v1;
 use varde_storage::{Column, Store};
 
 use crate::domain::{AccessBlock, BlockTarget, Grant, RecordPointer, SubjectPseudonym};
+use crate::governance;
 use crate::identifiers::OrgNumber;
 use crate::membership::{Genesis, Membership};
 use crate::state::{StateError, StateView, keys};
@@ -44,6 +46,7 @@ pub enum EntryKind {
     AccessBlock = 3,
     ActiveBlocks = 4,
     Member = 5,
+    Proposal = 6,
 }
 
 /// The tree key of an entry of `kind` with `identity` (its column key in the store).
@@ -78,17 +81,21 @@ pub fn record_identity(custodian: &str, record_id: &str) -> Vec<u8> {
     identity
 }
 
-/// The tree key and value hash of a column value, for the columns the tree covers: the stored
-/// value is the committed message's canonical encoding ([`crate::stored`]), hashed as stored.
-fn entry(column: Column, key: &[u8], value: &[u8]) -> Option<(Hash, Hash)> {
-    kind_of(column).map(|kind| (state_key(kind, key), encoding_hash(value)))
-}
-
-fn kind_of(column: Column) -> Option<EntryKind> {
+/// The kind and identity of a stored entry the tree covers: the stored value is the committed
+/// message's canonical encoding ([`crate::stored`]), hashed as stored.
+fn kind_of<'k>(column: Column, key: &'k [u8]) -> Option<(EntryKind, &'k [u8])> {
     match column {
-        Column::Records => Some(EntryKind::Record),
-        Column::Grants => Some(EntryKind::Grant),
-        Column::AccessBlocks => Some(EntryKind::AccessBlock),
+        Column::Records => Some((EntryKind::Record, key)),
+        Column::Grants => Some((EntryKind::Grant, key)),
+        Column::AccessBlocks => Some((EntryKind::AccessBlock, key)),
+        Column::Meta => {
+            if let Some(org_number) = key.strip_prefix(governance::META_MEMBER) {
+                Some((EntryKind::Member, org_number))
+            } else {
+                key.strip_prefix(governance::META_PROPOSAL)
+                    .map(|id| (EntryKind::Proposal, id))
+            }
+        }
         _ => None,
     }
 }
@@ -133,14 +140,12 @@ pub fn commit_changes<S: Store + ?Sized>(view: &mut StateView<'_, S>) -> Result<
     // Each (subject, target) a changed block is against, once, by its entry identity.
     let mut block_targets: BTreeMap<Vec<u8>, (SubjectPseudonym, BlockTarget)> = BTreeMap::new();
     for ((column, key), value) in view.pending() {
-        let Some(kind) = kind_of(*column) else {
+        let Some((kind, identity)) = kind_of(*column, key) else {
             continue;
         };
         match value {
             Some(value) => {
-                if let Some((tree_key, hash)) = entry(*column, key, value) {
-                    changes.push((tree_key, Some(hash)));
-                }
+                changes.push((state_key(kind, identity), Some(encoding_hash(value))));
                 if kind == EntryKind::AccessBlock {
                     let block = AccessBlock::decode(*column, value)?;
                     block_targets.insert(
@@ -149,7 +154,7 @@ pub fn commit_changes<S: Store + ?Sized>(view: &mut StateView<'_, S>) -> Result<
                     );
                 }
             }
-            None => changes.push((state_key(kind, key), None)),
+            None => changes.push((state_key(kind, identity), None)),
         }
     }
     for (identity, (subject, target)) in &block_targets {

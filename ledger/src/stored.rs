@@ -17,6 +17,9 @@
 //! | [`Head`] | Meta (`head`) | `LedgerHead` |
 //! | [`Expiry`] | Meta (`replay/id/…`) | `ReplayExpiry` |
 //! | [`Genesis`] | Meta (`genesis`) | `Genesis` |
+//! | [`Proposal`] | Meta (`gov/proposal/…`) | `GovernanceProposal` |
+//! | [`ValidatorSetRecord`] | Meta (`validator_sets/…`) | `ValidatorSetEntry` |
+//! | member institution | Meta (`member/…`) | `Member` ([`crate::governance`]) |
 //! | [`CommitCertificate`] | Certificates | `CommitCertificate` |
 //! | [`SafetyState`] | ConsensusSafety | `SafetyState` |
 //!
@@ -34,6 +37,7 @@ use crate::consensus_wire;
 use crate::domain::{
     AccessBlock, AccessEvent, Expiry, Grant, Misbehaviour, Receipt, RecordPointer,
 };
+use crate::governance::{self, Proposal, ValidatorSetRecord};
 use crate::identifiers::OrgNumber;
 use crate::ledger::Head;
 use crate::membership::{Genesis, Institution, Role};
@@ -257,6 +261,43 @@ impl StoredValue for Genesis {
             genesis_time_unix_ms: stored.genesis_time_unix_ms,
             institutions,
         })
+    }
+}
+
+impl StoredValue for Proposal {
+    fn encode(&self) -> Vec<u8> {
+        governance::proposal_to_wire(self).encode_to_vec()
+    }
+
+    fn decode(column: Column, bytes: &[u8]) -> Result<Self, StateError> {
+        let stored: v1::GovernanceProposal = message(column, bytes)?;
+        governance::proposal_from_wire(stored).map_err(|error| corrupt(column, error))
+    }
+}
+
+impl StoredValue for ValidatorSetRecord {
+    fn encode(&self) -> Vec<u8> {
+        self.to_wire().encode_to_vec()
+    }
+
+    fn decode(column: Column, bytes: &[u8]) -> Result<Self, StateError> {
+        let stored: v1::ValidatorSetEntry = message(column, bytes)?;
+        let keys = stored
+            .validators
+            .iter()
+            .map(|key| bytes32(column, "validators", key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let record = ValidatorSetRecord {
+            from_height: stored.from_height,
+            keys,
+        };
+        if record.hash().as_slice() != stored.set_hash {
+            return Err(corrupt(
+                column,
+                "a validator set whose set_hash does not match it",
+            ));
+        }
+        Ok(record)
     }
 }
 
@@ -630,6 +671,10 @@ mod tests {
             InvalidEvidence,
             EvidenceAlreadyRecorded,
             AccessTimeOutsideWindow,
+            UnknownProposal,
+            ProposalClosed,
+            AlreadyApproved,
+            InvalidChange,
         ] {
             let receipt = Receipt {
                 transaction_id: TransactionId([16; 32]),

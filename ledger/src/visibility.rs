@@ -161,7 +161,11 @@ pub fn may_see_transaction<S: Store + ?Sized>(
     if viewer.is_auditor() || signer.is_some_and(|signer| viewer.is(&signer.org_number)) {
         return Ok(true);
     }
-    if matches!(action, Action::ReportMisbehaviour(_)) {
+    // Misbehaviour and governance name validators and members only, which every member may know.
+    if matches!(
+        action,
+        Action::ReportMisbehaviour(_) | Action::ProposeChange(_) | Action::ApproveChange { .. }
+    ) {
         return Ok(true);
     }
     if outcome == Outcome::Rejected {
@@ -191,7 +195,9 @@ pub fn may_see_transaction<S: Store + ?Sized>(
             Ok(stored_record(view, &report.record)?
                 .is_some_and(|record| viewer.acts_for(&record.subject)))
         }
-        Action::ReportMisbehaviour(_) => Ok(true),
+        Action::ReportMisbehaviour(_) | Action::ProposeChange(_) | Action::ApproveChange { .. } => {
+            Ok(true)
+        }
     }
 }
 
@@ -217,7 +223,7 @@ fn record_visible<S: Store + ?Sized>(
 }
 
 /// The subject a transaction is about, from its body or the item it changed; `None` for a
-/// misbehaviour report, or for an item this state does not hold.
+/// misbehaviour report or governance, or for an item this state does not hold.
 pub fn subject_of<S: Store + ?Sized>(
     view: &StateView<'_, S>,
     action: &Action,
@@ -244,7 +250,9 @@ pub fn subject_of<S: Store + ?Sized>(
         Action::UnblockAccess { block_id, .. } => view
             .get_value::<AccessBlock>(Column::AccessBlocks, &block_id.0)?
             .map(|block| block.subject),
-        Action::ReportMisbehaviour(_) => None,
+        Action::ReportMisbehaviour(_) | Action::ProposeChange(_) | Action::ApproveChange { .. } => {
+            None
+        }
     })
 }
 

@@ -22,6 +22,7 @@ const LOCATION_URI_CHARS_MAX: usize = 2048;
 const REASON_CHARS_MAX: usize = 256;
 const DEPARTMENT_CHARS_MAX: usize = 128;
 const JUSTIFICATION_CHARS_MAX: usize = 512;
+const INSTITUTION_NAME_CHARS_MAX: usize = 256;
 
 /// What is wrong with one field. Never holds the field's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +63,8 @@ pub enum FieldProblem {
     Duplicate,
     #[error("must not be negative")]
     Negative,
+    #[error("must be below {0}")]
+    NotBefore(&'static str),
 }
 
 /// A field that failed validation, by its path in the message (e.g. `grant_access.scope`).
@@ -333,11 +336,208 @@ pub fn decode_body(body: v1::TransactionBody) -> Result<TransactionBody, FieldEr
             "report_misbehaviour.evidence",
             report.evidence.as_ref(),
         )?)),
+        Wire::ProposeChange(propose) => Action::ProposeChange(Box::new(change_proposal(propose)?)),
+        Wire::ApproveChange(approve) => Action::ApproveChange {
+            approver: org_number(
+                "approve_change.approver_org_number",
+                &approve.approver_org_number,
+            )?,
+            proposal_id: TransactionId(bytes32(
+                "approve_change.proposal_id",
+                &approve.proposal_id,
+            )?),
+        },
     };
     Ok(TransactionBody {
         expiry,
         nonce: body.nonce,
         action,
+    })
+}
+
+fn change_proposal(propose: v1::ProposeChange) -> Result<ChangeProposal, FieldError> {
+    let proposer = org_number(
+        "propose_change.proposer_org_number",
+        &propose.proposer_org_number,
+    )?;
+    let change = membership_change_from_wire(
+        "propose_change.change",
+        propose
+            .change
+            .as_ref()
+            .ok_or_else(|| field_error("propose_change.change", FieldProblem::Missing))?,
+    )?;
+    if propose.effective_height == 0 {
+        return Err(field_error(
+            "propose_change.effective_height",
+            FieldProblem::Missing,
+        ));
+    }
+    if propose.approve_by_height >= propose.effective_height {
+        return Err(field_error(
+            "propose_change.approve_by_height",
+            FieldProblem::NotBefore("effective_height"),
+        ));
+    }
+    Ok(ChangeProposal {
+        proposer,
+        change,
+        effective_height: propose.effective_height,
+        approve_by_height: (propose.approve_by_height != 0).then_some(propose.approve_by_height),
+    })
+}
+
+/// A membership change from its message, each field checked as in a transaction; `field` names
+/// the message in errors.
+pub fn membership_change_from_wire(
+    field: &str,
+    change: &v1::MembershipChange,
+) -> Result<MembershipChange, FieldError> {
+    use v1::membership_change::Change as Wire;
+    let Some(wire) = &change.change else {
+        return Err(field_error(field, FieldProblem::Missing));
+    };
+    let institution_key = |name: &str, key: &v1::InstitutionKey| {
+        Ok::<_, FieldError>((
+            org_number(&format!("{field}.{name}.org_number"), &key.org_number)?,
+            bytes32(&format!("{field}.{name}.public_key"), &key.public_key)?,
+        ))
+    };
+    Ok(match wire {
+        Wire::AddInstitution(member) => MembershipChange::AddInstitution(member_from_wire(
+            &format!("{field}.add_institution"),
+            member,
+        )?),
+        Wire::RemoveInstitution(org) => MembershipChange::RemoveInstitution(org_number(
+            &format!("{field}.remove_institution"),
+            org,
+        )?),
+        Wire::UpdateInstitution(update) => {
+            let prefix = format!("{field}.update_institution");
+            MembershipChange::UpdateInstitution {
+                org_number: org_number(&format!("{prefix}.org_number"), &update.org_number)?,
+                name: text(
+                    &format!("{prefix}.name"),
+                    &update.name,
+                    INSTITUTION_NAME_CHARS_MAX,
+                    true,
+                )?,
+                roles: roles_from_wire(&format!("{prefix}.roles"), &update.roles)?,
+            }
+        }
+        Wire::AddSubmittingKey(key) => {
+            let (org_number, key) = institution_key("add_submitting_key", key)?;
+            MembershipChange::AddSubmittingKey { org_number, key }
+        }
+        Wire::RevokeSubmittingKey(key) => {
+            let (org_number, key) = institution_key("revoke_submitting_key", key)?;
+            MembershipChange::RevokeSubmittingKey { org_number, key }
+        }
+        Wire::AddValidator(key) => {
+            let (org_number, key) = institution_key("add_validator", key)?;
+            MembershipChange::AddValidator { org_number, key }
+        }
+        Wire::RemoveValidator(org) => MembershipChange::RemoveValidator(org_number(
+            &format!("{field}.remove_validator"),
+            org,
+        )?),
+        Wire::RotateValidatorKey(key) => {
+            let (org_number, key) = institution_key("rotate_validator_key", key)?;
+            MembershipChange::RotateValidatorKey { org_number, key }
+        }
+    })
+}
+
+pub fn membership_change_to_wire(change: &MembershipChange) -> v1::MembershipChange {
+    use v1::membership_change::Change as Wire;
+    let institution_key = |org_number: &OrgNumber, key: &[u8; 32]| v1::InstitutionKey {
+        org_number: org_number.to_string(),
+        public_key: key.to_vec(),
+    };
+    let change = match change {
+        MembershipChange::AddInstitution(institution) => {
+            Wire::AddInstitution(member_to_wire(institution))
+        }
+        MembershipChange::RemoveInstitution(org) => Wire::RemoveInstitution(org.to_string()),
+        MembershipChange::UpdateInstitution {
+            org_number,
+            name,
+            roles,
+        } => Wire::UpdateInstitution(v1::UpdateInstitution {
+            org_number: org_number.to_string(),
+            name: name.clone(),
+            roles: roles
+                .iter()
+                .map(|role| role_to_wire(*role) as i32)
+                .collect(),
+        }),
+        MembershipChange::AddSubmittingKey { org_number, key } => {
+            Wire::AddSubmittingKey(institution_key(org_number, key))
+        }
+        MembershipChange::RevokeSubmittingKey { org_number, key } => {
+            Wire::RevokeSubmittingKey(institution_key(org_number, key))
+        }
+        MembershipChange::AddValidator { org_number, key } => {
+            Wire::AddValidator(institution_key(org_number, key))
+        }
+        MembershipChange::RemoveValidator(org) => Wire::RemoveValidator(org.to_string()),
+        MembershipChange::RotateValidatorKey { org_number, key } => {
+            Wire::RotateValidatorKey(institution_key(org_number, key))
+        }
+    };
+    v1::MembershipChange {
+        change: Some(change),
+    }
+}
+
+fn roles_from_wire(field: &str, roles: &[i32]) -> Result<Vec<Role>, FieldError> {
+    if roles.is_empty() {
+        return Err(field_error(field, FieldProblem::Empty));
+    }
+    let mut decoded = Vec::with_capacity(roles.len());
+    for value in roles {
+        let role = match v1::InstitutionRole::try_from(*value) {
+            Ok(v1::InstitutionRole::Validator) => Role::Validator,
+            Ok(v1::InstitutionRole::Submitter) => Role::Submitter,
+            Ok(v1::InstitutionRole::ConsentAuthority) => Role::ConsentAuthority,
+            Ok(v1::InstitutionRole::Auditor) => Role::Auditor,
+            Ok(v1::InstitutionRole::Unspecified) => {
+                return Err(field_error(field, FieldProblem::Unspecified));
+            }
+            Err(_) => return Err(field_error(field, FieldProblem::UnknownEnumValue(*value))),
+        };
+        if decoded.contains(&role) {
+            return Err(field_error(field, FieldProblem::Duplicate));
+        }
+        decoded.push(role);
+    }
+    Ok(decoded)
+}
+
+/// A member institution from its message, as an `AddInstitution` names it.
+pub fn member_from_wire(field: &str, member: &v1::Member) -> Result<Institution, FieldError> {
+    Ok(Institution {
+        org_number: org_number(&format!("{field}.org_number"), &member.org_number)?,
+        name: text(
+            &format!("{field}.name"),
+            &member.name,
+            INSTITUTION_NAME_CHARS_MAX,
+            true,
+        )?,
+        roles: roles_from_wire(&format!("{field}.roles"), &member.roles)?,
+        public_keys: member
+            .public_keys
+            .iter()
+            .map(|key| bytes32(&format!("{field}.public_keys"), key))
+            .collect::<Result<_, _>>()?,
+        validator_key: if member.validator_key.is_empty() {
+            None
+        } else {
+            Some(bytes32(
+                &format!("{field}.validator_key"),
+                &member.validator_key,
+            )?)
+        },
     })
 }
 
@@ -604,7 +804,7 @@ pub fn hpr_number(field: &str, value: &str) -> Result<HprNumber, FieldError> {
     HprNumber::parse(value).map_err(|error| field_error(field, error))
 }
 
-fn bytes32(field: &str, value: &[u8]) -> Result<[u8; 32], FieldError> {
+pub(crate) fn bytes32(field: &str, value: &[u8]) -> Result<[u8; 32], FieldError> {
     let bytes = <[u8; 32]>::try_from(value).map_err(|_| {
         field_error(
             field,
@@ -909,6 +1109,10 @@ pub fn rejection_reason_to_wire(reason: RejectionReason) -> v1::RejectionReason 
         RejectionReason::InvalidEvidence => Wire::InvalidEvidence,
         RejectionReason::EvidenceAlreadyRecorded => Wire::EvidenceAlreadyRecorded,
         RejectionReason::AccessTimeOutsideWindow => Wire::AccessTimeOutsideWindow,
+        RejectionReason::UnknownProposal => Wire::UnknownProposal,
+        RejectionReason::ProposalClosed => Wire::ProposalClosed,
+        RejectionReason::AlreadyApproved => Wire::AlreadyApproved,
+        RejectionReason::InvalidChange => Wire::InvalidChange,
     }
 }
 
@@ -1137,6 +1341,10 @@ pub fn rejection_reason_from_wire(field: &str, value: i32) -> Result<RejectionRe
         Ok(Wire::InvalidEvidence) => RejectionReason::InvalidEvidence,
         Ok(Wire::EvidenceAlreadyRecorded) => RejectionReason::EvidenceAlreadyRecorded,
         Ok(Wire::AccessTimeOutsideWindow) => RejectionReason::AccessTimeOutsideWindow,
+        Ok(Wire::UnknownProposal) => RejectionReason::UnknownProposal,
+        Ok(Wire::ProposalClosed) => RejectionReason::ProposalClosed,
+        Ok(Wire::AlreadyApproved) => RejectionReason::AlreadyApproved,
+        Ok(Wire::InvalidChange) => RejectionReason::InvalidChange,
         Ok(Wire::Unspecified) => return Err(field_error(field, FieldProblem::Unspecified)),
         Err(_) => return Err(field_error(field, FieldProblem::UnknownEnumValue(value))),
     })

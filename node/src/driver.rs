@@ -240,7 +240,9 @@ pub struct ConsensusDriver<S: Store + 'static, N: Network> {
 
 /// The validator set of the chain's genesis.
 pub fn genesis_validators<S: Store>(context: &NodeContext<S>) -> Result<ValidatorSet, DriverError> {
-    Ok(varde_node_core::validators_of(context.ledger.membership())?)
+    Ok(varde_node_core::validators_of(
+        &context.ledger.membership(),
+    )?)
 }
 
 /// Reads the persisted safety state, if any.

@@ -117,8 +117,8 @@ fn main() {
         )
         .expect("signs"),
     );
-    let hospital = ledger
-        .membership()
+    let membership = ledger.membership();
+    let hospital = membership
         .institution(&OrgNumber::parse(HOSPITAL).expect("valid"))
         .expect("a member");
     let viewer = Viewer::new(hospital, T0);

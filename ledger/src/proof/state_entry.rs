@@ -130,7 +130,7 @@ fn entry_for<S: Store>(
         // Every member may know the membership: each node holds it in its genesis file.
         StateEntryKey::Member(org_number) => {
             let (proof, value) =
-                state_commitment::prove_member(view, ledger.membership(), org_number)?;
+                state_commitment::prove_member(view, &ledger.membership(), org_number)?;
             (proof, value.map(Value::MemberValue))
         }
     };

@@ -272,6 +272,7 @@ fn event_kind(body: &v1::TransactionBody) -> v1::EventKind {
         Some(Action::BlockAccess(_) | Action::UnblockAccess(_)) => v1::EventKind::Block,
         Some(Action::LogAccess(_)) => v1::EventKind::Access,
         Some(Action::ReportMisbehaviour(_)) => v1::EventKind::Misbehaviour,
+        Some(Action::ProposeChange(_) | Action::ApproveChange(_)) => v1::EventKind::Governance,
         None => v1::EventKind::Unspecified,
     }
 }
@@ -312,6 +313,8 @@ fn named_institutions(body: &v1::TransactionBody) -> Vec<String> {
             }
             parties
         }
+        Some(Action::ProposeChange(propose)) => vec![propose.proposer_org_number.clone()],
+        Some(Action::ApproveChange(approve)) => vec![approve.approver_org_number.clone()],
         // The reporter is the signer's institution, not named in the body.
         Some(Action::ReportMisbehaviour(_)) | None => Vec::new(),
     }

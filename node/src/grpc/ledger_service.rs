@@ -295,7 +295,7 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         let request = request.into_inner();
         self.authenticate("/varde.v1.Ledger/GetValidatorSets", &request)?;
         Ok(Response::new(v1::GetValidatorSetsResponse {
-            sets: proof::validator_set_history(self.context.ledger.membership()),
+            sets: proof::validator_set_history(&self.context.ledger).map_err(internal)?,
         }))
     }
 
@@ -402,6 +402,56 @@ impl<S: Store + 'static> v1::ledger_server::Ledger for Api<S> {
         Ok(Response::new(v1::ListMisbehaviourResponse {
             records,
             next_page_token: page.next_page_token,
+            height,
+        }))
+    }
+
+    async fn list_proposals(
+        &self,
+        request: Request<v1::ListProposalsRequest>,
+    ) -> Result<Response<v1::ListProposalsResponse>, Status> {
+        let request = request.into_inner();
+        let method = "/varde.v1.Ledger/ListProposals";
+        let caller = self.authenticate(method, &request)?;
+        let height = self.height()?;
+        let scope = super::query_service::page_scope(&caller, method, 0, &[]);
+        let page = self
+            .context
+            .ledger
+            .list_proposals(self.page_request(request.page_size, &request.page_token, &scope))
+            .map_err(query_status)?;
+        Ok(Response::new(v1::ListProposalsResponse {
+            proposals: page
+                .items
+                .iter()
+                .map(|proposal| proposal.to_wire_at(height))
+                .collect(),
+            next_page_token: page.next_page_token,
+            height,
+        }))
+    }
+
+    async fn get_proposal(
+        &self,
+        request: Request<v1::GetProposalRequest>,
+    ) -> Result<Response<v1::GetProposalResponse>, Status> {
+        let request = request.into_inner();
+        self.authenticate("/varde.v1.Ledger/GetProposal", &request)?;
+        let id = <[u8; 32]>::try_from(request.proposal_id.as_slice()).map_err(|_| {
+            Status::invalid_argument(format!(
+                "proposal_id must be 32 bytes, got {}",
+                request.proposal_id.len()
+            ))
+        })?;
+        let height = self.height()?;
+        let proposal = self
+            .context
+            .ledger
+            .proposal(&varde_ledger::signing::TransactionId(id))
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("no governance proposal has this id"))?;
+        Ok(Response::new(v1::GetProposalResponse {
+            proposal: Some(proposal.to_wire_at(height)),
             height,
         }))
     }
