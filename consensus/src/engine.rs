@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::certificate::CommitCertificate;
 use crate::evidence::Evidence;
@@ -301,6 +301,22 @@ impl Engine {
         }
         self.run_rules();
         self.finish()
+    }
+
+    /// Signs with `signing_key` from the next height on: a validator whose consensus key
+    /// governance rotated at the coming height boundary. Only between a decision and
+    /// [`Engine::start_next_height`], so that no height is signed with two keys.
+    pub fn rotate_signing_key(&mut self, signing_key: SigningKey) {
+        assert!(
+            self.decided,
+            "rotate_signing_key before this height was decided"
+        );
+        self.signing_key = signing_key;
+    }
+
+    /// The key this engine signs with.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing_key.verifying_key()
     }
 
     /// Moves to the next height once the host has durably applied the [`Decision`] of this one.

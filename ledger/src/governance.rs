@@ -50,7 +50,7 @@ pub enum ProposalStatus {
     Approved,
     Enacted,
     Failed,
-    /// Derived, never stored: open past its `approve_by_height`.
+    /// Derived, never stored: open when its `approve_by_height` has passed.
     Expired,
 }
 
@@ -80,15 +80,18 @@ pub struct Proposal {
 }
 
 impl Proposal {
-    /// The status as read at `height`: an open proposal past its approve-by height has expired.
-    pub fn status_at(&self, height: u64) -> ProposalStatus {
+    /// The status as read over a head at `head_height`: an open proposal that no later block
+    /// can approve any more (its approve-by height is reached) has expired.
+    pub fn status_at(&self, head_height: u64) -> ProposalStatus {
         match self.status {
-            ProposalStatus::Open if height > self.approve_by_height => ProposalStatus::Expired,
+            ProposalStatus::Open if head_height >= self.approve_by_height => {
+                ProposalStatus::Expired
+            }
             status => status,
         }
     }
 
-    /// The API message, with the status as read at `height`.
+    /// The API message, with the status as read over a head at `height`.
     pub fn to_wire_at(&self, height: u64) -> v1::GovernanceProposal {
         let mut wire = proposal_to_wire(self);
         wire.status = status_to_wire(self.status_at(height)) as i32;
@@ -518,9 +521,9 @@ pub(crate) fn approve<S: Store + ?Sized>(
     let Some(mut proposal) = proposal(view, proposal_id)? else {
         return reject(RejectionReason::UnknownProposal, "no proposal has this id");
     };
-    match proposal.status_at(context.height) {
-        ProposalStatus::Open => {}
-        ProposalStatus::Expired => {
+    match proposal.status {
+        ProposalStatus::Open if context.height <= proposal.approve_by_height => {}
+        ProposalStatus::Open | ProposalStatus::Expired => {
             return reject(
                 RejectionReason::ProposalClosed,
                 format!(

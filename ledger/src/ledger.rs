@@ -1,6 +1,7 @@
 //! The ledger over a store: opening against a genesis, executing a block into one write batch
 //! (receipts, state, accumulator, header), committing it, and answering CheckAccess.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use prost::Message;
@@ -96,6 +97,8 @@ pub struct Ledger<S: Store> {
     /// The membership in force after the committed head: of the next height to execute. Swapped
     /// by [`Ledger::commit`] when a block enacts a governance change.
     membership: RwLock<Arc<Membership>>,
+    /// The committed head's height (0 before the first block), readable without the store.
+    height: AtomicU64,
     limits: ReplayLimits,
 }
 
@@ -134,10 +137,14 @@ impl<S: Store> Ledger<S> {
             }
         }
         let membership = governance::load_membership(&store)?.unwrap_or(genesis_membership);
+        let height = StateView::new(&store)
+            .get_value::<Head>(Column::Meta, keys::META_HEAD)?
+            .map_or(0, |head| head.height);
         Ok(Self {
             store,
             genesis,
             membership: RwLock::new(Arc::new(membership)),
+            height: AtomicU64::new(height),
             limits: ReplayLimits::default(),
         })
     }
@@ -162,6 +169,11 @@ impl<S: Store> Ledger<S> {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// The committed head's height (0 before the first block).
+    pub fn height(&self) -> u64 {
+        self.height.load(Ordering::Acquire)
     }
 
     /// The validator-set history from genesis, each set with the first height it decides.
@@ -341,6 +353,8 @@ impl<S: Store> Ledger<S> {
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()) = next;
         }
+        // After the membership: whoever reads this height finds the next height's members.
+        self.height.store(executed.head.height, Ordering::Release);
         Ok(executed.head)
     }
 

@@ -17,6 +17,12 @@ pub struct NodeConfig {
     pub genesis_path: PathBuf,
     /// This validator's Ed25519 signing key (PKCS#8 PEM).
     pub validator_key_path: PathBuf,
+    /// A consensus key that governance rotates this validator to (PKCS#8 PEM), if any. The node
+    /// signs with whichever of its keys is in the validator set, and moves to this one at the
+    /// height the rotation takes effect, without a restart (`varde gov propose
+    /// rotate-validator-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_validator_key_path: Option<PathBuf>,
     /// Where the gRPC API listens, e.g. "127.0.0.1:50051".
     pub grpc_listen_address: SocketAddr,
     /// Where Prometheus metrics are served (GET /metrics, plain HTTP); absent: no metrics endpoint.
@@ -400,6 +406,7 @@ impl NodeConfig {
             data_dir,
             genesis_path,
             validator_key_path,
+            next_validator_key_path: None,
             grpc_listen_address,
             grpc_tls: None,
             metrics_listen_address: None,
@@ -452,6 +459,7 @@ impl NodeConfig {
             Some(&mut config.data_dir),
             Some(&mut config.genesis_path),
             Some(&mut config.validator_key_path),
+            config.next_validator_key_path.as_mut(),
             chain,
             key,
         ]
@@ -483,6 +491,9 @@ impl NodeConfig {
         check_path("data_dir", &self.data_dir)?;
         check_path("genesis_path", &self.genesis_path)?;
         check_path("validator_key_path", &self.validator_key_path)?;
+        if let Some(next) = &self.next_validator_key_path {
+            check_path("next_validator_key_path", next)?;
+        }
         match &self.grpc_tls {
             None => {
                 return Err(ConfigError {

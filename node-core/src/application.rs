@@ -1,6 +1,6 @@
 //! What the core asks of the application that gives blocks their meaning.
 
-use varde_consensus::{Block, Decision, Evidence, Height};
+use varde_consensus::{Block, Decision, Evidence, Height, SigningKey, ValidatorSet};
 
 /// The time of one input. The core reads no clock: the node passes the machine's, the simulator
 /// its virtual (and per node, skewed) one.
@@ -72,4 +72,14 @@ pub trait Application {
 
     /// A validator equivocated at `height`: the application puts it on record.
     fn report_misbehaviour(&mut self, evidence: &Evidence, height: Height, clock: Clock);
+
+    /// The validator set of the next height, when the block just committed changed it (taken:
+    /// asked once per commit). The set of a height is what the blocks before it decided, so
+    /// every node that committed them moves to the same set at the same boundary.
+    fn take_validator_change(&mut self) -> Option<ValidatorSet> {
+        None
+    }
+
+    /// This validator signs with `key` from the next height on (its consensus key was rotated).
+    fn signing_key_changed(&mut self, _key: &SigningKey) {}
 }

@@ -27,6 +27,14 @@ pub enum CoreError {
     Application(BoxedError),
     #[error("the decided block at height {height} does not hold here: {detail}")]
     DecidedBlockInvalid { height: Height, detail: String },
+    #[error("no consensus key was given")]
+    NoSigningKey,
+}
+
+/// The key of `keys` that is in `validators`, if any.
+fn key_in_set<'k>(keys: &'k [SigningKey], validators: &ValidatorSet) -> Option<&'k SigningKey> {
+    keys.iter()
+        .find(|key| validators.index_of(&key.verifying_key()).is_some())
 }
 
 impl CoreError {
@@ -38,7 +46,9 @@ impl CoreError {
 /// What the core needs besides its application, safety store and network.
 pub struct CoreSettings {
     pub engine: EngineConfig,
-    pub signing_key: SigningKey,
+    /// This validator's consensus keys: the one of the validator set it starts in first (else
+    /// the first), then any it may be rotated to by governance.
+    pub signing_keys: Vec<SigningKey>,
     pub verifier: Arc<dyn SignatureVerifier>,
     /// The height to decide first: the one after the committed head.
     pub height: Height,
@@ -69,6 +79,8 @@ struct PendingProposal {
 pub struct NodeCore<A: Application, P: SafetyStore, N: Network> {
     engine: Engine,
     validators: ValidatorSet,
+    /// Every consensus key this validator holds; the engine signs with the one in the set.
+    signing_keys: Vec<SigningKey>,
     verifier: Arc<dyn SignatureVerifier>,
     /// Whether this node is in the set it decides with (else it only follows).
     is_validator: bool,
@@ -91,13 +103,17 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
         safety: P,
         network: N,
     ) -> Result<Self, CoreError> {
+        let signing_key = key_in_set(&settings.signing_keys, &settings.validators)
+            .or_else(|| settings.signing_keys.first())
+            .cloned()
+            .ok_or(CoreError::NoSigningKey)?;
         let is_validator = settings
             .validators
-            .index_of(&settings.signing_key.verifying_key())
+            .index_of(&signing_key.verifying_key())
             .is_some();
         let engine = Engine::new(
             settings.engine,
-            settings.signing_key,
+            signing_key,
             settings.verifier.clone(),
             settings.height,
             settings.validators.clone(),
@@ -106,6 +122,7 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
         Ok(Self {
             engine,
             validators: settings.validators,
+            signing_keys: settings.signing_keys,
             verifier: settings.verifier,
             is_validator,
             application,
@@ -276,9 +293,12 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
             if let Some(height) = output.sync_from {
                 self.network.request_sync(height);
             }
-            // 3. Apply the decision, then move to the next height.
+            // 3. Apply the decision, then move to the next height (with its set).
             if let Some(decision) = output.decision {
                 self.apply(decision, clock)?;
+                if let Some(validators) = self.application.take_validator_change() {
+                    self.change_validators(validators);
+                }
                 queue.push_back(self.engine.start_next_height(self.validators.clone()));
             }
             for request in output.requests {
@@ -311,6 +331,42 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
             }
         }
         Ok(())
+    }
+
+    /// Moves to the set governance decided for the next height: signs with the key of it this
+    /// validator holds (a rotated key takes over from the next height, never both), or follows
+    /// without signing when it holds none.
+    fn change_validators(&mut self, validators: ValidatorSet) {
+        let current = self.engine.verifying_key();
+        let key = key_in_set(&self.signing_keys, &validators).cloned();
+        if let Some(key) = &key {
+            if key.verifying_key() != current {
+                tracing::info!(
+                    height = self.engine.height() + 1,
+                    "this validator's consensus key was rotated; signing with the new key"
+                );
+                self.engine.rotate_signing_key(key.clone());
+                self.application.signing_key_changed(key);
+            }
+        }
+        let was_validator = self.is_validator;
+        self.is_validator = key.is_some();
+        if was_validator != self.is_validator {
+            tracing::info!(
+                height = self.engine.height() + 1,
+                validator = self.is_validator,
+                "this node's place in the validator set changes"
+            );
+        }
+        let own_key = key.unwrap_or_else(|| {
+            self.signing_keys
+                .iter()
+                .find(|held| held.verifying_key() == current)
+                .cloned()
+                .unwrap_or_else(|| self.signing_keys[0].clone())
+        });
+        self.network.validators_changed(&validators, &own_key);
+        self.validators = validators;
     }
 
     /// Answers the pending ProposeBlock with what waits now (possibly nothing).

@@ -79,6 +79,8 @@ pub enum LedgerAppError {
     Ledger(#[from] LedgerError),
     #[error("the decided block at height {height} does not match the ledger: {detail}")]
     DecidedBlockMismatch { height: Height, detail: String },
+    #[error("the validator set governance decided after height {height} is unusable: {detail}")]
+    UnusableValidatorSet { height: Height, detail: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +112,10 @@ pub struct LedgerApplication<H: LedgerHost> {
     /// Signs this validator's misbehaviour reports.
     report_key: varde_consensus::SigningKey,
     limits: BlockLimits,
+    /// The consensus keys of the height being decided (a proposer must be one of them).
     validator_keys: Vec<[u8; 32]>,
+    /// The next height's set, when the block just committed changed it.
+    validator_change: Option<ValidatorSet>,
 }
 
 impl<H: LedgerHost> LedgerApplication<H> {
@@ -122,6 +127,7 @@ impl<H: LedgerHost> LedgerApplication<H> {
             host,
             limits,
             validator_keys,
+            validator_change: None,
         }
     }
 
@@ -291,13 +297,40 @@ impl<H: LedgerHost> Application for LedgerApplication<H> {
             transactions: executed.block.transactions.clone(),
             receipts: executed.receipts.clone(),
         };
+        // Decoded before the commit, so that a set the engine cannot use stops this node
+        // before it writes a block it could not go on from.
+        let next_set = match executed.next_membership() {
+            Some(membership) if membership.validator_keys() != self.validator_keys => {
+                let set = validators_of(membership).map_err(|error| {
+                    LedgerAppError::UnusableValidatorSet {
+                        height,
+                        detail: error.to_string(),
+                    }
+                })?;
+                Some((membership.validator_keys(), set))
+            }
+            _ => None,
+        };
         self.host.ledger().commit(executed)?;
+        if let Some((keys, set)) = next_set {
+            self.validator_keys = keys;
+            self.validator_change = Some(set);
+        }
         self.host.committed(committed, clock);
         Ok(())
     }
 
     fn has_waiting_transactions(&self) -> bool {
         self.host.has_waiting_transactions()
+    }
+
+    fn take_validator_change(&mut self) -> Option<ValidatorSet> {
+        self.validator_change.take()
+    }
+
+    fn signing_key_changed(&mut self, key: &varde_consensus::SigningKey) {
+        self.proposer_key = key.verifying_key().to_bytes();
+        self.report_key = key.clone();
     }
 
     /// Several honest validators report the same misbehaviour; the ledger records it once.

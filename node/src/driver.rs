@@ -89,7 +89,8 @@ impl DriverHandle {
 
 /// What the driver needs to start.
 pub struct DriverSettings {
-    pub signing_key: SigningKey,
+    /// The consensus keys this validator holds, the one it signs with now first.
+    pub signing_keys: Vec<SigningKey>,
     pub timeouts: Timeouts,
     pub block: BlockConfig,
 }
@@ -266,11 +267,16 @@ impl<S: Store + 'static, N: Network + Send + 'static> ConsensusDriver<S, N> {
             max_transactions: settings.block.max_transactions,
             max_bytes: settings.block.max_bytes,
         };
+        let signing_key = settings
+            .signing_keys
+            .first()
+            .cloned()
+            .ok_or(varde_node_core::CoreError::NoSigningKey)?;
         let application = LedgerApplication::new(
             NodeHost {
                 context: context.clone(),
             },
-            settings.signing_key.clone(),
+            signing_key,
             limits,
         );
         let safety = NodeSafety {
@@ -279,7 +285,7 @@ impl<S: Store + 'static, N: Network + Send + 'static> ConsensusDriver<S, N> {
         let core = NodeCore::new(
             CoreSettings {
                 engine,
-                signing_key: settings.signing_key,
+                signing_keys: settings.signing_keys,
                 verifier: Arc::new(Ed25519Verifier),
                 height,
                 validators,
@@ -425,7 +431,7 @@ mod tests {
             key.verifying_key().to_bytes(),
         ));
         let settings = DriverSettings {
-            signing_key: key.clone(),
+            signing_keys: vec![key.clone()],
             timeouts: Timeouts::default(),
             block,
         };
@@ -543,7 +549,7 @@ mod tests {
             ..Timeouts::default()
         };
         let settings = DriverSettings {
-            signing_key: own.clone(),
+            signing_keys: vec![own.clone()],
             timeouts,
             block: BlockConfig::default(),
         };

@@ -69,11 +69,25 @@ pub async fn start<S: Store + 'static>(
     crate::context::set_clock_offset_ms(config.testing.clock_offset_ms);
     let server_tls = crate::tls::server_tls_config(grpc_tls)?;
     let tls_enabled = server_tls.is_some();
-    let signing_key = varde_ledger::keyfile::read_signing_key(&config.validator_key_path)?;
+    let configured_key = varde_ledger::keyfile::read_signing_key(&config.validator_key_path)?;
     // Page tokens are sealed with a key derived from the node's own secret: they survive a
     // restart, and no other node can forge or read them.
-    let page_tokens = varde_ledger::page_token::PageTokenKey::derive(&signing_key.to_bytes());
+    let page_tokens = varde_ledger::page_token::PageTokenKey::derive(&configured_key.to_bytes());
     let ledger = Ledger::open(store, genesis).context("cannot open the ledger")?;
+    let mut signing_keys = vec![configured_key];
+    if let Some(path) = &config.next_validator_key_path {
+        signing_keys.push(varde_ledger::keyfile::read_signing_key(path)?);
+    }
+    // The key in the validator set now (a rotation may have taken effect while this node was
+    // down) signs and is the network identity; the configured key otherwise.
+    let validator_keys = ledger.membership().validator_keys();
+    if let Some(in_set) = signing_keys
+        .iter()
+        .position(|key| validator_keys.contains(&key.verifying_key().to_bytes()))
+    {
+        signing_keys.swap(0, in_set);
+    }
+    let signing_key = signing_keys[0].clone();
     let context = Arc::new(NodeContext::new(
         ledger,
         Mempool::new(config.mempool),
@@ -109,7 +123,7 @@ pub async fn start<S: Store + 'static>(
     let (driver, driver_handle) = ConsensusDriver::new(
         context.clone(),
         DriverSettings {
-            signing_key,
+            signing_keys,
             timeouts: config.consensus.timeouts(),
             block: config.block,
         },

@@ -1,8 +1,11 @@
 //! The validator network over libp2p (ARCHITECTURE.md, "Network"): TCP + Noise + Yamux, the validator's Ed25519
 //! key as its libp2p identity.
 //!
-//! - **Gating.** Only the genesis validators and the configured observers are allowed; any other
-//!   peer is refused as soon as the Noise handshake has proved its key, before a protocol runs.
+//! - **Gating.** Only the validators of the current set and the configured observers are
+//!   allowed; any other peer is refused as soon as the Noise handshake has proved its key, before
+//!   a protocol runs. The gate follows governance: at a height boundary that changes the set, a
+//!   removed validator is cut and refused, a new one let in, and a node whose consensus key was
+//!   rotated builds its swarm again under the new key.
 //! - **Protocols** (request-response, [`codec`] frames with a size limit each):
 //!   `/varde/consensus/1` consensus messages to every validator, `/varde/transactions/1` admitted
 //!   transactions to every validator, `/varde/sync/1` committed blocks with their certificates.
@@ -21,6 +24,7 @@ mod byzantine;
 pub mod codec;
 mod frames;
 pub mod redial;
+mod sets;
 mod task;
 
 pub use task::NetworkTask;
@@ -38,8 +42,8 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, allow_block_list, identity};
 use prost::Message as _;
-use tokio::sync::mpsc;
-use varde_consensus::{Height, Message};
+use tokio::sync::{mpsc, watch};
+use varde_consensus::{Height, Message, ValidatorSet};
 use varde_ledger::consensus_wire;
 use varde_proto::v1;
 use varde_storage::Store;
@@ -172,11 +176,30 @@ enum Command {
     Sync(Height),
 }
 
+/// A validator set that takes effect at the coming height, and the key this node signs with in
+/// it (its network identity).
+#[derive(Clone)]
+pub(crate) struct ValidatorChange {
+    validators: ValidatorSet,
+    own_key: SigningKey,
+}
+
+/// What a swarm is built from, besides its key and gate: kept to build it again after a key
+/// rotation.
+#[derive(Clone, Copy)]
+pub(crate) struct SwarmRecipe {
+    consensus: FrameLimits,
+    transactions: FrameLimits,
+    sync: FrameLimits,
+}
+
 /// The driver's side of the network: queues and returns, never blocks.
 pub struct P2pNetwork {
     commands: mpsc::Sender<Command>,
     /// Hand messages over unencoded, to be forged (Byzantine test mode only).
     forge: bool,
+    /// The latest set change (a watch: never lost behind a full queue).
+    validator_changes: watch::Sender<Option<ValidatorChange>>,
 }
 
 impl Network for P2pNetwork {
@@ -201,6 +224,45 @@ impl Network for P2pNetwork {
     fn request_sync(&mut self, from_height: Height) {
         let _ = self.commands.try_send(Command::Sync(from_height));
     }
+
+    fn validators_changed(&mut self, validators: &ValidatorSet, own_key: &SigningKey) {
+        self.validator_changes.send_replace(Some(ValidatorChange {
+            validators: validators.clone(),
+            own_key: own_key.clone(),
+        }));
+    }
+}
+
+/// A swarm under `signing_key` that lets in `allowed` peers only; not yet listening.
+fn new_swarm(
+    signing_key: &SigningKey,
+    recipe: &SwarmRecipe,
+    allowed: &BTreeSet<PeerId>,
+) -> anyhow::Result<libp2p::Swarm<Behaviour>> {
+    let keypair = identity::Keypair::ed25519_from_bytes(signing_key.to_bytes())
+        .context("the validator key is not a valid libp2p identity")?;
+    let mut gate = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+    for peer in allowed {
+        gate.allow_peer(*peer);
+    }
+    let recipe = *recipe;
+    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .context("cannot set up the TCP transport")?
+        .with_behaviour(|_| Behaviour {
+            gate,
+            consensus: protocol(CONSENSUS_PROTOCOL, recipe.consensus),
+            transactions: protocol(TRANSACTIONS_PROTOCOL, recipe.transactions),
+            sync: protocol(SYNC_PROTOCOL, recipe.sync),
+        })
+        .context("cannot set up the network behaviour")?
+        .with_swarm_config(|config| config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build())
 }
 
 /// Builds the swarm and binds the listener. The returned handle goes to the driver; the task is
@@ -210,23 +272,19 @@ pub fn build<S: Store + 'static>(
     signing_key: &SigningKey,
     context: Arc<NodeContext<S>>,
 ) -> anyhow::Result<(P2pNetwork, NetworkTask<S>)> {
-    let keypair = identity::Keypair::ed25519_from_bytes(signing_key.to_bytes())
-        .context("the validator key is not a valid libp2p identity")?;
-    let own_peer = keypair.public().to_peer_id();
+    let own_peer = peer_id_of(&signing_key.verifying_key().to_bytes())?;
     let gate = Gate::new(settings, own_peer)?;
-    let mut allowed = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
-    for peer in &gate.allowed {
-        allowed.allow_peer(*peer);
-    }
-    let validators = task::Validators {
-        peers: gate.validators,
-        keys: crate::driver::genesis_validators(&context)?,
-    };
+    let observers = settings
+        .observers
+        .iter()
+        .map(peer_id_of)
+        .collect::<anyhow::Result<BTreeSet<_>>>()?;
+    let genesis_set = crate::driver::genesis_validators(&context)?;
     let attacks = byzantine::Attacks::new(
         &settings.attacks,
         context.ledger.chain_id(),
         signing_key,
-        &validators.keys,
+        &genesis_set,
     );
     let forge = attacks
         .as_ref()
@@ -238,38 +296,31 @@ pub fn build<S: Store + 'static>(
             addresses.insert(peer_id, multiaddr_of(peer.address));
         }
     }
-    let consensus_limits = FrameLimits {
-        request_bytes_max: settings.consensus_frame_bytes_max,
-        response_bytes_max: 16,
+    let recipe = SwarmRecipe {
+        consensus: FrameLimits {
+            request_bytes_max: settings.consensus_frame_bytes_max,
+            response_bytes_max: 16,
+        },
+        transactions: FrameLimits {
+            request_bytes_max: 2 * GOSSIP_BATCH_BYTES,
+            response_bytes_max: 16,
+        },
+        sync: FrameLimits {
+            request_bytes_max: 64,
+            response_bytes_max: SYNC_RESPONSE_BUDGET_BYTES + settings.consensus_frame_bytes_max,
+        },
     };
-    let transaction_limits = FrameLimits {
-        request_bytes_max: 2 * GOSSIP_BATCH_BYTES,
-        response_bytes_max: 16,
-    };
-    let sync_limits = FrameLimits {
-        request_bytes_max: 64,
-        response_bytes_max: SYNC_RESPONSE_BUDGET_BYTES + settings.consensus_frame_bytes_max,
-    };
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .context("cannot set up the TCP transport")?
-        .with_behaviour(|_| Behaviour {
-            gate: allowed,
-            consensus: protocol(CONSENSUS_PROTOCOL, consensus_limits),
-            transactions: protocol(TRANSACTIONS_PROTOCOL, transaction_limits),
-            sync: protocol(SYNC_PROTOCOL, sync_limits),
-        })
-        .context("cannot set up the network behaviour")?
-        .with_swarm_config(|config| config.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
-        .build();
+    let mut swarm = new_swarm(signing_key, &recipe, &gate.allowed)?;
     swarm
         .listen_on(multiaddr_of(settings.listen_address))
         .with_context(|| format!("cannot listen for peers on {}", settings.listen_address))?;
+    let (change_sender, changes) = watch::channel(None);
+    let validators = task::Validators {
+        peers: gate.validators,
+        observers,
+        changes,
+        recipe,
+    };
 
     let (command_sender, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
     let (gossip_sender, gossip) = mpsc::channel(GOSSIP_QUEUE_CAPACITY);
@@ -279,6 +330,7 @@ pub fn build<S: Store + 'static>(
         P2pNetwork {
             commands: command_sender,
             forge,
+            validator_changes: change_sender,
         },
         NetworkTask::new(
             swarm,

@@ -14,10 +14,10 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
 use prost::Message as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use varde_consensus::{
-    Block, CommitCertificate, Ed25519Verifier, Height, Message, ProposalMessage, ValidatorSet,
+    Block, CommitCertificate, Ed25519Verifier, Height, Message, ProposalMessage,
 };
 use varde_ledger::consensus_wire;
 use varde_proto::v1;
@@ -29,7 +29,11 @@ use super::byzantine::{Attacks, FLOOD_IN_FLIGHT, Outbound};
 use super::codec::{Frame, FrameCodec};
 use super::frames::{self, PeerFault, decode_consensus, decode_synced, frame_bytes};
 use super::redial::Redials;
-use super::{Behaviour, BehaviourEvent, Command, GOSSIP_BATCH_BYTES, GOSSIP_PACE, SYNC_BLOCKS_MAX};
+use super::sets::{SetHistory, SetOf};
+use super::{
+    Behaviour, BehaviourEvent, Command, GOSSIP_BATCH_BYTES, GOSSIP_PACE, SYNC_BLOCKS_MAX,
+    SwarmRecipe, ValidatorChange,
+};
 use crate::config::Attack;
 use crate::context::NodeContext;
 use crate::driver::{DriverHandle, Inbound};
@@ -44,10 +48,12 @@ struct SyncInFlight {
 }
 
 /// The other validators, as peers (sent consensus messages, and the only peers allowed to send
-/// them) and as the consensus keys their messages' signatures are checked against.
+/// them), the observers, and where changes of the set come from.
 pub(super) struct Validators {
     pub peers: BTreeSet<PeerId>,
-    pub keys: ValidatorSet,
+    pub observers: BTreeSet<PeerId>,
+    pub changes: watch::Receiver<Option<ValidatorChange>>,
+    pub recipe: SwarmRecipe,
 }
 
 /// The task that owns the swarm.
@@ -58,8 +64,15 @@ pub struct NetworkTask<S: Store + 'static> {
     gossip: mpsc::Receiver<v1::SignedTransaction>,
     /// Validators other than this node.
     validators: BTreeSet<PeerId>,
-    /// The consensus keys, to check each consensus message's signature before it is delivered.
-    validator_set: ValidatorSet,
+    /// Non-validator nodes allowed to connect.
+    observers: BTreeSet<PeerId>,
+    /// The consensus keys of each height, to check each consensus message's signature before
+    /// it is delivered.
+    sets: SetHistory,
+    /// Governance changed the validator set (and maybe this node's key): the gate follows.
+    validator_changes: watch::Receiver<Option<ValidatorChange>>,
+    /// How to build the swarm again under a rotated key.
+    recipe: SwarmRecipe,
     /// Each peer's share of the driver's inbox.
     budgets: PeerBudgets,
     /// Where to dial validators.
@@ -97,16 +110,21 @@ impl<S: Store + 'static> NetworkTask<S> {
     ) -> std::io::Result<Self> {
         let Validators {
             peers: validators,
-            keys: validator_set,
+            observers,
+            changes: validator_changes,
+            recipe,
         } = validators;
         Ok(Self {
             swarm,
             gossip_admission: GossipAdmission::start(context.clone())?,
+            sets: SetHistory::read(&context.ledger),
             context,
             commands,
             gossip,
             validators,
-            validator_set,
+            observers,
+            validator_changes,
+            recipe,
             budgets: PeerBudgets::default(),
             addresses,
             connected: BTreeSet::new(),
@@ -152,6 +170,7 @@ impl<S: Store + 'static> NetworkTask<S> {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event, &driver),
                 Some(command) = self.commands.recv() => self.on_command(command),
+                Ok(()) = self.validator_changes.changed() => self.on_validators_changed(),
                 Some(transaction) = self.gossip.recv() => self.queue_gossip(transaction),
                 Some((peer, fault)) = self.gossip_admission.faults.recv() => {
                     self.cut(peer, "transactions", &fault);
@@ -163,6 +182,92 @@ impl<S: Store + 'static> NetworkTask<S> {
             }
         }
         tracing::info!("network stopped");
+    }
+
+    /// The validator set changes at the coming height: the gate lets the new validators in and
+    /// cuts the removed ones, consensus messages go to the new set, and a rotated key becomes
+    /// this node's identity (the swarm is built again under it, and every peer dialled again).
+    fn on_validators_changed(&mut self) {
+        let Some(change) = self.validator_changes.borrow_and_update().clone() else {
+            return;
+        };
+        let own_peer = match super::peer_id_of(&change.own_key.verifying_key().to_bytes()) {
+            Ok(peer) => peer,
+            Err(error) => {
+                tracing::error!(%error, "this node's consensus key is no libp2p identity");
+                return;
+            }
+        };
+        let mut members = BTreeSet::new();
+        for key in change.validators.keys() {
+            match super::peer_id_of(&key.to_bytes()) {
+                Ok(peer) => {
+                    members.insert(peer);
+                }
+                Err(error) => tracing::error!(%error, "a validator key is no libp2p identity"),
+            }
+        }
+        let previous = std::mem::take(&mut self.validators);
+        self.validators = members
+            .iter()
+            .copied()
+            .filter(|peer| *peer != own_peer)
+            .collect();
+        let gate = &mut self.swarm.behaviour_mut().gate;
+        for peer in &self.validators {
+            gate.allow_peer(*peer);
+        }
+        let removed: Vec<PeerId> = previous
+            .difference(&members)
+            .filter(|peer| !self.observers.contains(peer))
+            .copied()
+            .collect();
+        for peer in &removed {
+            gate.disallow_peer(*peer);
+        }
+        for peer in removed {
+            tracing::info!(%peer, "a validator left the set; disconnecting it");
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.addresses.remove(&peer);
+            self.redials.connected(&peer);
+        }
+        if own_peer != *self.swarm.local_peer_id() {
+            self.rebuild_swarm(&change.own_key);
+        }
+    }
+
+    /// Replaces the swarm with one under `key`, listening where the old one did, and dials every
+    /// known validator again.
+    fn rebuild_swarm(&mut self, key: &ed25519_dalek::SigningKey) {
+        let mut allowed = self.validators.clone();
+        allowed.extend(self.observers.iter().copied());
+        let swarm = match super::new_swarm(key, &self.recipe, &allowed) {
+            Ok(swarm) => swarm,
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "cannot build the network under the rotated key");
+                return;
+            }
+        };
+        // The old swarm goes first, so that its listener frees the port.
+        drop(std::mem::replace(&mut self.swarm, swarm));
+        if let Err(error) = self
+            .swarm
+            .listen_on(super::multiaddr_of(self.listen_address))
+        {
+            tracing::error!(%error, address = %self.listen_address, "cannot listen for peers under the rotated key");
+        }
+        tracing::info!(peer = %self.swarm.local_peer_id(), "the network runs under the rotated consensus key");
+        self.connected.clear();
+        self.budgets = PeerBudgets::default();
+        self.sync = None;
+        self.flood.clear();
+        self.context.metrics.peers.set(0);
+        let now = Instant::now();
+        let peers: Vec<PeerId> = self.addresses.keys().copied().collect();
+        for peer in peers {
+            self.redials.connected(&peer);
+            self.dial(peer, now);
+        }
     }
 
     /// Validators (other than this node) with an open connection.
@@ -460,27 +565,41 @@ impl<S: Store + 'static> NetworkTask<S> {
     /// the peer (a validator retransmits the votes that prove its round), but an honest
     /// validator only ever relays votes it verified, so one forgery is the peer's fault: it is
     /// cut rather than allowed to spend the driver's time on a stream of them.
-    fn check_signatures(&self, messages: Vec<Message>) -> Result<Vec<Message>, PeerFault> {
-        let chain_id = self.context.ledger.chain_id();
-        let set = &self.validator_set;
-        let verifies = |message: &Message| match message {
-            Message::Vote(signed) => signed.verify(chain_id, set, &Ed25519Verifier),
-            Message::Proposal(ProposalMessage {
-                signed,
-                proof_of_lock,
-                ..
-            }) => {
-                signed.verify(chain_id, set, &Ed25519Verifier)
-                    && proof_of_lock
-                        .iter()
-                        .all(|prevote| prevote.verify(chain_id, set, &Ed25519Verifier))
+    ///
+    /// Each message is checked against the set of its own height ([`SetHistory`]); one of a
+    /// finished height is dropped, one of a height whose set is not known yet goes on unchecked.
+    fn check_signatures(&mut self, messages: Vec<Message>) -> Result<Vec<Message>, PeerFault> {
+        let ledger = &self.context.ledger;
+        let chain_id = ledger.chain_id();
+        let mut kept = Vec::with_capacity(messages.len());
+        for message in messages {
+            let set = match self.sets.set_of(ledger, message.height()) {
+                SetOf::Finished => continue,
+                SetOf::NotYetKnown => {
+                    kept.push(message);
+                    continue;
+                }
+                SetOf::Known(set) => set,
+            };
+            let verifies = match &message {
+                Message::Vote(signed) => signed.verify(chain_id, set, &Ed25519Verifier),
+                Message::Proposal(ProposalMessage {
+                    signed,
+                    proof_of_lock,
+                    ..
+                }) => {
+                    signed.verify(chain_id, set, &Ed25519Verifier)
+                        && proof_of_lock
+                            .iter()
+                            .all(|prevote| prevote.verify(chain_id, set, &Ed25519Verifier))
+                }
+            };
+            if !verifies {
+                return Err(PeerFault::BadSignature);
             }
-        };
-        if messages.iter().all(verifies) {
-            Ok(messages)
-        } else {
-            Err(PeerFault::BadSignature)
+            kept.push(message);
         }
+        Ok(kept)
     }
 
     /// Hands `peer`'s messages to the driver within the peer's share of its inbox.

@@ -510,7 +510,7 @@ impl<A: SimApp> World<A> {
         });
         let settings = CoreSettings {
             engine: config,
-            signing_key: self.keys[node].clone(),
+            signing_keys: vec![self.keys[node].clone()],
             verifier: self.verifier.clone(),
             height: state.committed_height() + 1,
             validators: self.validators.clone(),
