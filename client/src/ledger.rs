@@ -1,5 +1,5 @@
 //! The calls of the Ledger service: submitting transactions, reading transactions and blocks,
-//! proofs, the event stream and recorded misbehaviour.
+//! proofs, the event stream, recorded misbehaviour and governance proposals.
 
 use std::time::Duration;
 
@@ -34,6 +34,10 @@ pub const GET_CONSISTENCY_BUNDLE: &str = "/varde.v1.Ledger/GetConsistencyBundle"
 pub const STREAM_EVENTS: &str = "/varde.v1.Ledger/StreamEvents";
 /// `/varde.v1.Ledger/ListMisbehaviour`.
 pub const LIST_MISBEHAVIOUR: &str = "/varde.v1.Ledger/ListMisbehaviour";
+/// `/varde.v1.Ledger/ListProposals`.
+pub const LIST_PROPOSALS: &str = "/varde.v1.Ledger/ListProposals";
+/// `/varde.v1.Ledger/GetProposal`.
+pub const GET_PROPOSAL: &str = "/varde.v1.Ledger/GetProposal";
 
 impl Client {
     fn ledger(&self) -> LedgerClient<Channel> {
@@ -88,7 +92,8 @@ impl Client {
     }
 
     /// Ledger.GetValidatorSets (signed): the validator-set history, for
-    /// [`crate::light::LightClient::check_validator_sets`].
+    /// [`crate::light::LightClient::check_validator_sets`] (or all at once:
+    /// [`Client::follow_validator_sets`]).
     pub async fn get_validator_sets(&self) -> Result<Vec<v1::ValidatorSetEntry>, Error> {
         let request = self.signed(v1::GetValidatorSetsRequest { auth: None })?;
         let answer = self.ledger().get_validator_sets(request).await;
@@ -178,6 +183,35 @@ impl Client {
         let request = self.signed(request)?;
         let answer = self.ledger().list_misbehaviour(request).await;
         self.answer(LIST_MISBEHAVIOUR, answer)
+    }
+
+    /// Ledger.ListProposals (signed): a page of governance proposals in the order they were
+    /// proposed, with their approvals and status (EXPIRED judged at the answer's height).
+    /// `page_size` 0 means the node's default (50); `page_token` is empty for the first page,
+    /// else a previous answer's `next_page_token`.
+    pub async fn list_proposals(
+        &self,
+        page_size: u32,
+        page_token: impl Into<String>,
+    ) -> Result<v1::ListProposalsResponse, Error> {
+        let request = self.signed(v1::ListProposalsRequest {
+            auth: None,
+            page_size,
+            page_token: page_token.into(),
+        })?;
+        let answer = self.ledger().list_proposals(request).await;
+        self.answer(LIST_PROPOSALS, answer)
+    }
+
+    /// Ledger.GetProposal (signed): one governance proposal by its id (the transaction id of its
+    /// ProposeChange, 32 bytes); NOT_FOUND for an unknown one.
+    pub async fn get_proposal(&self, proposal_id: &[u8]) -> Result<v1::GetProposalResponse, Error> {
+        let request = self.signed(v1::GetProposalRequest {
+            auth: None,
+            proposal_id: proposal_id.to_vec(),
+        })?;
+        let answer = self.ledger().get_proposal(request).await;
+        self.answer(GET_PROPOSAL, answer)
     }
 
     /// An expiry `blocks` heights after the node's current height (Node.Status).

@@ -1,8 +1,9 @@
 //! `varde-client`: what a health system needs to use a Varde network, without the node or
 //! RocksDB.
 //!
-//! - [`tx`]: typed builders for every action of a transaction body, with expiry and nonce,
-//!   checked with the ledger's admission rules and signed (`varde-tx-v1`) into an envelope;
+//! - [`tx`]: typed builders for every action of a transaction body (governance proposals and
+//!   approvals among them), with expiry and nonce, checked with the ledger's admission rules and
+//!   signed (`varde-tx-v1`) into an envelope;
 //! - [`query`]: signed requests (`varde-query-v2`) and the Query service's calls;
 //! - [`ledger`] and [`node`]: the Ledger and Node services' calls;
 //! - [`connect`]: `https://` trusting one CA certificate (rustls with ring), or `http://`;
@@ -10,8 +11,9 @@
 //!
 //! - [`light`]: the light client, which starts from the genesis file alone, accepts headers by
 //!   their commit certificates and checks proof bundles (a transaction with its receipt, ledger
-//!   consistency, a CheckAccess answer with its facts) against them; the proof calls are
-//!   methods of [`Client`] beside the other Ledger calls.
+//!   consistency, a CheckAccess answer with its facts) against them, and follows the validator
+//!   sets governance makes; the proof calls are methods of [`Client`] beside the other Ledger
+//!   calls.
 //!
 //! Every call is a method of [`Client`]; errors ([`Error`]) say what to try. The signing schemes
 //! themselves live in `varde_ledger::signing`, which the node verifies with; this crate calls

@@ -59,6 +59,8 @@ signed_methods!(
     GetConsistencyProofRequest => crate::ledger::GET_CONSISTENCY_PROOF,
     StreamEventsRequest => crate::ledger::STREAM_EVENTS,
     ListMisbehaviourRequest => crate::ledger::LIST_MISBEHAVIOUR,
+    ListProposalsRequest => crate::ledger::LIST_PROPOSALS,
+    GetProposalRequest => crate::ledger::GET_PROPOSAL,
     GetRecordRequest => GET_RECORD,
     ListRecordsRequest => LIST_RECORDS,
     ListGrantsRequest => LIST_GRANTS,

@@ -28,6 +28,8 @@ use varde_proto::v1::transaction_body::Action;
 
 use crate::error::BuildError;
 
+pub use varde_ledger::governance::{EFFECTIVE_HEIGHT_AHEAD_MAX, approvals_needed};
+
 /// The expiry of a [`Transaction`] when none is given: ten minutes after signing.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(600);
 
@@ -384,6 +386,248 @@ impl ReportMisbehaviour {
     }
 }
 
+/// A role of a member institution by its name in the genesis file (`validator`, `submitter`,
+/// `consent-authority`, `auditor`), in any case and with `_` for `-`; `None` for any other text.
+pub fn role_from_name(name: &str) -> Option<v1::InstitutionRole> {
+    match name.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+        "validator" => Some(v1::InstitutionRole::Validator),
+        "submitter" => Some(v1::InstitutionRole::Submitter),
+        "consent-authority" => Some(v1::InstitutionRole::ConsentAuthority),
+        "auditor" => Some(v1::InstitutionRole::Auditor),
+        _ => None,
+    }
+}
+
+/// A new member institution, as [`ProposeChange::add_institution`] proposes it: organisation
+/// number, name, roles and keys, as in the genesis file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Institution(v1::Member);
+
+impl Institution {
+    /// An institution without roles or keys: add at least one role, a submitting key unless its
+    /// only role is validator, and a validator key exactly when it has the validator role.
+    pub fn new(org_number: impl Into<String>, name: impl Into<String>) -> Self {
+        Self(v1::Member {
+            org_number: org_number.into(),
+            name: name.into(),
+            roles: Vec::new(),
+            public_keys: Vec::new(),
+            validator_key: Vec::new(),
+        })
+    }
+
+    /// Adds a role.
+    pub fn role(mut self, role: v1::InstitutionRole) -> Self {
+        self.0.roles.push(role as i32);
+        self
+    }
+
+    /// Adds a submitting key (an Ed25519 public key that signs its transactions and queries).
+    pub fn submitting_key(mut self, public_key: [u8; 32]) -> Self {
+        self.0.public_keys.push(public_key.to_vec());
+        self
+    }
+
+    /// Sets the consensus key of its validator node (with the validator role).
+    pub fn validator_key(mut self, public_key: [u8; 32]) -> Self {
+        self.0.validator_key = public_key.to_vec();
+        self
+    }
+}
+
+impl From<Institution> for v1::Member {
+    fn from(institution: Institution) -> Self {
+        institution.0
+    }
+}
+
+/// Proposes one change to the membership, taking effect at `effective_height` once validator
+/// institutions of more than 2/3 of the validators in force ([`approvals_needed`]) have approved
+/// it; the proposal is its proposer's approval. Signed by the proposer, a validator institution,
+/// with a submitting key or its validator key. The proposal's id is the transaction id of its
+/// envelope ([`SignedEnvelope::transaction_id`]).
+///
+/// The effective height must lie after the height that includes the proposal, at most
+/// [`EFFECTIVE_HEIGHT_AHEAD_MAX`] heights after it; approvals count up to the height before it,
+/// or up to [`ProposeChange::approve_by`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposeChange(v1::ProposeChange);
+
+impl ProposeChange {
+    fn with_change(
+        proposer_org_number: impl Into<String>,
+        change: v1::membership_change::Change,
+        effective_height: u64,
+    ) -> Self {
+        Self(v1::ProposeChange {
+            proposer_org_number: proposer_org_number.into(),
+            change: Some(v1::MembershipChange {
+                change: Some(change),
+            }),
+            effective_height,
+            approve_by_height: 0,
+        })
+    }
+
+    fn institution_key(org_number: impl Into<String>, public_key: [u8; 32]) -> v1::InstitutionKey {
+        v1::InstitutionKey {
+            org_number: org_number.into(),
+            public_key: public_key.to_vec(),
+        }
+    }
+
+    /// A new member institution.
+    pub fn add_institution(
+        proposer_org_number: impl Into<String>,
+        institution: impl Into<v1::Member>,
+        effective_height: u64,
+    ) -> Self {
+        Self::with_change(
+            proposer_org_number,
+            v1::membership_change::Change::AddInstitution(institution.into()),
+            effective_height,
+        )
+    }
+
+    /// The institution `org_number` leaves, with its keys and its validator.
+    pub fn remove_institution(
+        proposer_org_number: impl Into<String>,
+        org_number: impl Into<String>,
+        effective_height: u64,
+    ) -> Self {
+        Self::with_change(
+            proposer_org_number,
+            v1::membership_change::Change::RemoveInstitution(org_number.into()),
+            effective_height,
+        )
+    }
+
+    /// A new name and roles for `org_number`. The validator role changes only with
+    /// [`ProposeChange::add_validator`] and [`ProposeChange::remove_validator`]: keep it in
+    /// `roles` exactly when the institution has it.
+    pub fn update_institution(
+        proposer_org_number: impl Into<String>,
+        org_number: impl Into<String>,
+        name: impl Into<String>,
+        roles: impl IntoIterator<Item = v1::InstitutionRole>,
+        effective_height: u64,
+    ) -> Self {
+        Self::with_change(
+            proposer_org_number,
+            v1::membership_change::Change::UpdateInstitution(v1::UpdateInstitution {
+                org_number: org_number.into(),
+                name: name.into(),
+                roles: roles.into_iter().map(|role| role as i32).collect(),
+            }),
+            effective_height,
+        )
+    }
+
+    /// Registers one more submitting key of `org_number`.
+    pub fn add_submitting_key(
+        proposer_org_number: impl Into<String>,
+        org_number: impl Into<String>,
+        public_key: [u8; 32],
+        effective_height: u64,
+    ) -> Self {
+        Self::with_change(
+            proposer_org_number,
+            v1::membership_change::Change::AddSubmittingKey(Self::institution_key(
+                org_number, public_key,
+            )),
+            effective_height,
+        )
+    }
+
+    /// Revokes a submitting key of `org_number`: refused from the effective height on; what it
+    /// signed before stays valid history.
+    pub fn revoke_submitting_key(
+        proposer_org_number: impl Into<String>,
+        org_number: impl Into<String>,
+        public_key: [u8; 32],
+        effective_height: u64,
+    ) -> Self {
+        Self::with_change(
+            proposer_org_number,
+            v1::membership_change::Change::RevokeSubmittingKey(Self::institution_key(
+                org_number, public_key,
+            )),
+            effective_height,
+        )
+    }
+
+    /// Gives the member `org_number` the validator role, its node signing with `consensus_key`.
+    pub fn add_validator(
+        proposer_org_number: impl Into<String>,
+        org_number: impl Into<String>,
+        consensus_key: [u8; 32],
+        effective_height: u64,
+    ) -> Self {
+        Self::with_change(
+            proposer_org_number,
+            v1::membership_change::Change::AddValidator(Self::institution_key(
+                org_number,
+                consensus_key,
+            )),
+            effective_height,
+        )
+    }
+
+    /// The validator of `org_number` leaves the set (the institution keeps its other roles).
+    pub fn remove_validator(
+        proposer_org_number: impl Into<String>,
+        org_number: impl Into<String>,
+        effective_height: u64,
+    ) -> Self {
+        Self::with_change(
+            proposer_org_number,
+            v1::membership_change::Change::RemoveValidator(org_number.into()),
+            effective_height,
+        )
+    }
+
+    /// The validator of `org_number` signs with `consensus_key` from the effective height on;
+    /// its old key counts up to the height before.
+    pub fn rotate_validator_key(
+        proposer_org_number: impl Into<String>,
+        org_number: impl Into<String>,
+        consensus_key: [u8; 32],
+        effective_height: u64,
+    ) -> Self {
+        Self::with_change(
+            proposer_org_number,
+            v1::membership_change::Change::RotateValidatorKey(Self::institution_key(
+                org_number,
+                consensus_key,
+            )),
+            effective_height,
+        )
+    }
+
+    /// The last height at which an approval counts (below the effective height; by default the
+    /// height just before it).
+    pub fn approve_by(mut self, height: u64) -> Self {
+        self.0.approve_by_height = height;
+        self
+    }
+}
+
+/// Approves a governance proposal (signed by a validator institution, with a submitting key or
+/// its validator key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApproveChange(v1::ApproveChange);
+
+impl ApproveChange {
+    /// `approver_org_number`'s approval of the proposal `proposal_id` (the transaction id of its
+    /// ProposeChange).
+    pub fn new(approver_org_number: impl Into<String>, proposal_id: [u8; 32]) -> Self {
+        Self(v1::ApproveChange {
+            approver_org_number: approver_org_number.into(),
+            proposal_id: proposal_id.to_vec(),
+        })
+    }
+}
+
 macro_rules! into_action {
     ($($builder:ident => $variant:ident),* $(,)?) => {$(
         impl From<$builder> for Action {
@@ -404,6 +648,8 @@ into_action!(
     Unblock => UnblockAccess,
     LogAccess => LogAccess,
     ReportMisbehaviour => ReportMisbehaviour,
+    ProposeChange => ProposeChange,
+    ApproveChange => ApproveChange,
 );
 
 /// When a transaction stops being includable. A node remembers a transaction's id until then,
@@ -518,8 +764,9 @@ impl Transaction {
         Ok(body)
     }
 
-    /// Signs for `chain_id` with `key` (a registered submitting key of the acting institution),
-    /// counting the expiry from the wall clock.
+    /// Signs for `chain_id` with `key` (a registered submitting key of the acting institution,
+    /// or, for governance and misbehaviour reports, its validator's consensus key), counting the
+    /// expiry from the wall clock.
     pub fn sign(&self, chain_id: &str, key: &SigningKey) -> Result<SignedEnvelope, BuildError> {
         self.sign_at(chain_id, key, crate::now_unix_ms())
     }
@@ -575,6 +822,7 @@ mod tests {
 
     const HOSPITAL: &str = "974760673";
     const MUNICIPALITY: &str = "983974899";
+    const NEW_MEMBER: &str = "974761394";
     const NOW: i64 = 1_800_000_000_000;
 
     fn key() -> SigningKey {
@@ -631,6 +879,39 @@ mod tests {
             )
             .emergency("unconscious patient")
             .into(),
+            ApproveChange::new(HOSPITAL, id).into(),
+        ]
+        .into_iter()
+        .chain(every_change(50).into_iter().map(Action::from))
+        .collect()
+    }
+
+    /// One proposal of every kind of membership change, effective at `effective_height`.
+    fn every_change(effective_height: u64) -> Vec<ProposeChange> {
+        let new_key = [0x11; 32];
+        vec![
+            ProposeChange::add_institution(
+                HOSPITAL,
+                Institution::new(NEW_MEMBER, "Ny kommune")
+                    .role(v1::InstitutionRole::Submitter)
+                    .role(v1::InstitutionRole::Auditor)
+                    .submitting_key(new_key),
+                effective_height,
+            ),
+            ProposeChange::remove_institution(HOSPITAL, MUNICIPALITY, effective_height),
+            ProposeChange::update_institution(
+                HOSPITAL,
+                MUNICIPALITY,
+                "Bergen kommune",
+                [v1::InstitutionRole::Submitter],
+                effective_height,
+            ),
+            ProposeChange::add_submitting_key(HOSPITAL, MUNICIPALITY, new_key, effective_height),
+            ProposeChange::revoke_submitting_key(HOSPITAL, MUNICIPALITY, new_key, effective_height),
+            ProposeChange::add_validator(HOSPITAL, MUNICIPALITY, new_key, effective_height),
+            ProposeChange::remove_validator(HOSPITAL, MUNICIPALITY, effective_height),
+            ProposeChange::rotate_validator_key(HOSPITAL, MUNICIPALITY, new_key, effective_height)
+                .approve_by(effective_height - 10),
         ]
     }
 
@@ -697,6 +978,134 @@ mod tests {
                 .sign_at("varde-test", &key(), NOW)
                 .is_err()
         );
+    }
+
+    // Each constructor names its kind of change, the institution and key it is given, and the
+    // heights; the ledger's own decoder reads back the same change.
+    #[test]
+    fn proposals_carry_their_change() {
+        use v1::membership_change::Change;
+        let proposals = every_change(50);
+        let kinds: Vec<&str> = proposals
+            .iter()
+            .map(
+                |proposal| match proposal.0.change.as_ref().and_then(|c| c.change.as_ref()) {
+                    Some(Change::AddInstitution(member)) => {
+                        assert_eq!(member.org_number, NEW_MEMBER);
+                        assert_eq!(member.public_keys, vec![vec![0x11; 32]]);
+                        assert_eq!(
+                            member.roles,
+                            vec![
+                                v1::InstitutionRole::Submitter as i32,
+                                v1::InstitutionRole::Auditor as i32
+                            ]
+                        );
+                        "add_institution"
+                    }
+                    Some(Change::RemoveInstitution(org)) => {
+                        assert_eq!(org, MUNICIPALITY);
+                        "remove_institution"
+                    }
+                    Some(Change::UpdateInstitution(update)) => {
+                        assert_eq!(update.name, "Bergen kommune");
+                        "update_institution"
+                    }
+                    Some(Change::AddSubmittingKey(key)) => {
+                        assert_eq!(
+                            (key.org_number.as_str(), key.public_key.as_slice()),
+                            (MUNICIPALITY, &[0x11; 32][..])
+                        );
+                        "add_submitting_key"
+                    }
+                    Some(Change::RevokeSubmittingKey(_)) => "revoke_submitting_key",
+                    Some(Change::AddValidator(_)) => "add_validator",
+                    Some(Change::RemoveValidator(_)) => "remove_validator",
+                    Some(Change::RotateValidatorKey(_)) => "rotate_validator_key",
+                    None => "none",
+                },
+            )
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "add_institution",
+                "remove_institution",
+                "update_institution",
+                "add_submitting_key",
+                "revoke_submitting_key",
+                "add_validator",
+                "remove_validator",
+                "rotate_validator_key"
+            ]
+        );
+        for proposal in &proposals {
+            assert_eq!(proposal.0.proposer_org_number, HOSPITAL);
+            assert_eq!(proposal.0.effective_height, 50);
+        }
+        assert_eq!(proposals[0].0.approve_by_height, 0);
+        assert_eq!(proposals[7].0.approve_by_height, 40);
+        let body = Transaction::new(proposals[3].clone())
+            .body("varde-test", NOW)
+            .unwrap();
+        let decoded = varde_ledger::wire::decode_body(body).unwrap();
+        assert!(matches!(
+            decoded.action,
+            varde_ledger::domain::Action::ProposeChange(_)
+        ));
+    }
+
+    // The ledger's rules on proposals are checked before signing: no effective height, an
+    // approve-by height not below it, a key that is not 32 bytes' worth, a bad org number.
+    #[test]
+    fn proposals_the_ledger_refuses_are_not_signed() {
+        let refused = |proposal: ProposeChange| {
+            matches!(
+                Transaction::new(proposal).sign_at("varde-test", &key(), NOW),
+                Err(BuildError::Refused(_))
+            )
+        };
+        assert!(refused(ProposeChange::remove_validator(
+            HOSPITAL,
+            MUNICIPALITY,
+            0
+        )));
+        assert!(refused(
+            ProposeChange::remove_validator(HOSPITAL, MUNICIPALITY, 20).approve_by(20)
+        ));
+        assert!(refused(ProposeChange::remove_institution(
+            HOSPITAL,
+            "974760674",
+            20
+        )));
+        assert!(refused(ProposeChange::add_institution(
+            HOSPITAL,
+            Institution::new(NEW_MEMBER, "Uten roller"),
+            20
+        )));
+        assert!(!refused(
+            ProposeChange::remove_validator(HOSPITAL, MUNICIPALITY, 20).approve_by(19)
+        ));
+        let mut short_id = ApproveChange::new(HOSPITAL, [1; 32]);
+        short_id.0.proposal_id.pop();
+        assert!(matches!(
+            Transaction::new(short_id).sign_at("varde-test", &key(), NOW),
+            Err(BuildError::Refused(_))
+        ));
+    }
+
+    // Roles parse by their genesis names in any case, with - or _; other names do not.
+    #[test]
+    fn roles_parse() {
+        assert_eq!(
+            role_from_name("Consent_Authority"),
+            Some(v1::InstitutionRole::ConsentAuthority)
+        );
+        assert_eq!(
+            role_from_name(" validator "),
+            Some(v1::InstitutionRole::Validator)
+        );
+        assert_eq!(role_from_name("unspecified"), None);
+        assert_eq!(role_from_name("admin"), None);
     }
 
     // Purposes parse by their HL7 code in any case; UNSPECIFIED and unknown codes do not.
