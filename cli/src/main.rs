@@ -10,6 +10,7 @@ mod dev;
 mod exit;
 mod export;
 mod genesis;
+mod gov;
 mod keys;
 mod proof;
 mod pseudonym;
@@ -57,6 +58,9 @@ enum Command {
     /// Signed queries: records, grants, access log, access checks.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// Governance of the membership: propose a change, approve one, list and show proposals.
+    #[command(subcommand)]
+    Gov(gov::GovCommand),
     /// Fetch a self-contained proof bundle from a node: a transaction with its receipt, or the
     /// ledger's consistency.
     #[command(subcommand)]
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Pseudonym(arguments) => pseudonym::run(&arguments, json),
         Command::Tx(command) => block_on(tx::run(command, json)),
         Command::Query(command) => block_on(query::run(command, json)),
+        Command::Gov(command) => block_on(gov::run(command, json)),
         Command::Proof(command) => block_on(proof::run(command, json)),
         Command::Verify(arguments) => block_on(proof::run_verify(arguments, json)),
         Command::Export(command) => block_on(export::run(command, json)),

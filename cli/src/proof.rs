@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use prost::Message;
 use serde_json::{Value, json};
-use varde_client::light::{Genesis, LightClient, VerifiedClaim, VerifiedHeader};
+use varde_client::light::{
+    FollowError, Genesis, LightClient, ProofError, VerifiedClaim, VerifiedHeader,
+    follow_set_changes,
+};
 use varde_ledger::hex;
 use varde_proto::v1;
 
@@ -263,6 +266,15 @@ fn verify_bundle(light: &LightClient, path: &Path, json_output: bool) -> anyhow:
             render::emit(json_output, &document, || claim_text(&claim));
             Ok(Outcome::Success)
         }
+        Err(error @ ProofError::ValidatorSetMismatch { .. }) => refuted(
+            json_output,
+            &format!(
+                "{}: {error} (a bundle carries no validator-set history: if governance changed \
+                 the set before this height, the bundle cannot be checked from the genesis file \
+                 alone)",
+                path.display()
+            ),
+        ),
         Err(error) => refuted(json_output, &format!("{}: {error}", path.display())),
     }
 }
@@ -329,7 +341,7 @@ fn claim_json(claim: &VerifiedClaim) -> Value {
                     _ => Value::Null,
                 },
                 "member": match &entry.value {
-                    Some(Entry::MemberValue(member)) => member_json(member),
+                    Some(Entry::MemberValue(member)) => render::member_json(member),
                     _ => Value::Null,
                 },
                 "header": header_json(header),
@@ -438,7 +450,7 @@ fn claim_text(claim: &VerifiedClaim) -> String {
                     "member {} {} ({}), {} submitting key(s){}",
                     member.org_number,
                     member.name,
-                    member_roles(member).join(", "),
+                    render::role_names(&member.roles).join(", "),
                     member.public_keys.len(),
                     if member.validator_key.is_empty() {
                         String::new()
@@ -491,106 +503,151 @@ fn state_key_text(key: Option<&v1::state_entry::Key>) -> String {
     }
 }
 
-fn member_roles(member: &v1::Member) -> Vec<String> {
-    member
-        .roles
-        .iter()
-        .map(|role| {
-            v1::InstitutionRole::try_from(*role).map_or_else(
-                |_| format!("UNKNOWN({role})"),
-                |role| {
-                    role.as_str_name()
-                        .trim_start_matches("INSTITUTION_ROLE_")
-                        .to_lowercase()
-                },
-            )
-        })
-        .collect()
+/// What `varde verify --node` reads from the node (a trait, so that the checks also run over a
+/// ledger in the tests).
+trait HeaderSource {
+    async fn validator_sets(&self) -> anyhow::Result<Vec<v1::ValidatorSetEntry>>;
+    /// The certified header of `height` (0: the latest).
+    async fn certified_header(&self, height: u64) -> anyhow::Result<v1::CertifiedHeader>;
+    async fn consistency_bundle(
+        &self,
+        first_size: u64,
+        second_height: u64,
+    ) -> anyhow::Result<v1::ProofBundle>;
 }
 
-fn member_json(member: &v1::Member) -> Value {
-    json!({
-        "org_number": member.org_number,
-        "name": member.name,
-        "roles": member_roles(member),
-        "public_keys": member.public_keys.iter().map(|key| hex::encode(key)).collect::<Vec<_>>(),
-        "validator_key": (!member.validator_key.is_empty()).then(|| hex::encode(&member.validator_key)),
-    })
-}
-
-/// Follows a node from `from_height` to its head, checking every header's certificate, each
-/// header's link to the one before, and the ledger's consistency from first to last.
-async fn follow(
-    light: &LightClient,
-    endpoint: &str,
-    key: &Path,
-    from_height: u64,
-    json_output: bool,
-) -> anyhow::Result<Outcome> {
-    let client = client::connect_signing(endpoint, key, Some(light.chain_id())).await?;
-    let sets = client
-        .get_validator_sets()
-        .await
-        .map_err(client::call_error)?;
-    if let Err(error) = light.check_validator_sets(&sets) {
-        return refuted(json_output, &format!("{endpoint}: {error}"));
+impl HeaderSource for varde_client::Client {
+    async fn validator_sets(&self) -> anyhow::Result<Vec<v1::ValidatorSetEntry>> {
+        self.get_validator_sets().await.map_err(client::call_error)
     }
-    let head = client
-        .get_certified_header(0)
-        .await
-        .map_err(client::call_error)?;
-    let head = match light.verify_header(&head) {
-        Ok(head) => head,
-        Err(error) => return refuted(json_output, &format!("{endpoint}, latest header: {error}")),
-    };
+
+    async fn certified_header(&self, height: u64) -> anyhow::Result<v1::CertifiedHeader> {
+        self.get_certified_header(height)
+            .await
+            .map_err(client::call_error)
+    }
+
+    async fn consistency_bundle(
+        &self,
+        first_size: u64,
+        second_height: u64,
+    ) -> anyhow::Result<v1::ProofBundle> {
+        self.get_consistency_bundle(first_size, second_height)
+            .await
+            .map_err(client::call_error)
+    }
+}
+
+/// What following a node proved.
+#[derive(Debug)]
+struct Followed {
+    first: VerifiedHeader,
+    last: VerifiedHeader,
+    /// The validator-set changes followed from genesis, in order.
+    set_changes: Vec<v1::ValidatorSetEntry>,
+}
+
+/// Why following a node stopped.
+#[derive(Debug)]
+enum FollowFailure {
+    /// The node's answers do not hold: the reason, printed as NOT VERIFIED.
+    Refuted(String),
+    /// A call failed or the command was given wrong; nothing was proven either way.
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for FollowFailure {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Error(error)
+    }
+}
+
+/// The hash of the set `sets` holds in force at `height`.
+fn set_hash_at(sets: &[v1::ValidatorSetEntry], height: u64) -> Option<&[u8]> {
+    sets.iter()
+        .rev()
+        .find(|set| set.from_height <= height)
+        .map(|set| set.set_hash.as_slice())
+}
+
+/// Follows `node` from `from_height` to its head: its validator-set history from genesis, each
+/// change by the certified header before it; every header's certificate by the set of its height,
+/// its link to the one before and the next height's set it names; the ledger's consistency from
+/// the first header to the last.
+async fn follow_node(
+    node: &impl HeaderSource,
+    endpoint: &str,
+    genesis_client: &LightClient,
+    from_height: u64,
+) -> Result<Followed, FollowFailure> {
+    let refuted = |reason: String| FollowFailure::Refuted(format!("{endpoint}: {reason}"));
+    // The head first: the history read after it holds every change up to it.
+    let head = node.certified_header(0).await?;
+    let served = node.validator_sets().await?;
+    let mut light = genesis_client.clone();
+    let set_changes = follow_set_changes(&mut light, &served, async |height| {
+        node.certified_header(height).await
+    })
+    .await
+    .map_err(|error| match error {
+        FollowError::Fetch(error) => FollowFailure::Error(error),
+        refused => refuted(refused.to_string()),
+    })?;
+    let trusted_sets = light.validator_sets();
+    let head = light
+        .verify_header(&head)
+        .map_err(|error| refuted(format!("latest header: {error}")))?;
     let from_height = from_height.max(1);
     if from_height > head.height {
         return Err(usage(format!(
             "--from-height {from_height} is above the node's head {}",
             head.height
-        )));
+        ))
+        .into());
     }
     if head.height - from_height >= FOLLOW_HEADERS_MAX {
         return Err(usage(format!(
             "the node is {} heights ahead; follow at most {FOLLOW_HEADERS_MAX} at a time with --from-height",
             head.height - from_height + 1
-        )));
+        ))
+        .into());
     }
     let mut previous: Option<VerifiedHeader> = None;
     let mut first: Option<VerifiedHeader> = None;
     for height in from_height..=head.height {
-        let certified = client
-            .get_certified_header(height)
-            .await
-            .map_err(client::call_error)?;
+        let certified = node.certified_header(height).await?;
         let header = match light.verify_header(&certified) {
             Ok(header) if header.height == height => header,
             Ok(header) => {
-                return refuted(
-                    json_output,
-                    &format!(
-                        "{endpoint} answered height {height} with header {}",
-                        header.height
-                    ),
-                );
+                return Err(refuted(format!(
+                    "answered height {height} with header {}",
+                    header.height
+                )));
             }
-            Err(error) => return refuted(json_output, &format!("{endpoint}: {error}")),
+            Err(error) => return Err(refuted(error.to_string())),
         };
+        // A header names the next height's set: a change the history leaves out shows here.
+        let announced = certified
+            .header
+            .as_ref()
+            .map(|header| header.next_validator_set_hash.as_slice())
+            .unwrap_or_default();
+        if !announced.is_empty() && Some(announced) != set_hash_at(&trusted_sets, height + 1) {
+            return Err(refuted(format!(
+                "header {height} names a validator set for height {} that the node's \
+                 validator-set history does not hold",
+                height + 1
+            )));
+        }
         if let Some(previous) = &previous {
             if header.previous_hash != previous.block_hash {
-                return refuted(
-                    json_output,
-                    &format!(
-                        "{endpoint}: header {height} does not link to header {}",
-                        height - 1
-                    ),
-                );
+                return Err(refuted(format!(
+                    "header {height} does not link to header {}",
+                    height - 1
+                )));
             }
             if header.ledger_size < previous.ledger_size {
-                return refuted(
-                    json_output,
-                    &format!("{endpoint}: the ledger shrinks at height {height}"),
-                );
+                return Err(refuted(format!("the ledger shrinks at height {height}")));
             }
         }
         if first.is_none() {
@@ -600,31 +657,79 @@ async fn follow(
     }
     let first = first.expect("at least one header");
     let last = previous.expect("at least one header");
-    let bundle = client
-        .get_consistency_bundle(first.ledger_size, last.height)
-        .await
-        .map_err(client::call_error)?;
+    let bundle = node
+        .consistency_bundle(first.ledger_size, last.height)
+        .await?;
     match light.verify_bundle(&bundle.encode_to_vec()) {
         Ok(VerifiedClaim::Consistency { second, .. }) if second.block_hash == last.block_hash => {}
         Ok(_) => {
-            return refuted(
-                json_output,
-                &format!("{endpoint}: the consistency proof is not for the headers followed"),
-            );
+            return Err(refuted(
+                "the consistency proof is not for the headers followed".to_owned(),
+            ));
         }
-        Err(error) => return refuted(json_output, &format!("{endpoint}: {error}")),
+        Err(error) => return Err(refuted(error.to_string())),
     }
+    Ok(Followed {
+        first,
+        last,
+        set_changes,
+    })
+}
+
+/// `varde verify --node`: follows the node and prints what held, or why not (exit code 1).
+async fn follow(
+    light: &LightClient,
+    endpoint: &str,
+    key: &Path,
+    from_height: u64,
+    json_output: bool,
+) -> anyhow::Result<Outcome> {
+    let client = client::connect_signing(endpoint, key, Some(light.chain_id())).await?;
+    let Followed {
+        first,
+        last,
+        set_changes,
+    } = match follow_node(&client, endpoint, light, from_height).await {
+        Ok(followed) => followed,
+        Err(FollowFailure::Refuted(reason)) => return refuted(json_output, &reason),
+        Err(FollowFailure::Error(error)) => return Err(error),
+    };
     let document = json!({
         "verified": true,
         "claim": "followed",
         "from_height": first.height,
         "to_height": last.height,
         "headers": last.height - first.height + 1,
+        "set_changes_followed": set_changes.len(),
+        "set_changes": set_changes.iter().map(|change| json!({
+            "from_height": change.from_height,
+            "validators": change.validators.len(),
+            "set_hash": hex::encode(&change.set_hash),
+        })).collect::<Vec<_>>(),
         "last": header_json(&last),
     });
     render::emit(json_output, &document, || {
+        let changes = if set_changes.is_empty() {
+            "no validator-set change to follow: the genesis set decides every height".to_owned()
+        } else {
+            format!(
+                "followed {} validator-set change{} from genesis, each certified by the set before it (from height{} {})",
+                set_changes.len(),
+                if set_changes.len() == 1 { "" } else { "s" },
+                if set_changes.len() == 1 { "" } else { "s" },
+                set_changes
+                    .iter()
+                    .map(|change| format!(
+                        "{} ({} validators)",
+                        change.from_height,
+                        change.validators.len()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         format!(
-            "VERIFIED: {} headers from height {} to {} hold by their certificates and links; the ledger grew consistently from {} to {} transactions (root {})",
+            "VERIFIED: {} headers from height {} to {} hold by their certificates and links; the ledger grew consistently from {} to {} transactions (root {})\n{changes}",
             last.height - first.height + 1,
             first.height,
             last.height,
@@ -634,4 +739,208 @@ async fn follow(
         )
     });
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use varde_benches::fixtures;
+    use varde_client::tx::{ApproveChange, Expiry, ProposeChange, Transaction};
+    use varde_ledger::Ledger;
+    use varde_ledger::membership::Role;
+    use varde_ledger::proof;
+    use varde_ledger::stored::StoredValue;
+
+    use super::*;
+
+    /// The height the set shrinks from four validators to three at.
+    const EFFECTIVE_HEIGHT: u64 = 4;
+    const HEAD: u64 = 5;
+
+    type TestLedger = Ledger<varde_node::node::NodeStore>;
+
+    /// A node over a ledger: its history as served (possibly false) and its head (possibly below
+    /// the ledger's).
+    struct LedgerNode {
+        ledger: TestLedger,
+        served_sets: Vec<v1::ValidatorSetEntry>,
+        head: u64,
+    }
+
+    impl HeaderSource for LedgerNode {
+        async fn validator_sets(&self) -> anyhow::Result<Vec<v1::ValidatorSetEntry>> {
+            Ok(self.served_sets.clone())
+        }
+
+        async fn certified_header(&self, height: u64) -> anyhow::Result<v1::CertifiedHeader> {
+            let height = if height == 0 { self.head } else { height };
+            anyhow::ensure!(height <= self.head, "no header at {height}");
+            proof::certified_header(&self.ledger, height)?
+                .ok_or_else(|| anyhow::anyhow!("no header at {height}"))
+        }
+
+        async fn consistency_bundle(
+            &self,
+            first_size: u64,
+            second_height: u64,
+        ) -> anyhow::Result<v1::ProofBundle> {
+            Ok(proof::consistency_bundle(
+                &self.ledger,
+                first_size,
+                second_height,
+            )?)
+        }
+    }
+
+    /// Commits the next block of `transactions` (each must apply), certified by the first
+    /// `signers` validators in index order.
+    fn commit(ledger: &TestLedger, transactions: Vec<v1::SignedTransaction>, signers: usize) {
+        let mut executed = ledger
+            .execute_block([9; 32], fixtures::next_block_time(ledger), transactions)
+            .unwrap();
+        for receipt in &executed.receipts {
+            assert!(receipt.is_applied(), "{receipt:?}");
+        }
+        let mut certificate = fixtures::certificate(executed.head.height, executed.block_hash);
+        certificate.signatures.truncate(signers);
+        executed.attach_certificate(StoredValue::encode(&certificate));
+        ledger.commit(executed).unwrap();
+    }
+
+    /// The fixtures' chain of four validators, where governance takes out the validator last in
+    /// index order from [`EFFECTIVE_HEIGHT`] on (proposed and approved by the three others, each
+    /// signing with its consensus key), committed up to [`HEAD`].
+    fn ledger(directory: &Path) -> TestLedger {
+        let genesis = fixtures::genesis();
+        let config = varde_node::NodeConfig::new(
+            directory.join("data"),
+            directory.join("genesis.json"),
+            directory.join("validator.pem"),
+            "127.0.0.1:0".parse().unwrap(),
+        );
+        let store = varde_node::node::open_store(&config, &genesis).unwrap();
+        let ledger = Ledger::open(store, genesis.clone()).unwrap();
+        let ordered = fixtures::validator_keys_in_order();
+        let institution_of = |key: &ed25519_dalek::SigningKey| {
+            genesis
+                .institutions
+                .iter()
+                .find(|institution| {
+                    institution.validator_key == Some(key.verifying_key().to_bytes())
+                })
+                .unwrap()
+        };
+        let leaving = institution_of(&ordered[3]);
+        let leaving_org = leaving.org_number.to_string();
+        let proposer = institution_of(&ordered[0]).org_number.to_string();
+        // An institution whose only role is validator leaves altogether.
+        let change = if leaving.roles == [Role::Validator] {
+            ProposeChange::remove_institution(&proposer, leaving_org, EFFECTIVE_HEIGHT)
+        } else {
+            ProposeChange::remove_validator(&proposer, leaving_org, EFFECTIVE_HEIGHT)
+        };
+        let sign = |action: varde_proto::v1::transaction_body::Action, key| {
+            Transaction::new(action)
+                .expiry(Expiry::At {
+                    height: 100,
+                    unix_ms: 0,
+                })
+                .sign_at(fixtures::CHAIN, key, fixtures::T0)
+                .unwrap()
+        };
+        let proposal = sign(change.into(), &ordered[0]);
+        commit(&ledger, vec![proposal.transaction], 4);
+        let approvals = [&ordered[1], &ordered[2]]
+            .into_iter()
+            .map(|key| {
+                let approver = institution_of(key).org_number.to_string();
+                let approve = ApproveChange::new(approver, proposal.transaction_id.0);
+                sign(approve.into(), key).transaction
+            })
+            .collect();
+        commit(&ledger, approvals, 4);
+        commit(&ledger, Vec::new(), 4);
+        for _ in EFFECTIVE_HEIGHT..=HEAD {
+            commit(&ledger, Vec::new(), 3);
+        }
+        ledger
+    }
+
+    fn node(ledger: TestLedger, head: u64) -> LedgerNode {
+        let served_sets = proof::validator_set_history(&ledger).unwrap();
+        LedgerNode {
+            ledger,
+            served_sets,
+            head,
+        }
+    }
+
+    fn follow(node: &LedgerNode) -> Result<Followed, FollowFailure> {
+        let light = LightClient::from_genesis(&fixtures::genesis()).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(follow_node(node, "node", &light, 1))
+    }
+
+    fn refusal(node: &LedgerNode) -> String {
+        match follow(node) {
+            Err(FollowFailure::Refuted(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    // Following from genesis trusts the smaller set by the header before it and then checks
+    // every header to the head, each by the set of its height.
+    #[test]
+    fn follows_a_governance_change_of_the_validator_set() {
+        let directory = tempfile::tempdir().unwrap();
+        let node = node(ledger(directory.path()), HEAD);
+        assert_eq!(node.served_sets.len(), 2);
+        let followed = follow(&node).unwrap();
+        assert_eq!(followed.set_changes.len(), 1);
+        assert_eq!(followed.set_changes[0].from_height, EFFECTIVE_HEIGHT);
+        assert_eq!(followed.set_changes[0].validators.len(), 3);
+        assert_eq!((followed.first.height, followed.last.height), (1, HEAD));
+        assert_eq!(followed.last.signers, 3);
+    }
+
+    // A node that hides the change is refused, even when its head is the last height of the old
+    // set (the header names the next set); one that names another set than the header before
+    // the change announces is refused too.
+    #[test]
+    fn false_validator_set_histories_are_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut node = node(ledger(directory.path()), HEAD);
+        let honest = node.served_sets.clone();
+
+        node.served_sets.truncate(1);
+        let hidden = refusal(&node);
+        assert!(hidden.contains("latest header"), "{hidden}");
+        node.head = EFFECTIVE_HEIGHT - 1;
+        let hidden = refusal(&node);
+        assert!(
+            hidden.contains("header 3 names a validator set for height 4"),
+            "{hidden}"
+        );
+
+        let mut forged = honest.clone();
+        let mut keys: Vec<[u8; 32]> = fixtures::validator_keys_in_order()[..2]
+            .iter()
+            .map(|key| key.verifying_key().to_bytes())
+            .collect();
+        keys.push(fixtures::key(99).verifying_key().to_bytes());
+        keys.sort();
+        forged[1].validators = keys.iter().map(|key| key.to_vec()).collect();
+        forged[1].set_hash = varde_ledger::governance::set_hash(&keys).to_vec();
+        node.served_sets = forged;
+        node.head = HEAD;
+        let forged = refusal(&node);
+        assert!(
+            forged.contains("validator set from height 4 is not proven"),
+            "{forged}"
+        );
+
+        node.served_sets = honest;
+        assert!(follow(&node).is_ok());
+    }
 }

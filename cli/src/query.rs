@@ -158,10 +158,10 @@ fn subject_bytes(text: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// What a page of results gives back: items, the next token, the height.
-type Page<T> = (Vec<T>, String, u64);
+pub type Page<T> = (Vec<T>, String, u64);
 
 /// Fetches one page, or every page with `--all`.
-async fn paginate<T>(
+pub async fn paginate<T>(
     paging: &Paging,
     mut fetch: impl AsyncFnMut(String) -> anyhow::Result<Page<T>>,
 ) -> anyhow::Result<Page<T>> {
@@ -185,7 +185,7 @@ pub async fn open(options: &QueryOptions) -> anyhow::Result<Client> {
     client::connect_signing(&options.endpoint, &options.key, options.chain_id.as_deref()).await
 }
 
-fn page_document(name: &str, items: Vec<Value>, next: &str, height: u64) -> Value {
+pub fn page_document(name: &str, items: Vec<Value>, next: &str, height: u64) -> Value {
     json!({
         "height": height,
         name: items,

@@ -383,6 +383,8 @@ pub fn body_json(body: &v1::TransactionBody) -> Value {
             "propose-change",
             json!({
                 "proposer": propose.proposer_org_number,
+                "change": change_json(propose.change.as_ref()),
+                "description": change_text(propose.change.as_ref()),
                 "effective_height": propose.effective_height,
                 "approve_by_height": (propose.approve_by_height != 0).then_some(propose.approve_by_height),
             }),
@@ -404,6 +406,143 @@ pub fn body_json(body: &v1::TransactionBody) -> Value {
         "action": kind,
         "fields": action,
     })
+}
+
+/// A role by its genesis-file name: `validator`, `submitter`, `consent-authority`, `auditor`.
+pub fn role_name(value: i32) -> String {
+    v1::InstitutionRole::try_from(value).map_or_else(
+        |_| format!("UNKNOWN({value})"),
+        |role| {
+            short_name(role.as_str_name(), "INSTITUTION_ROLE_")
+                .to_lowercase()
+                .replace('_', "-")
+        },
+    )
+}
+
+pub fn role_names(roles: &[i32]) -> Vec<String> {
+    roles.iter().map(|role| role_name(*role)).collect()
+}
+
+pub fn member_json(member: &v1::Member) -> Value {
+    json!({
+        "org_number": member.org_number,
+        "name": member.name,
+        "roles": role_names(&member.roles),
+        "public_keys": member.public_keys.iter().map(|key| hex_of(key)).collect::<Vec<_>>(),
+        "validator_key": optional_hex(&member.validator_key),
+    })
+}
+
+/// A member in words: number, name, roles and keys.
+pub fn member_text(member: &v1::Member) -> String {
+    let keys = if member.public_keys.is_empty() {
+        "no submitting key".to_owned()
+    } else {
+        format!(
+            "submitting key{} {}",
+            if member.public_keys.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            member
+                .public_keys
+                .iter()
+                .map(|key| hex_of(key))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let validator = if member.validator_key.is_empty() {
+        String::new()
+    } else {
+        format!(", validator key {}", hex_of(&member.validator_key))
+    };
+    format!(
+        "{} \"{}\" (roles {}; {keys}{validator})",
+        member.org_number,
+        member.name,
+        role_names(&member.roles).join(", ")
+    )
+}
+
+/// A governance change as JSON: `kind` (the `MembershipChange` field's name, with `-`) and its
+/// fields.
+pub fn change_json(change: Option<&v1::MembershipChange>) -> Value {
+    use v1::membership_change::Change;
+    let institution_key = |kind: &str, key: &v1::InstitutionKey| {
+        json!({
+            "kind": kind,
+            "org_number": key.org_number,
+            "public_key": hex_of(&key.public_key),
+        })
+    };
+    match change.and_then(|change| change.change.as_ref()) {
+        Some(Change::AddInstitution(member)) => {
+            json!({ "kind": "add-institution", "institution": member_json(member) })
+        }
+        Some(Change::RemoveInstitution(org_number)) => {
+            json!({ "kind": "remove-institution", "org_number": org_number })
+        }
+        Some(Change::UpdateInstitution(update)) => json!({
+            "kind": "update-institution",
+            "org_number": update.org_number,
+            "name": update.name,
+            "roles": role_names(&update.roles),
+        }),
+        Some(Change::AddSubmittingKey(key)) => institution_key("add-submitting-key", key),
+        Some(Change::RevokeSubmittingKey(key)) => institution_key("revoke-submitting-key", key),
+        Some(Change::AddValidator(key)) => institution_key("add-validator", key),
+        Some(Change::RemoveValidator(org_number)) => {
+            json!({ "kind": "remove-validator", "org_number": org_number })
+        }
+        Some(Change::RotateValidatorKey(key)) => institution_key("rotate-validator-key", key),
+        None => json!({ "kind": Value::Null }),
+    }
+}
+
+/// A governance change in words.
+pub fn change_text(change: Option<&v1::MembershipChange>) -> String {
+    use v1::membership_change::Change;
+    match change.and_then(|change| change.change.as_ref()) {
+        Some(Change::AddInstitution(member)) => {
+            format!("add institution {}", member_text(member))
+        }
+        Some(Change::RemoveInstitution(org_number)) => {
+            format!("remove institution {org_number}, with its keys and its validator, if any")
+        }
+        Some(Change::UpdateInstitution(update)) => format!(
+            "update institution {}: name \"{}\", roles {}",
+            update.org_number,
+            update.name,
+            role_names(&update.roles).join(", ")
+        ),
+        Some(Change::AddSubmittingKey(key)) => format!(
+            "add submitting key {} to {}",
+            hex_of(&key.public_key),
+            key.org_number
+        ),
+        Some(Change::RevokeSubmittingKey(key)) => format!(
+            "revoke submitting key {} of {}",
+            hex_of(&key.public_key),
+            key.org_number
+        ),
+        Some(Change::AddValidator(key)) => format!(
+            "add a validator run by {} with consensus key {}",
+            key.org_number,
+            hex_of(&key.public_key)
+        ),
+        Some(Change::RemoveValidator(org_number)) => {
+            format!("remove the validator of {org_number} from the set")
+        }
+        Some(Change::RotateValidatorKey(key)) => format!(
+            "rotate the validator key of {} to {}",
+            key.org_number,
+            hex_of(&key.public_key)
+        ),
+        None => "no change".to_owned(),
+    }
 }
 
 pub fn status_json(endpoint: &str, status: &v1::StatusResponse) -> Value {

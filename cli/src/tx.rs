@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
-use varde_client::now_unix_ms;
 use varde_client::tx::{self, Expiry, Nonce, Transaction};
+use varde_client::{Client, now_unix_ms};
 use varde_ledger::hex;
 use varde_proto::v1;
 use varde_proto::v1::transaction_body::Action;
@@ -93,7 +93,15 @@ pub struct TxOptions {
     /// The action's fields as a JSON object (keys as the flags, with underscores); flags override.
     #[arg(long, value_name = "FILE.json")]
     pub file: Option<PathBuf>,
-    /// The signer's key file (PKCS#8 PEM), a registered key of the acting institution.
+    #[command(flatten)]
+    pub send: SendOptions,
+}
+
+/// How a transaction is signed and sent (`varde tx`, `varde gov propose` and `approve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SendOptions {
+    /// The signer's key file (PKCS#8 PEM): a registered submitting key of the acting institution
+    /// (for governance, also its validator's consensus key).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
     /// The node's gRPC address.
@@ -668,99 +676,168 @@ pub fn body(
 pub async fn run(command: TxCommand, json_output: bool) -> anyhow::Result<Outcome> {
     let now_ms = now_unix_ms();
     let (action, options) = action_of(&command, now_ms)?;
-    let signing_key = read_key(&options.key)?;
+    let signing_key = read_key(&options.send.key)?;
+    let session = Session::open(&options.send, false).await?;
+    session
+        .sign_and_send(
+            action,
+            &signing_key,
+            &options.send,
+            now_ms,
+            Named::Transaction,
+            json_output,
+        )
+        .await
+}
 
-    // The node is needed for the chain id (unless given) and for a height-based expiry.
-    let needs_node =
-        !options.dry_run || options.chain_id.is_none() || options.expires_in_blocks.is_some();
-    let node = if needs_node {
-        Some(client::connect(&options.endpoint).await?)
-    } else {
-        None
-    };
-    let status = match (&node, &options.chain_id, options.expires_in_blocks) {
-        (Some(node), None, _) | (Some(node), _, Some(_)) => Some(client::status(node).await?),
-        _ => None,
-    };
-    let chain_id = options
-        .chain_id
-        .clone()
-        .or_else(|| status.as_ref().map(|status| status.chain_id.clone()))
-        .expect("the status is fetched when no chain id is given");
-    let expires_at_height = match options.expires_in_blocks {
-        Some(blocks) => {
-            let height = status.as_ref().map_or(0, |status| status.height);
-            height
-                .checked_add(blocks)
-                .ok_or_else(|| usage("--expires-in-blocks is too large"))?
+/// The node a transaction goes to and the chain id it is signed for, fetched as far as the
+/// options need them.
+pub struct Session {
+    node: Option<Client>,
+    status: Option<v1::StatusResponse>,
+    chain_id: String,
+}
+
+/// What else the transaction's id names, for the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    Transaction,
+    /// A governance proposal: its id is the ProposeChange's transaction id.
+    Proposal,
+}
+
+impl Session {
+    /// Connects when anything is to be sent or fetched; Node.Status is asked for the chain id
+    /// (unless given), a height-based expiry, or when `needs_height`.
+    pub async fn open(options: &SendOptions, needs_height: bool) -> anyhow::Result<Self> {
+        let needs_status =
+            options.chain_id.is_none() || options.expires_in_blocks.is_some() || needs_height;
+        let node = if !options.dry_run || needs_status {
+            Some(client::connect(&options.endpoint).await?)
+        } else {
+            None
+        };
+        let status = match (&node, needs_status) {
+            (Some(node), true) => Some(client::status(node).await?),
+            _ => None,
+        };
+        let chain_id = options
+            .chain_id
+            .clone()
+            .or_else(|| status.as_ref().map(|status| status.chain_id.clone()))
+            .expect("the status is fetched when no chain id is given");
+        Ok(Self {
+            node,
+            status,
+            chain_id,
+        })
+    }
+
+    /// The node's current height, when its status was fetched.
+    pub fn height(&self) -> Option<u64> {
+        self.status.as_ref().map(|status| status.height)
+    }
+
+    /// Adds the expiry of `options`, signs `action` with `signing_key` and submits it (with
+    /// `--wait`, waits for its receipt), or with `--dry-run` prints what would be sent.
+    pub async fn sign_and_send(
+        self,
+        action: Action,
+        signing_key: &ed25519_dalek::SigningKey,
+        options: &SendOptions,
+        now_ms: i64,
+        named: Named,
+        json_output: bool,
+    ) -> anyhow::Result<Outcome> {
+        let chain_id = self.chain_id;
+        let expires_at_height = match options.expires_in_blocks {
+            Some(blocks) => {
+                let height = self.status.as_ref().map_or(0, |status| status.height);
+                height
+                    .checked_add(blocks)
+                    .ok_or_else(|| usage("--expires-in-blocks is too large"))?
+            }
+            None => 0,
+        };
+        let expires_at_unix_ms = match (options.expires_in, options.expires_in_blocks) {
+            (Some(seconds), _) => seconds_after(now_ms, seconds)?,
+            (None, Some(_)) => 0,
+            (None, None) => seconds_after(now_ms, DEFAULT_EXPIRES_IN_SECONDS)?,
+        };
+        let body = body(&chain_id, action, expires_at_height, expires_at_unix_ms)?;
+        let envelope = tx::sign_body(&chain_id, signing_key, body)
+            .map_err(|error| usage(error.to_string()))?;
+        let transaction_id = envelope.transaction_id.to_hex();
+        let body = &envelope.body;
+        // A proposal is named by its id before anything else is said of it.
+        let named_line = match named {
+            Named::Transaction => String::new(),
+            Named::Proposal => format!("proposal {transaction_id}\n"),
+        };
+        let with_name = |mut document: Value| {
+            if named == Named::Proposal {
+                document["proposal_id"] = Value::String(transaction_id.clone());
+            }
+            document
+        };
+
+        let Some(node) = self.node.filter(|_| !options.dry_run) else {
+            let document = with_name(json!({
+                "transaction_id": transaction_id,
+                "chain_id": chain_id,
+                "signer_public_key": render::hex_of(&envelope.transaction.signer_public_key),
+                "body": render::body_json(body),
+                "body_hex": render::hex_of(&envelope.transaction.body),
+                "submitted": false,
+            }));
+            render::emit(json_output, &document, || {
+                format!(
+                    "dry run: nothing sent\n{named_line}transaction {transaction_id}\nchain id {chain_id}\nbody {}",
+                    serde_json::to_string_pretty(&render::body_json(body))
+                        .expect("JSON values always serialise")
+                )
+            });
+            return Ok(Outcome::Success);
+        };
+
+        if !options.wait {
+            node.submit(envelope).await.map_err(client::call_error)?;
+            render::emit(
+                json_output,
+                &with_name(
+                    json!({ "transaction_id": transaction_id, "chain_id": chain_id, "submitted": true, "receipt": null }),
+                ),
+                || {
+                    format!(
+                        "{named_line}submitted transaction {transaction_id} (pending; use --wait for the receipt)"
+                    )
+                },
+            );
+            return Ok(Outcome::Success);
         }
-        None => 0,
-    };
-    let expires_at_unix_ms = match (options.expires_in, options.expires_in_blocks) {
-        (Some(seconds), _) => seconds_after(now_ms, seconds)?,
-        (None, Some(_)) => 0,
-        (None, None) => seconds_after(now_ms, DEFAULT_EXPIRES_IN_SECONDS)?,
-    };
-    let body = body(&chain_id, action, expires_at_height, expires_at_unix_ms)?;
-    let envelope =
-        tx::sign_body(&chain_id, &signing_key, body).map_err(|error| usage(error.to_string()))?;
-    let transaction_id = envelope.transaction_id.to_hex();
-    let body = &envelope.body;
-
-    let Some(node) = node.filter(|_| !options.dry_run) else {
-        let document = json!({
-            "transaction_id": transaction_id,
-            "chain_id": chain_id,
-            "signer_public_key": render::hex_of(&envelope.transaction.signer_public_key),
-            "body": render::body_json(body),
-            "body_hex": render::hex_of(&envelope.transaction.body),
-            "submitted": false,
-        });
-        render::emit(json_output, &document, || {
-            format!(
-                "dry run: nothing sent\ntransaction {transaction_id}\nchain id {chain_id}\nbody {}",
-                serde_json::to_string_pretty(&render::body_json(body))
-                    .expect("JSON values always serialise")
-            )
-        });
-        return Ok(Outcome::Success);
-    };
-
-    if !options.wait {
-        node.submit(envelope).await.map_err(client::call_error)?;
+        let timeout = Duration::from_secs(u64::from(options.wait_timeout));
+        let response = node
+            .submit_and_wait(envelope, timeout)
+            .await
+            .map_err(client::call_error)?;
+        let receipt = response.receipt.unwrap_or_default();
+        let rejected = render::receipt_rejected(&receipt);
         render::emit(
             json_output,
-            &json!({ "transaction_id": transaction_id, "chain_id": chain_id, "submitted": true, "receipt": null }),
-            || {
-                format!(
-                    "submitted transaction {transaction_id} (pending; use --wait for the receipt)"
-                )
-            },
+            &with_name(json!({
+                "transaction_id": transaction_id,
+                "chain_id": chain_id,
+                "submitted": true,
+                "receipt": render::receipt_json(&receipt),
+            })),
+            || format!("{named_line}{}", render::receipt_text(&receipt)),
         );
-        return Ok(Outcome::Success);
+        Ok(if rejected {
+            Outcome::Rejected
+        } else {
+            Outcome::Success
+        })
     }
-    let timeout = Duration::from_secs(u64::from(options.wait_timeout));
-    let response = node
-        .submit_and_wait(envelope, timeout)
-        .await
-        .map_err(client::call_error)?;
-    let receipt = response.receipt.unwrap_or_default();
-    let rejected = render::receipt_rejected(&receipt);
-    render::emit(
-        json_output,
-        &json!({
-            "transaction_id": transaction_id,
-            "chain_id": chain_id,
-            "submitted": true,
-            "receipt": render::receipt_json(&receipt),
-        }),
-        || render::receipt_text(&receipt),
-    );
-    Ok(if rejected {
-        Outcome::Rejected
-    } else {
-        Outcome::Success
-    })
 }
 
 fn seconds_after(now_ms: i64, seconds: u64) -> anyhow::Result<i64> {
@@ -821,7 +898,7 @@ mod tests {
             &hash,
         ]);
         let (action, options) = action_of(&command, NOW).unwrap();
-        assert_eq!(options.endpoint, client::DEFAULT_ENDPOINT);
+        assert_eq!(options.send.endpoint, client::DEFAULT_ENDPOINT);
         let Action::AnchorRecord(anchor) = &action else {
             panic!("expected an anchor, got {action:?}");
         };
