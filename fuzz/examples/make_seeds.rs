@@ -595,9 +595,9 @@ fn proofs() {
             proof::transaction_bundle(&ledger, &first[1], 0, false).expect("a transaction bundle"),
         ),
     ];
+    let membership = ledger.membership();
     let member = |org: &str| {
-        ledger
-            .membership()
+        membership
             .institution(&OrgNumber::parse(org).expect("valid"))
             .expect("a member")
     };

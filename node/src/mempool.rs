@@ -221,7 +221,8 @@ impl Mempool {
         size_bytes: usize,
         now_unix_ms: i64,
     ) -> Result<TransactionId, AdmissionError> {
-        // A submitting key signs any action; a validator key only a misbehaviour report.
+        // A submitting key signs any action; a validator key only misbehaviour reports and
+        // governance.
         if ledger
             .membership()
             .signer_for(&verified.signer, &verified.body.action)
