@@ -42,7 +42,7 @@ pub enum GovCommand {
         send: SendOptions,
     },
     /// Governance proposals in the order they were proposed, with their approvals and status.
-    /// Signed with a submitting key of any member (the node takes no consensus key for reads).
+    /// Signed with a submitting key of any member, or a validator's consensus key.
     List {
         #[command(flatten)]
         paging: Paging,

@@ -100,6 +100,16 @@ pub enum GenesisError {
     NoValidator,
 }
 
+/// The read methods a validator key may sign: governance, the validator-set history, certified
+/// headers and recorded misbehaviour. Nothing about a patient.
+pub const VALIDATOR_KEY_READS: [&str; 5] = [
+    "/varde.v1.Ledger/ListProposals",
+    "/varde.v1.Ledger/GetProposal",
+    "/varde.v1.Ledger/GetValidatorSets",
+    "/varde.v1.Ledger/GetCertifiedHeader",
+    "/varde.v1.Ledger/ListMisbehaviour",
+];
+
 /// Lookup of institutions by organisation number and by key.
 ///
 /// Two kinds of key, kept apart: submitting keys ([`Membership::owner_of_key`]) sign transactions
@@ -219,6 +229,19 @@ impl Membership {
             | Action::ProposeChange(_)
             | Action::ApproveChange { .. } => self.validator_owner_of_key(public_key),
             _ => None,
+        })
+    }
+
+    /// The institution a signed read request of `method` (a gRPC path) acts for: a submitting
+    /// key reads anything its roles allow; a validator key reads only what governance and
+    /// following the chain need, which holds nothing personal ([`VALIDATOR_KEY_READS`]), so that
+    /// an operator whose only key is its node's can see the proposals it votes on.
+    pub fn reader_for(&self, public_key: &[u8; 32], method: &str) -> Option<&Institution> {
+        self.owner_of_key(public_key).or_else(|| {
+            VALIDATOR_KEY_READS
+                .contains(&method)
+                .then(|| self.validator_owner_of_key(public_key))
+                .flatten()
         })
     }
 
@@ -347,7 +370,43 @@ mod tests {
         );
     }
 
-    // A consensus key signs no action but a misbehaviour report (covered in tests/misbehaviour.rs);
+    // A consensus key signs the reads of governance and the chain, never a read of patient data;
+    // a submitting key signs any read; a key of no member none.
+    #[test]
+    fn a_consensus_key_reads_only_what_holds_nothing_personal() {
+        let membership = Membership::from_genesis(&genesis(0)).unwrap();
+        let consensus = key(10);
+        for method in VALIDATOR_KEY_READS {
+            assert_eq!(
+                membership
+                    .reader_for(&consensus, method)
+                    .unwrap()
+                    .org_number,
+                org(ORGS[0])
+            );
+        }
+        for method in [
+            "/varde.v1.Query/ListRecords",
+            "/varde.v1.Ledger/GetTransaction",
+            "/varde.v1.Ledger/StreamEvents",
+        ] {
+            assert!(
+                membership.reader_for(&consensus, method).is_none(),
+                "{method}"
+            );
+            assert!(
+                membership.reader_for(&key(40), method).is_some(),
+                "{method}"
+            );
+        }
+        assert!(
+            membership
+                .reader_for(&key(99), VALIDATOR_KEY_READS[0])
+                .is_none()
+        );
+    }
+
+    // A consensus key signs no action but a misbehaviour report (tests/misbehaviour.rs) or governance;
     // a submitting key signs any.
     #[test]
     fn a_consensus_key_is_no_submitting_key() {

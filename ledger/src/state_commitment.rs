@@ -83,7 +83,7 @@ pub fn record_identity(custodian: &str, record_id: &str) -> Vec<u8> {
 
 /// The kind and identity of a stored entry the tree covers: the stored value is the committed
 /// message's canonical encoding ([`crate::stored`]), hashed as stored.
-fn kind_of<'k>(column: Column, key: &'k [u8]) -> Option<(EntryKind, &'k [u8])> {
+fn kind_of(column: Column, key: &[u8]) -> Option<(EntryKind, &[u8])> {
     match column {
         Column::Records => Some((EntryKind::Record, key)),
         Column::Grants => Some((EntryKind::Grant, key)),

@@ -126,7 +126,7 @@ impl Authenticator {
         let key = verifying_key.to_bytes();
         let institution = ledger
             .membership()
-            .owner_of_key(&key)
+            .reader_for(&key, method)
             .cloned()
             .ok_or_else(|| {
                 Status::permission_denied(
