@@ -442,6 +442,66 @@ async fn the_set_grows_to_five_and_shrinks_to_four_under_load() {
     net.wait_for_height(&[0, 1, 2, 3], head).await;
     net.assert_agreement(&[0, 1, 2, 3]).await;
     assert_committed_everywhere(&net, &[0, 1, 2, 3], &acknowledged).await;
+    assert_verifies_offline_from_genesis(&net, acknowledged.last().unwrap(), 2, leaves);
+}
+
+/// `varde proof tx` of a transaction committed at `after_height` or later, after `changes` set
+/// changes, then `varde verify` of the bundle against the original genesis file alone: verified,
+/// the changes followed.
+fn assert_verifies_offline_from_genesis(
+    net: &Testnet,
+    transaction_id: &[u8],
+    changes: usize,
+    after_height: u64,
+) {
+    let id = varde_ledger::hex::encode(transaction_id);
+    let bundle = net.root.join("after-changes.bundle").display().to_string();
+    let genesis = net.root.join("genesis.json").display().to_string();
+    let key = net
+        .root
+        .join("keys")
+        .join("auditor.pem")
+        .display()
+        .to_string();
+    let fetched = common::testnet::varde(&[
+        "--json",
+        "proof",
+        "tx",
+        &id,
+        "--endpoint",
+        &net.grpc[0],
+        "--ca-file",
+        &net.ca_file,
+        "--key",
+        &key,
+        "--out",
+        &bundle,
+    ]);
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let bytes = std::fs::read(&bundle).unwrap();
+    let decoded = <v1::ProofBundle as prost::Message>::decode(bytes.as_slice()).unwrap();
+    assert_eq!(decoded.set_changes.len(), changes);
+    let verified = common::testnet::varde(&[
+        "--json",
+        "verify",
+        "--genesis",
+        &genesis,
+        "--bundle",
+        &bundle,
+    ]);
+    let document: Value = serde_json::from_slice(&verified.stdout).unwrap_or_default();
+    assert!(
+        verified.status.success() && document["verified"] == true,
+        "{document} {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(document["transaction_id"], id.as_str());
+    let committed_at = document["receipt"]["height"].as_u64().unwrap();
+    assert!(committed_at >= after_height, "{document}");
 }
 
 // Validator 1's consensus key rotates while validator 3 is down: 0, 1 (under its new key) and 2

@@ -416,7 +416,7 @@ impl LightClient {
 
     /// Checks an encoded [`v1::ProofBundle`] and says what it proved.
     pub fn verify_bundle(&self, bytes: &[u8]) -> Result<VerifiedClaim, ProofError> {
-        let bundle: v1::ProofBundle =
+        let mut bundle: v1::ProofBundle =
             canonical::decode_canonical(bytes).map_err(|error| match error {
                 canonical::CanonicalError::NotCanonical => ProofError::NotCanonical,
                 other => ProofError::Malformed(other.to_string()),
@@ -427,6 +427,49 @@ impl LightClient {
                 found: bundle.chain_id,
             });
         }
+        if bundle.set_changes.is_empty() {
+            return self.verify_claim(bundle);
+        }
+        // The bundle's set changes are followed on a copy: what this client trusts changes only
+        // by its own follow_set_change.
+        let mut client = self.clone();
+        client.follow_set_changes(&std::mem::take(&mut bundle.set_changes))?;
+        client.verify_claim(bundle)
+    }
+
+    /// Follows `changes` from the sets this client trusts: a change it knows must be the one it
+    /// holds, a new one must be proven by the header before it.
+    pub fn follow_set_changes(
+        &mut self,
+        changes: &[v1::ValidatorSetChange],
+    ) -> Result<(), ProofError> {
+        for change in changes {
+            let set = change
+                .set
+                .as_ref()
+                .ok_or(ProofError::Missing("set_changes.set"))?;
+            if let Some(known) = self
+                .sets
+                .iter()
+                .find(|known| known.from_height == set.from_height)
+            {
+                if set_entry(known.from_height, &known.keys, known.hash) != *set {
+                    return Err(ProofError::HistoryDiverges {
+                        from_height: set.from_height,
+                    });
+                }
+                continue;
+            }
+            let header = change
+                .header_before
+                .as_ref()
+                .ok_or(ProofError::Missing("set_changes.header_before"))?;
+            self.follow_set_change(set, header)?;
+        }
+        Ok(())
+    }
+
+    fn verify_claim(&self, bundle: v1::ProofBundle) -> Result<VerifiedClaim, ProofError> {
         match bundle.claim.ok_or(ProofError::Missing("claim"))? {
             v1::proof_bundle::Claim::Transaction(inclusion) => {
                 let [certified] = headers("transaction", bundle.headers)?;
@@ -851,6 +894,26 @@ fn resolve_height<S: Store>(ledger: &Ledger<S>, height: u64) -> Result<u64, Bund
     Ok(height)
 }
 
+/// The validator-set changes up to `height`, each with the certified header before it, for a
+/// bundle whose headers go up to `height`.
+fn set_changes_through<S: Store>(
+    ledger: &Ledger<S>,
+    height: u64,
+) -> Result<Vec<v1::ValidatorSetChange>, BundleError> {
+    ledger
+        .validator_sets()?
+        .iter()
+        .skip(1)
+        .take_while(|record| record.from_height <= height)
+        .map(|record| {
+            Ok(v1::ValidatorSetChange {
+                set: Some(record.to_wire()),
+                header_before: Some(certified_header_at(ledger, record.from_height - 1)?),
+            })
+        })
+        .collect()
+}
+
 fn certified_header_at<S: Store>(
     ledger: &Ledger<S>,
     height: u64,
@@ -914,6 +977,7 @@ pub fn transaction_bundle<S: Store>(
             },
         )),
         headers: vec![certified_header_at(ledger, height)?],
+        set_changes: set_changes_through(ledger, height)?,
     })
 }
 
@@ -957,6 +1021,7 @@ pub fn consistency_bundle<S: Store>(
             certified_header_at(ledger, first_height)?,
             certified_header_at(ledger, second_height)?,
         ],
+        set_changes: set_changes_through(ledger, second_height)?,
     })
 }
 
@@ -1194,5 +1259,6 @@ fn access_check_bundle<S: Store>(
         chain_id: ledger.chain_id().to_owned(),
         claim: Some(v1::proof_bundle::Claim::AccessCheck(check)),
         headers: vec![certified_header_at(ledger, height)?],
+        set_changes: set_changes_through(ledger, height)?,
     }))
 }

@@ -542,11 +542,28 @@ fn the_validator_set_changes_at_height_boundaries_and_the_light_client_follows()
     let mut light = LightClient::from_genesis(&genesis()).unwrap();
     let to_follow = light.check_validator_sets(&served).unwrap();
     assert_eq!(to_follow.len(), 3);
-    // A header of a later set does not verify before the client has followed the changes.
-    let bundle = proof::transaction_bundle(&chain.ledger, &committed, 0, true)
-        .unwrap()
-        .encode_to_vec();
-    assert!(light.verify_bundle(&bundle).is_err());
+    // The bundle carries the set changes: a client that trusts only the genesis file verifies
+    // it as it is, and refuses it without them or with one altered.
+    let bundle = proof::transaction_bundle(&chain.ledger, &committed, 0, true).unwrap();
+    assert_eq!(bundle.set_changes.len(), 3);
+    let fresh = LightClient::from_genesis(&genesis()).unwrap();
+    assert!(matches!(
+        fresh.verify_bundle(&bundle.encode_to_vec()).unwrap(),
+        proof::VerifiedClaim::Transaction { .. }
+    ));
+    let mut stripped = bundle.clone();
+    stripped.set_changes.clear();
+    assert!(fresh.verify_bundle(&stripped.encode_to_vec()).is_err());
+    let mut skipped = bundle.clone();
+    skipped.set_changes.remove(1);
+    assert!(fresh.verify_bundle(&skipped.encode_to_vec()).is_err());
+    let mut altered = bundle.clone();
+    let set = altered.set_changes[2].set.as_mut().unwrap();
+    set.validators.swap(0, 1);
+    assert!(fresh.verify_bundle(&altered.encode_to_vec()).is_err());
+    let bundle = bundle.encode_to_vec();
+    // Without the bundle's changes, a header of a later set does not verify.
+    assert!(light.verify_header(&header(&chain.ledger, 21)).is_err());
     // A change proven by the wrong header, or a set the header does not name, is refused.
     let wrong_height = header(&chain.ledger, 4);
     assert!(matches!(

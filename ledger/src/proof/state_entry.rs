@@ -7,7 +7,7 @@ use varde_storage::{Column, Store};
 
 use super::{
     BundleError, LightClient, ProofError, VerifiedClaim, VerifiedHeader, at_stable_head,
-    certified_header_at, hash32, proven, state_proof_to_wire,
+    certified_header_at, hash32, proven, set_changes_through, state_proof_to_wire,
 };
 use crate::domain::{AccessBlock, Grant, RecordKey, RecordPointer};
 use crate::identifiers::OrgNumber;
@@ -76,6 +76,7 @@ pub fn state_entry_bundle<S: Store>(
             chain_id: ledger.chain_id().to_owned(),
             claim: Some(v1::proof_bundle::Claim::StateEntry(entry)),
             headers: vec![certified_header_at(ledger, head.height)?],
+            set_changes: set_changes_through(ledger, head.height)?,
         }))
     })?;
     built.ok_or(BundleError::NoSuchHeight { height: 0, head: 0 })
