@@ -249,6 +249,21 @@ fn put_member<S: Store + ?Sized>(view: &mut StateView<'_, S>, institution: &Inst
     );
 }
 
+/// A member as the state in `view` holds it (the message its state-tree leaf commits to).
+pub fn stored_member<S: Store + ?Sized>(
+    view: &StateView<'_, S>,
+    org_number: &OrgNumber,
+) -> Result<Option<v1::Member>, StateError> {
+    view.get(Column::Meta, &member_key(org_number))?
+        .map(|bytes| {
+            crate::canonical::decode_canonical(&bytes).map_err(|error| StateError::Corrupt {
+                column: Column::Meta,
+                detail: error.to_string(),
+            })
+        })
+        .transpose()
+}
+
 /// The membership in force after the committed head, or `None` for a store that keeps none
 /// (a ledger written before governance: its membership is the genesis one).
 pub fn load_membership<S: Store + ?Sized>(store: &S) -> Result<Option<Membership>, StateError> {

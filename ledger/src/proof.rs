@@ -231,7 +231,6 @@ struct SetInForce {
 #[derive(Debug, Clone)]
 pub struct LightClient {
     chain_id: String,
-    membership: Membership,
     /// In ascending order of `from_height`; the first is the genesis set, from height 1.
     sets: Vec<SetInForce>,
 }
@@ -249,7 +248,6 @@ impl LightClient {
             .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
         Ok(Self {
             chain_id: genesis.chain_id.clone(),
-            membership: membership.clone(),
             sets: vec![SetInForce {
                 from_height: 1,
                 set,
@@ -592,7 +590,30 @@ impl LightClient {
         check: v1::AccessCheck,
     ) -> Result<VerifiedClaim, ProofError> {
         let root = header.state_root;
-        let (question, asked_by) = self.signed_question(&check.request)?;
+        let (question, signer) = self.signed_question(&check.request)?;
+        // The signer is judged by the membership of the header's height, proven against its root.
+        let asker = check
+            .asker
+            .as_ref()
+            .ok_or(ProofError::Missing("access_check.asker"))?;
+        let asked_by = wire::org_number("access_check.asker.org_number", &asker.org_number)?;
+        proven(
+            "asker",
+            &root,
+            &state_commitment::state_key(EntryKind::Member, asked_by.as_str().as_bytes()),
+            check.asker_proof.as_ref(),
+            Some(asker),
+        )?;
+        if !asker
+            .public_keys
+            .iter()
+            .any(|key| key.as_slice() == signer.as_slice())
+        {
+            return Err(ProofError::Question(
+                "it is not signed by a submitting key of the member the bundle names".to_owned(),
+            ));
+        }
+        let asked_by = asked_by.to_string();
         let record_reference = question
             .record
             .clone()
@@ -743,12 +764,11 @@ impl LightClient {
         })
     }
 
-    /// The signed CheckAccess request of an AccessCheck, and the member institution whose
-    /// submitting key signed it.
+    /// The signed CheckAccess request of an AccessCheck, and the key that signed it.
     fn signed_question(
         &self,
         bytes: &[u8],
-    ) -> Result<(v1::CheckAccessRequest, String), ProofError> {
+    ) -> Result<(v1::CheckAccessRequest, [u8; 32]), ProofError> {
         let question: v1::CheckAccessRequest = canonical::decode_canonical(bytes)
             .map_err(|error| ProofError::Question(error.to_string()))?;
         let auth = question
@@ -764,13 +784,7 @@ impl LightClient {
             &unsigned.encode_to_vec(),
         )
         .map_err(|error| ProofError::Question(error.to_string()))?;
-        let owner = self
-            .membership
-            .owner_of_key(&key.to_bytes())
-            .ok_or_else(|| {
-                ProofError::Question("it is not signed by a member's submitting key".to_owned())
-            })?;
-        Ok((question, owner.org_number.to_string()))
+        Ok((question, key.to_bytes()))
     }
 }
 
@@ -1133,7 +1147,7 @@ pub fn check_access_with_proof<S: Store>(
                 &request,
                 &decision,
                 head.height,
-                signed_request,
+                (signed_request, &viewer.institution.org_number),
             )?
         } else {
             None
@@ -1210,7 +1224,7 @@ fn access_check_bundle<S: Store>(
     request: &AccessRequest,
     decision: &Decision,
     height: u64,
-    signed_request: &[u8],
+    (signed_request, asker): (&[u8], &crate::identifiers::OrgNumber),
 ) -> Result<Option<v1::ProofBundle>, BundleError> {
     if !decision.allowed && decision.reason == access::REASON_NO_GRANT {
         return Ok(None);
@@ -1255,6 +1269,9 @@ fn access_check_bundle<S: Store>(
         check.grant_proof = Some(state_proof_to_wire(&proof));
         check.grant = grant;
     }
+    let (proof, asker) = state_commitment::prove_member(view, asker)?;
+    check.asker_proof = Some(state_proof_to_wire(&proof));
+    check.asker = asker;
     Ok(Some(v1::ProofBundle {
         chain_id: ledger.chain_id().to_owned(),
         claim: Some(v1::proof_bundle::Claim::AccessCheck(check)),

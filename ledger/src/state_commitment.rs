@@ -29,7 +29,7 @@ use varde_storage::{Column, Store};
 use crate::domain::{AccessBlock, BlockTarget, Grant, RecordPointer, SubjectPseudonym};
 use crate::governance;
 use crate::identifiers::OrgNumber;
-use crate::membership::{Genesis, Membership};
+use crate::membership::Genesis;
 use crate::state::{StateError, StateView, keys};
 use crate::state_tree::{self, Hash};
 use crate::stored::StoredValue;
@@ -242,15 +242,14 @@ pub fn member_leaves(genesis: &Genesis) -> Vec<(Hash, Option<Hash>)> {
     leaves
 }
 
-/// The proof of a member (present or absent) in the stored tree, with its committed message
-/// (from the membership the ledger runs with).
+/// The proof of a member (present or absent) in the stored tree, with its committed message as
+/// the state holds it.
 pub fn prove_member<S: Store + ?Sized>(
     view: &StateView<'_, S>,
-    membership: &Membership,
     org_number: &OrgNumber,
 ) -> Result<(state_tree::StateProof, Option<v1::Member>), StateError> {
     let key = state_key(EntryKind::Member, org_number.as_str().as_bytes());
     let proof = state_tree::prove(view, &key)?;
-    let value = membership.institution(org_number).map(wire::member_to_wire);
+    let value = governance::stored_member(view, org_number)?;
     Ok((proof, value))
 }

@@ -229,6 +229,13 @@ fn pass(
     id
 }
 
+fn access_check(bundle: &mut v1::ProofBundle) -> &mut v1::AccessCheck {
+    match bundle.claim.as_mut() {
+        Some(v1::proof_bundle::Claim::AccessCheck(check)) => check,
+        _ => unreachable!("built as an access check"),
+    }
+}
+
 fn header(ledger: &Ledger<MemoryStore>, height: u64) -> v1::CertifiedHeader {
     proof::certified_header(ledger, height).unwrap().unwrap()
 }
@@ -596,4 +603,116 @@ fn the_validator_set_changes_at_height_boundaries_and_the_light_client_follows()
     // Now a transaction committed after two set changes verifies from the original genesis.
     let claim = light.verify_bundle(&bundle).unwrap();
     assert!(matches!(claim, proof::VerifiedClaim::Transaction { .. }));
+}
+
+// A CheckAccess proof names its asker as the state of its header holds it: a question signed by
+// a key that governance added verifies from the genesis file alone, and one whose asker is not
+// the signer's institution, or comes without its proof, does not.
+#[test]
+fn a_check_access_proof_judges_the_asker_by_the_membership_of_its_height() {
+    use varde_ledger::access::AccessRequest;
+    use varde_ledger::domain::{Purpose, RecordKey};
+    let mut chain = Chain::new();
+    pass(
+        &mut chain,
+        v1::membership_change::Change::AddSubmittingKey(v1::InstitutionKey {
+            org_number: SUBMITTER.to_owned(),
+            public_key: public(21).to_vec(),
+        }),
+        5,
+        2,
+    );
+    chain.advance_to(4);
+    applied(
+        &chain.commit(vec![signed(
+            21,
+            v1::transaction_body::Action::AnchorRecord(v1::AnchorRecord {
+                custodian_org_number: SUBMITTER.to_owned(),
+                record_id: "own-record".to_owned(),
+                subject_pseudonym: vec![5; 32],
+                category_code: "journal".to_owned(),
+                location_uri: "https://example.invalid/r".to_owned(),
+                content_sha256: vec![6; 32],
+                confidentiality: v1::Confidentiality::Normal as i32,
+                created_at_unix_ms: T0,
+            }),
+        )])[0],
+    );
+    // The custodian asks, with its new key, whether it may read its own record.
+    let mut question = v1::CheckAccessRequest {
+        auth: None,
+        accessor_org_number: SUBMITTER.to_owned(),
+        accessor_hpr_number: String::new(),
+        record: Some(v1::RecordReference {
+            custodian_org_number: SUBMITTER.to_owned(),
+            record_id: "own-record".to_owned(),
+        }),
+        purpose: v1::PurposeOfUse::Treat as i32,
+        at_unix_ms: 0,
+        with_proof: true,
+    };
+    question.auth = Some(
+        varde_ledger::signing::sign_query(
+            CHAIN,
+            proof::CHECK_ACCESS_METHOD,
+            &key(21),
+            T0,
+            &[9; 16],
+            &question,
+        )
+        .unwrap(),
+    );
+    let request = AccessRequest {
+        accessor: org(SUBMITTER),
+        person: None,
+        record: RecordKey {
+            custodian: org(SUBMITTER),
+            record_id: "own-record".to_owned(),
+        },
+        purpose: Purpose::Treat,
+        at_unix_ms: 0,
+    };
+    let membership = chain.ledger.membership();
+    let asker = membership.institution(&org(SUBMITTER)).unwrap();
+    let viewer = varde_ledger::visibility::Viewer::new(asker, T0);
+    let (decision, bundle) = proof::check_access_with_proof(
+        &chain.ledger,
+        &request,
+        None,
+        &question.encode_to_vec(),
+        &viewer,
+    )
+    .unwrap();
+    assert!(decision.allowed, "{decision:?}");
+    let bundle = bundle.expect("a proven answer");
+    let fresh = LightClient::from_genesis(&genesis()).unwrap();
+    match fresh.verify_bundle(&bundle.encode_to_vec()).unwrap() {
+        proof::VerifiedClaim::AccessCheck { asked_by, .. } => assert_eq!(asked_by, SUBMITTER),
+        other => panic!("not an access check: {other:?}"),
+    }
+    let mut anonymous = bundle.clone();
+    access_check(&mut anonymous).asker = None;
+    assert!(fresh.verify_bundle(&anonymous.encode_to_vec()).is_err());
+    // Another member's entry, proven as it is, is not the signer's institution.
+    let mut someone_else = bundle.clone();
+    let other_member = proof::state_entry_bundle(
+        &chain.ledger,
+        &proof::StateEntryKey::Member(org(VALIDATORS[0].0)),
+        &viewer,
+    )
+    .unwrap()
+    .unwrap();
+    let Some(v1::proof_bundle::Claim::StateEntry(entry)) = other_member.claim else {
+        unreachable!("a state entry bundle")
+    };
+    let Some(v1::state_entry::Value::MemberValue(member)) = entry.value else {
+        unreachable!("a member entry")
+    };
+    let check = access_check(&mut someone_else);
+    check.asker = Some(member);
+    check.asker_proof = entry.proof;
+    assert!(matches!(
+        fresh.verify_bundle(&someone_else.encode_to_vec()),
+        Err(ProofError::Question(_))
+    ));
 }

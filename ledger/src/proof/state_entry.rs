@@ -69,7 +69,7 @@ pub fn state_entry_bundle<S: Store>(
     viewer: &Viewer<'_>,
 ) -> Result<Option<v1::ProofBundle>, BundleError> {
     let built = at_stable_head(ledger, |view, head| {
-        let Some(entry) = entry_for(ledger, view, key, viewer)? else {
+        let Some(entry) = entry_for(view, key, viewer)? else {
             return Ok(None);
         };
         Ok(Some(v1::ProofBundle {
@@ -84,7 +84,6 @@ pub fn state_entry_bundle<S: Store>(
 
 /// The proven entry, when `viewer` may have it.
 fn entry_for<S: Store>(
-    ledger: &Ledger<S>,
     view: &StateView<'_, S>,
     key: &StateEntryKey,
     viewer: &Viewer<'_>,
@@ -128,10 +127,9 @@ fn entry_for<S: Store>(
             let (proof, value) = state_commitment::prove_access_block(view, &id.0)?;
             (proof, value.map(Value::BlockValue))
         }
-        // Every member may know the membership: each node holds it in its genesis file.
+        // Every member may know the membership.
         StateEntryKey::Member(org_number) => {
-            let (proof, value) =
-                state_commitment::prove_member(view, &ledger.membership(), org_number)?;
+            let (proof, value) = state_commitment::prove_member(view, org_number)?;
             (proof, value.map(Value::MemberValue))
         }
     };
