@@ -8,8 +8,7 @@ use anyhow::Context;
 use prost::Message;
 use serde_json::{Value, json};
 use varde_client::light::{
-    FollowError, Genesis, LightClient, ProofError, VerifiedClaim, VerifiedHeader,
-    follow_set_changes,
+    FollowError, Genesis, LightClient, VerifiedClaim, VerifiedHeader, follow_set_changes,
 };
 use varde_ledger::hex;
 use varde_proto::v1;
