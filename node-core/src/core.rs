@@ -57,6 +57,12 @@ pub struct CoreSettings {
     pub restored: Option<SafetyState>,
     /// How long a proposer waits for transactions before it proposes an empty block.
     pub empty_block_wait_ms: u64,
+    /// The longest an idle validator goes between blocks. After a commit with no transaction
+    /// waiting, the next height starts only when transactions arrive, a message or a certified
+    /// block of that height comes from a peer (another validator started it), or this passes
+    /// (a heartbeat block). 0: the next height starts at once, so an idle network commits an
+    /// empty block every `empty_block_wait_ms`.
+    pub heartbeat_ms: u64,
 }
 
 /// Running totals for the host's metrics.
@@ -88,6 +94,9 @@ pub struct NodeCore<A: Application, P: SafetyStore, N: Network> {
     safety: P,
     network: N,
     empty_block_wait_ms: u64,
+    heartbeat_ms: u64,
+    /// While idle after a commit: when the next height starts at the latest (monotonic ms).
+    idle_until: Option<u64>,
     /// Engine timers by monotonic deadline.
     timers: Vec<(u64, Timer)>,
     pending_proposal: Option<PendingProposal>,
@@ -129,6 +138,8 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
             safety,
             network,
             empty_block_wait_ms: settings.empty_block_wait_ms,
+            heartbeat_ms: settings.heartbeat_ms,
+            idle_until: None,
             timers: Vec::new(),
             pending_proposal: None,
             executed: HashMap::new(),
@@ -165,19 +176,39 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
         self.executed.len()
     }
 
-    /// When the core next wants [`NodeCore::wake`]: its earliest timer or proposal deadline.
+    /// When the core next wants [`NodeCore::wake`]: its earliest timer, proposal deadline or
+    /// heartbeat.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let timer = self.timers.iter().map(|(deadline, _)| *deadline).min();
         let proposal = self
             .pending_proposal
             .as_ref()
             .map(|pending| pending.deadline_ms);
-        timer.into_iter().chain(proposal).min()
+        timer
+            .into_iter()
+            .chain(proposal)
+            .chain(self.idle_until)
+            .min()
     }
 
-    /// Whether a proposal waits for transactions (the host then wakes it when some arrive).
+    /// Whether a proposal, or the next height while idle, waits for transactions (the host then
+    /// wakes it when some arrive).
     pub fn awaits_transactions(&self) -> bool {
-        self.pending_proposal.is_some()
+        self.pending_proposal.is_some() || self.idle_until.is_some()
+    }
+
+    /// Whether the core is idle between a commit and the next height.
+    pub fn is_idle(&self) -> bool {
+        self.idle_until.is_some()
+    }
+
+    /// Leaves idleness: the next height starts now.
+    fn start_idle_height(&mut self, clock: Clock) -> Result<(), CoreError> {
+        if self.idle_until.take().is_none() {
+            return Ok(());
+        }
+        let output = self.engine.start_next_height(self.validators.clone());
+        self.carry_out(output, clock)
     }
 
     /// Starts (or resumes, from the restored safety state) the first height.
@@ -186,8 +217,12 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
         self.carry_out(output, clock)
     }
 
-    /// A consensus message from a peer, decoded but not verified (the engine verifies it).
+    /// A consensus message from a peer, decoded but not verified (the engine verifies it). One of
+    /// a later height ends idleness: another validator has started that height.
     pub fn handle_message(&mut self, message: Message, clock: Clock) -> Result<(), CoreError> {
+        if self.idle_until.is_some() && message.height() > self.engine.height() {
+            self.start_idle_height(clock)?;
+        }
         let output = self.engine.handle(Input::Message(message));
         self.carry_out(output, clock)
     }
@@ -195,6 +230,9 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
     /// Fires every timer due at `clock`, then the proposal deadline if it has passed.
     pub fn wake(&mut self, clock: Clock) -> Result<(), CoreError> {
         let now = clock.monotonic_ms;
+        if self.idle_until.is_some_and(|deadline| deadline <= now) {
+            self.start_idle_height(clock)?;
+        }
         let (due, later): (Vec<_>, Vec<_>) = self
             .timers
             .drain(..)
@@ -214,8 +252,12 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
         Ok(())
     }
 
-    /// Transactions arrived: a proposal waiting for them goes out now.
+    /// Transactions arrived: an idle validator starts the next height, and a proposal waiting for
+    /// them goes out now.
     pub fn transactions_arrived(&mut self, clock: Clock) -> Result<(), CoreError> {
+        if self.idle_until.is_some() && self.application.has_waiting_transactions() {
+            self.start_idle_height(clock)?;
+        }
         if self.pending_proposal.is_some() && self.application.has_waiting_transactions() {
             self.propose(clock)?;
         }
@@ -232,6 +274,9 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
         certificate: CommitCertificate,
         clock: Clock,
     ) -> Result<bool, CoreError> {
+        if self.idle_until.is_some() && certificate.height > self.engine.height() {
+            self.start_idle_height(clock)?;
+        }
         let height = self.engine.height();
         if self.engine.is_decided() || certificate.height != height {
             return Ok(false); // Not the height being decided: neither news nor a fault.
@@ -299,7 +344,15 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
                 if let Some(validators) = self.application.take_validator_change() {
                     self.change_validators(validators);
                 }
-                queue.push_back(self.engine.start_next_height(self.validators.clone()));
+                if self.heartbeat_ms > 0 && !self.application.has_waiting_transactions() {
+                    // Idle: nothing to include, so no height until there is (or a heartbeat).
+                    self.idle_until = Some(clock.monotonic_ms.saturating_add(self.heartbeat_ms));
+                } else {
+                    queue.push_back(self.engine.start_next_height(self.validators.clone()));
+                }
+            }
+            if self.engine.is_decided() {
+                continue; // The requests of a decided height have nothing left to do.
             }
             for request in output.requests {
                 match request {

@@ -291,6 +291,7 @@ impl<S: Store + 'static, N: Network + Send + 'static> ConsensusDriver<S, N> {
                 validators,
                 restored,
                 empty_block_wait_ms: settings.block.empty_block_wait_ms,
+                heartbeat_ms: settings.block.heartbeat_ms,
             },
             application,
             safety,
@@ -603,6 +604,71 @@ mod tests {
         streaming.store(false, std::sync::atomic::Ordering::Relaxed);
         stream.join().unwrap();
         assert!(prevoted, "the propose timeout fired despite the stream");
+    }
+
+    // An idle validator commits no block until a transaction arrives (then one at once), or the
+    // heartbeat passes (then an empty one).
+    #[test]
+    fn an_idle_validator_waits_for_transactions_or_the_heartbeat() {
+        let keys = DemoKeys::from_seed(7);
+        let genesis = keys.genesis(demo::CHAIN_ID, 0);
+        let block = BlockConfig {
+            empty_block_wait_ms: 10,
+            heartbeat_ms: 600,
+            ..BlockConfig::default()
+        };
+        let driver = driver_of(genesis, keys.of(demo::VALIDATOR), block);
+        let context = driver.context.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let heights = runtime.block_on(async move {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::spawn(driver.run(async move {
+                let _ = stopped.await;
+            }));
+            let wait_for = |height: u64| {
+                let context = context.clone();
+                async move {
+                    let started = Instant::now();
+                    while context.ledger.height() < height {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    started.elapsed()
+                }
+            };
+            // Height 1 starts at once: the first block comes after the empty-block wait.
+            wait_for(1).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let idle_height = context.ledger.height();
+            // The heartbeat brings the next, empty, block.
+            let heartbeat = wait_for(2).await;
+            // A transaction ends the idleness at once.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let before = context.ledger.height();
+            context
+                .admit_and_gossip(anchors(&keys, 1).remove(0))
+                .unwrap();
+            let prompt = wait_for(before + 1).await;
+            let _ = stop.send(());
+            let _ = running.await;
+            (idle_height, heartbeat, before, prompt)
+        });
+        let (idle_height, heartbeat, before, prompt) = heights;
+        assert_eq!(idle_height, 1, "an idle validator committed an empty block");
+        assert!(
+            heartbeat >= Duration::from_millis(200),
+            "the heartbeat block came after {heartbeat:?}"
+        );
+        assert_eq!(
+            before, 2,
+            "a block between the heartbeat and the transaction"
+        );
+        assert!(
+            prompt < Duration::from_millis(300),
+            "the transaction waited {prompt:?} for its block"
+        );
     }
 
     // A Byzantine peer answers block sync with a block for this height dated a day ahead and a

@@ -307,6 +307,8 @@ pub fn create(
         config.grpc_tls = Some(grpc_tls(index));
         config.metrics_listen_address = Some(nodes[index].metrics);
         config.block.empty_block_wait_ms = 500;
+        // A local network idles too, but its tests and demos wait for blocks: one every 2 s.
+        config.block.heartbeat_ms = 2_000;
         // Loopback links carry a proposal in milliseconds: a second is ample, and a crashed or
         // Byzantine proposer then costs its heights one second each rather than three.
         config.consensus.propose_timeout_ms = 1_000;
