@@ -516,6 +516,7 @@ impl<A: SimApp> World<A> {
             validators: self.validators.clone(),
             restored,
             empty_block_wait_ms: EMPTY_BLOCK_WAIT_MS,
+            heartbeat_ms: 0,
         };
         let safety = SimSafety {
             disk: state.disk.clone(),
