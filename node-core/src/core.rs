@@ -97,6 +97,8 @@ pub struct NodeCore<A: Application, P: SafetyStore, N: Network> {
     heartbeat_ms: u64,
     /// While idle after a commit: when the next height starts at the latest (monotonic ms).
     idle_until: Option<u64>,
+    /// A height the heartbeat started: its proposer proposes the empty block at once.
+    heartbeat_height: Option<Height>,
     /// Engine timers by monotonic deadline.
     timers: Vec<(u64, Timer)>,
     pending_proposal: Option<PendingProposal>,
@@ -140,6 +142,7 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
             empty_block_wait_ms: settings.empty_block_wait_ms,
             heartbeat_ms: settings.heartbeat_ms,
             idle_until: None,
+            heartbeat_height: None,
             timers: Vec::new(),
             pending_proposal: None,
             executed: HashMap::new(),
@@ -231,6 +234,7 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
     pub fn wake(&mut self, clock: Clock) -> Result<(), CoreError> {
         let now = clock.monotonic_ms;
         if self.idle_until.is_some_and(|deadline| deadline <= now) {
+            self.heartbeat_height = Some(self.engine.height() + 1);
             self.start_idle_height(clock)?;
         }
         let (due, later): (Vec<_>, Vec<_>) = self
@@ -357,7 +361,10 @@ impl<A: Application, P: SafetyStore, N: Network> NodeCore<A, P, N> {
             for request in output.requests {
                 match request {
                     Request::ProposeBlock { height, round } if height == self.engine.height() => {
-                        let wait_ms = if self.application.has_waiting_transactions() {
+                        // The heartbeat's empty block has waited long enough already.
+                        let wait_ms = if self.application.has_waiting_transactions()
+                            || self.heartbeat_height == Some(height)
+                        {
                             0
                         } else {
                             self.empty_block_wait_ms
