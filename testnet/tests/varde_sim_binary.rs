@@ -47,3 +47,22 @@ fn failing_seed_is_named_for_replay() {
     );
     assert!(assert_summary(lines.last().unwrap(), 1) > 0);
 }
+
+// `--governance` runs only seeds whose validator set changes: the line before the summary says
+// so for every seed, and the summary line keeps its format. A fixed-set run changes none.
+#[test]
+fn governance_runs_count_their_set_changes() {
+    let (success, lines) = run(&["--governance", "--seeds", "4", "--first-seed", "40"]);
+    assert!(success, "{lines:?}");
+    assert_eq!(assert_summary(lines.last().unwrap(), 4), 0);
+    assert_eq!(
+        lines[lines.len() - 2],
+        "seeds with validator-set changes: 4"
+    );
+    let (success, lines) = run(&["--fixed-set", "--seeds", "4", "--first-seed", "40"]);
+    assert!(success, "{lines:?}");
+    assert_eq!(
+        lines[lines.len() - 2],
+        "seeds with validator-set changes: 0"
+    );
+}

@@ -3,8 +3,9 @@
 //! network would.
 
 use varde_consensus::{
-    Block, BlockId, CommitCertificate, CommitSignature, Decision, Message, Proposal,
-    ProposalMessage, ROUND_WINDOW, Signature, SignedProposal, SignedVote, Vote, VoteKind,
+    Block, BlockId, CommitCertificate, CommitSignature, Decision, Height, Message, Proposal,
+    ProposalMessage, ROUND_WINDOW, Signature, SignedProposal, SignedVote, ValidatorIndex, Vote,
+    VoteKind,
 };
 
 use super::CHAIN_ID;
@@ -20,6 +21,8 @@ impl<A: SimApp> World<A> {
     pub(super) fn byzantine_send(&mut self, node: usize, strategy: Strategy, message: Message) {
         match strategy {
             Strategy::Silent | Strategy::Mirror => {}
+            // While it is a validator; after its removal it acts from outside its core.
+            Strategy::Lingering => self.broadcast_from(node, &message),
             Strategy::Equivocate => self.equivocate(node, message),
             Strategy::Garbage => {
                 self.broadcast_from(node, &message);
@@ -74,12 +77,13 @@ impl<A: SimApp> World<A> {
         forge: impl FnOnce(&mut Self, Proposal) -> Block,
     ) -> Message {
         match &message {
-            Message::Proposal(own) if own.signed.proposal.proposer as usize == node => {
+            Message::Proposal(own) if self.signed_by(node, &message) => {
                 let proposal = own.signed.proposal;
                 let block = forge(self, proposal);
                 self.checker.record_proposed(block.id);
                 let mut replaced = self.proposal_message(
                     node,
+                    proposal.proposer,
                     proposal.valid_round,
                     proposal.height,
                     proposal.round,
@@ -101,16 +105,17 @@ impl<A: SimApp> World<A> {
         let count = self.nodes.len();
         for peer in (0..count).filter(|peer| *peer != node) {
             for index in 0..BURST {
+                let height = message.height() + self.rng.below(3);
                 let vote = Vote {
                     kind: if index % 2 == 0 {
                         VoteKind::Prevote
                     } else {
                         VoteKind::Precommit
                     },
-                    height: message.height() + self.rng.below(3),
+                    height,
                     round: message.round() + self.rng.below(u64::from(ROUND_WINDOW) + 40) as u32,
                     block_id: Some(BlockId(self.rng.bytes32())),
-                    validator: node as u32,
+                    validator: self.own_index(node, height),
                 };
                 let flood = if index % 2 == 0 {
                     let claimed = Vote {
@@ -124,6 +129,14 @@ impl<A: SimApp> World<A> {
                 self.transmit(node, peer, Packet::Consensus(flood));
             }
         }
+    }
+
+    /// The index `node` signs under at `height`: its own in the set of that height, else the
+    /// one it had last (a removed validator's), else its node number.
+    fn own_index(&self, node: usize, height: Height) -> ValidatorIndex {
+        self.validator_index(node, height)
+            .or_else(|| self.former_index(node))
+            .unwrap_or(node as ValidatorIndex)
     }
 
     fn broadcast_from(&mut self, node: usize, message: &Message) {
@@ -177,6 +190,7 @@ impl<A: SimApp> World<A> {
         self.checker.record_proposed(block.id);
         self.proposal_message(
             node,
+            proposal.proposer,
             proposal.valid_round,
             proposal.height,
             proposal.round,
@@ -184,9 +198,11 @@ impl<A: SimApp> World<A> {
         )
     }
 
+    /// A proposal signed by `node` in the name of validator `proposer`.
     fn proposal_message(
         &mut self,
         node: usize,
+        proposer: ValidatorIndex,
         valid_round: Option<u32>,
         height: u64,
         round: u32,
@@ -197,7 +213,7 @@ impl<A: SimApp> World<A> {
             round,
             valid_round,
             block_id: block.id,
-            proposer: node as u32,
+            proposer,
         };
         let signed = SignedProposal::sign(CHAIN_ID, proposal, &self.keys[node]);
         let seen = self.blocks_seen.entry(height).or_default();
@@ -234,19 +250,28 @@ impl<A: SimApp> World<A> {
         Message::Vote(SignedVote::sign(CHAIN_ID, vote, &self.keys[node]))
     }
 
-    /// Mirror validators see an honest message go out and react at once.
+    /// Mirror and lingering validators see an honest message go out and react at once.
     pub(super) fn byzantine_observe(&mut self, sender: usize, message: &Message) {
+        let lingering: Vec<usize> = (0..self.nodes.len())
+            .filter(|index| self.nodes[*index].strategy == Some(Strategy::Lingering))
+            .collect();
+        for node in lingering {
+            self.linger(node, message);
+        }
         let mirrors: Vec<usize> = (0..self.nodes.len())
             .filter(|index| self.nodes[*index].strategy == Some(Strategy::Mirror))
             .collect();
         for mirror in mirrors {
+            let Some(own_index) = self.validator_index(mirror, message.height()) else {
+                continue; // Not a validator of this height.
+            };
             match message {
                 // Echo the voter's own choice back to it, and to a few others at random.
                 Message::Vote(signed) if self.rng.chance(0.9) => {
                     let echo = self.sign_vote(
                         mirror,
                         Vote {
-                            validator: mirror as u32,
+                            validator: own_index,
                             ..signed.vote
                         },
                     );
@@ -261,13 +286,13 @@ impl<A: SimApp> World<A> {
             }
             // When the round is the mirror's to propose, it proposes two blocks, one per half.
             let (height, round) = (message.height(), message.round());
-            if self.validators.proposer(height, round) as usize == mirror
+            if self.set_at(height).proposer(height, round) == own_index
                 && self.byzantine_proposals.insert((mirror, height, round))
             {
                 let time = self.unix_ms(mirror);
                 let first = self.forge_block(mirror, height, round, time, false);
                 self.checker.record_proposed(first.id);
-                let first = self.proposal_message(mirror, None, height, round, first);
+                let first = self.proposal_message(mirror, own_index, None, height, round, first);
                 let second = self.second_proposal(
                     mirror,
                     match &first {
@@ -286,6 +311,49 @@ impl<A: SimApp> World<A> {
         }
     }
 
+    /// A removed validator that goes on as if it were still one: for every height after its
+    /// removal, it signs votes like the honest ones it sees (or conflicting ones) and a proposal
+    /// per round, under the index it had, and sends them to every node.
+    fn linger(&mut self, node: usize, message: &Message) {
+        let height = message.height();
+        if self.removed_from(node).is_none_or(|from| height < from) {
+            return;
+        }
+        let Some(former) = self.former_index(node) else {
+            return;
+        };
+        let forged = match message {
+            Message::Vote(signed) if self.rng.chance(0.8) => {
+                let block_id = if self.rng.chance(0.3) {
+                    self.conflicting_choice(signed.vote)
+                } else {
+                    signed.vote.block_id
+                };
+                self.sign_vote(
+                    node,
+                    Vote {
+                        validator: former,
+                        block_id,
+                        ..signed.vote
+                    },
+                )
+            }
+            Message::Proposal(_)
+                if self
+                    .byzantine_proposals
+                    .insert((node, height, message.round())) =>
+            {
+                let time = self.unix_ms(node);
+                let block = self.forge_block(node, height, message.round(), time, false);
+                self.checker.record_proposed(block.id);
+                self.proposal_message(node, former, None, height, message.round(), block)
+            }
+            _ => return,
+        };
+        self.stats.lingering_messages += 1;
+        self.broadcast_from(node, &forged);
+    }
+
     /// Malformed or misleading extras that a validating receiver must refuse or survive.
     fn send_garbage(&mut self, node: usize, message: &Message) {
         let peer = {
@@ -302,7 +370,7 @@ impl<A: SimApp> World<A> {
                     height: message.height(),
                     round: message.round(),
                     block_id: Some(BlockId(self.rng.bytes32())),
-                    validator: node as u32,
+                    validator: self.own_index(node, message.height()),
                 };
                 self.sign_vote(node, vote)
             }
@@ -311,8 +379,9 @@ impl<A: SimApp> World<A> {
                 let round = message.round() + self.rng.below(3) as u32;
                 let time = self.unix_ms(node);
                 let block = self.forge_block(node, message.height(), round, time, false);
+                let proposer = self.own_index(node, message.height());
                 let mut proposal =
-                    self.proposal_message(node, None, message.height(), round, block);
+                    self.proposal_message(node, proposer, None, message.height(), round, block);
                 if let Message::Proposal(message) = &mut proposal {
                     message.block.id = BlockId(self.rng.bytes32());
                 }
@@ -325,7 +394,7 @@ impl<A: SimApp> World<A> {
                     height: message.height(),
                     round: message.round() + 1_000 + self.rng.below(1_000_000) as u32,
                     block_id: None,
-                    validator: node as u32,
+                    validator: self.own_index(node, message.height()),
                 };
                 self.sign_vote(node, vote)
             }
@@ -334,16 +403,18 @@ impl<A: SimApp> World<A> {
                 let time = self.unix_ms(node);
                 let block = self.forge_block(node, message.height(), message.round(), time, false);
                 let round = message.round();
-                self.proposal_message(node, Some(round), message.height(), round, block)
+                let proposer = self.own_index(node, message.height());
+                self.proposal_message(node, proposer, Some(round), message.height(), round, block)
             }
             // A message for a height far ahead, which must not trigger more than a sync.
             _ => {
+                let height = message.height() + 2 + self.rng.below(100);
                 let vote = Vote {
                     kind: VoteKind::Prevote,
-                    height: message.height() + 2 + self.rng.below(100),
+                    height,
                     round: 0,
                     block_id: None,
-                    validator: node as u32,
+                    validator: self.own_index(node, height),
                 };
                 self.sign_vote(node, vote)
             }
@@ -356,10 +427,11 @@ impl<A: SimApp> World<A> {
     pub(super) fn answer_sync_with_forgery(&mut self, node: usize, asker: usize, height: u64) {
         let time = self.unix_ms(node);
         let block = self.forge_block(node, height, 0, time, false);
-        let signatures = (0..self.validators.len() as u32)
+        let own_index = self.own_index(node, height);
+        let signatures = (0..self.set_at(height).len() as u32)
             .map(|validator| CommitSignature {
                 validator,
-                signature: if validator as usize == node {
+                signature: if validator == own_index {
                     self.keys[node].sign_precommit(height, block.id)
                 } else {
                     Signature::from_bytes(&[validator as u8; 64])
@@ -399,15 +471,15 @@ impl<A: SimApp> World<A> {
             }
         };
         let own = CommitSignature {
-            validator: node as u32,
+            validator: self.own_index(node, height),
             signature: self.keys[node].sign_precommit(height, block.id),
         };
         let signatures = if self.rng.chance(0.5) {
             vec![own]
         } else {
-            (0..self.validators.len() as u32)
+            (0..self.set_at(height).len() as u32)
                 .map(|validator| {
-                    if validator as usize == node {
+                    if validator == own.validator {
                         own.clone()
                     } else {
                         CommitSignature {
@@ -467,7 +539,7 @@ impl<A: SimApp> World<A> {
         let intruder = self.nodes.len();
         let time = self.unix_ms(0);
         let block = self.forge_block(0, height, 0, time, false);
-        let signatures = (0..self.validators.quorum() as u32)
+        let signatures = (0..self.set_at(height).quorum() as u32)
             .map(|validator| CommitSignature {
                 validator,
                 signature: self.intruder_key.sign_precommit(height, block.id),

@@ -1,7 +1,9 @@
 //! The invariants checked after every step of a run: agreement, validity, no honest equivocation,
-//! evidence only against Byzantine validators; and liveness once the network has stabilised.
+//! evidence only against Byzantine validators, every honest node on the validator set of its
+//! height; liveness once the network has stabilised; and at the end, the validator-set history
+//! as a light client from the genesis follows it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use std::sync::Arc;
@@ -49,6 +51,21 @@ pub enum Violation {
     },
     /// An honest validator's core stopped with no fault injected.
     CoreStopped { node: usize, error: String },
+    /// An honest node decides a height with another set than the one the chain gives that
+    /// height, its ledger's validator-set history is not the chain's, or a planned change was not
+    /// enacted at its height (`node` is `None`: the chain's own history).
+    ValidatorSet {
+        node: Option<usize>,
+        height: Height,
+        reason: String,
+    },
+    /// A light client that trusts the genesis alone refuses an honest node's validator-set
+    /// history, a set change's header, or its last certified header.
+    LightClient { node: usize, reason: String },
+    /// After stabilisation an honest validator of the last planned set signed no vote of a height
+    /// from the last set change on within the liveness bound: it did not join consensus (or
+    /// come back to it) when its set took effect.
+    Participation { node: usize, since_height: Height },
     /// After stabilisation an honest validator did not commit enough heights in time.
     Liveness {
         node: usize,
@@ -102,9 +119,30 @@ impl fmt::Display for Violation {
             Violation::CoreStopped { node, error } => {
                 write!(formatter, "core stopped: honest node {node}: {error}")
             }
+            Violation::ValidatorSet {
+                node: Some(node),
+                height,
+                reason,
+            } => write!(
+                formatter,
+                "validator set: honest node {node} at height {height}: {reason}"
+            ),
+            Violation::ValidatorSet {
+                node: None,
+                height,
+                reason,
+            } => write!(formatter, "validator set: at height {height}: {reason}"),
+            Violation::LightClient { node, reason } => write!(
+                formatter,
+                "light client: from the genesis, honest node {node}'s chain is refused: {reason}"
+            ),
             Violation::EventStorm { events } => write!(
                 formatter,
                 "event storm: the run needed {events} events without finishing"
+            ),
+            Violation::Participation { node, since_height } => write!(
+                formatter,
+                "participation: honest validator {node} signed no vote from height {since_height} on in time"
             ),
             Violation::Liveness {
                 node,
@@ -121,15 +159,19 @@ impl fmt::Display for Violation {
 
 pub struct Checker {
     chain_id: String,
-    validators: ValidatorSet,
     /// Real Ed25519 checks behind the run's cache: each distinct signature is verified once.
     verifier: Arc<dyn SignatureVerifier>,
     byzantine: BTreeSet<usize>,
+    /// The node that holds each consensus key (a rotated validator holds two).
+    key_owner: HashMap<[u8; 32], usize>,
     committed: BTreeMap<Height, BlockId>,
     proposed: BTreeSet<BlockId>,
     /// What each honest validator signed per (node, height, round, slot).
     signed: BTreeMap<(usize, Height, Round, u8), Message>,
-    /// The first violations found (at most [`MAX_VIOLATIONS_KEPT`]); `violation_count` counts all.
+    /// Nodes already found deciding with a wrong set, each reported once per height.
+    wrong_sets: BTreeSet<(usize, Height)>,
+    /// The first violations found (at most [`MAX_VIOLATIONS_KEPT`], then the first of each kind
+    /// not among them); `violation_count` counts all.
     pub violations: Vec<Violation>,
     pub violation_count: usize,
 }
@@ -140,26 +182,33 @@ pub const MAX_VIOLATIONS_KEPT: usize = 16;
 impl Checker {
     pub fn new(
         chain_id: String,
-        validators: ValidatorSet,
         verifier: Arc<dyn SignatureVerifier>,
         byzantine: BTreeSet<usize>,
+        key_owner: HashMap<[u8; 32], usize>,
     ) -> Self {
         Self {
             chain_id,
-            validators,
             verifier,
             byzantine,
+            key_owner,
             committed: BTreeMap::new(),
             proposed: BTreeSet::new(),
             signed: BTreeMap::new(),
+            wrong_sets: BTreeSet::new(),
             violations: Vec::new(),
             violation_count: 0,
         }
     }
 
+    /// Keeps the first violations, and beyond them the first of each kind, so that a report
+    /// full of one kind still shows the others.
     fn violate(&mut self, violation: Violation) {
         self.violation_count += 1;
-        if self.violations.len() < MAX_VIOLATIONS_KEPT {
+        let new_kind = !self
+            .violations
+            .iter()
+            .any(|kept| std::mem::discriminant(kept) == std::mem::discriminant(&violation));
+        if self.violations.len() < MAX_VIOLATIONS_KEPT || new_kind {
             self.violations.push(violation);
         }
     }
@@ -176,10 +225,10 @@ impl Checker {
         self.proposed.insert(block_id);
     }
 
-    /// An honest validator sent `message`: if it signed it (rather than relaying another's vote), it
-    /// must not conflict with anything it signed before.
-    pub fn record_sent(&mut self, node: usize, message: &Message) {
-        if message.sender() as usize != node {
+    /// An honest validator sent `message`: if it signed it (`own`, rather than relaying another's
+    /// vote), it must not conflict with anything it signed before.
+    pub fn record_sent(&mut self, node: usize, message: &Message, own: bool) {
+        if !own {
             return;
         }
         let (slot, slot_name) = match message {
@@ -211,8 +260,15 @@ impl Checker {
         !self.committed.contains_key(&height)
     }
 
-    /// An honest validator committed `decision`; `problems` are the referee's findings.
-    pub fn record_commit(&mut self, node: usize, decision: &Decision, problems: Vec<String>) {
+    /// An honest validator committed `decision`; `problems` are the referee's findings, and
+    /// `validators` the set the chain gives its height.
+    pub fn record_commit(
+        &mut self,
+        node: usize,
+        decision: &Decision,
+        problems: Vec<String>,
+        validators: &ValidatorSet,
+    ) {
         let height = decision.height;
         let block_id = decision.block.id;
         match self.committed.get(&height) {
@@ -227,7 +283,11 @@ impl Checker {
                 self.committed.insert(height, block_id);
             }
         }
-        for reason in self.validity_problems(decision).into_iter().chain(problems) {
+        for reason in self
+            .validity_problems(decision, validators)
+            .into_iter()
+            .chain(problems)
+        {
             self.violate(Violation::Validity {
                 height,
                 node,
@@ -236,8 +296,9 @@ impl Checker {
         }
     }
 
-    /// What is wrong with a committed block: never proposed, invalid, or badly certified.
-    fn validity_problems(&self, decision: &Decision) -> Vec<String> {
+    /// What is wrong with a committed block: never proposed, invalid, or not certified by the
+    /// set of its own height.
+    fn validity_problems(&self, decision: &Decision, validators: &ValidatorSet) -> Vec<String> {
         let (height, block_id) = (decision.height, decision.block.id);
         let mut problems = Vec::new();
         if !self.proposed.contains(&block_id) {
@@ -248,22 +309,75 @@ impl Checker {
         } else if let Err(error) =
             decision
                 .certificate
-                .verify(&self.chain_id, &self.validators, &*self.verifier)
+                .verify(&self.chain_id, validators, &*self.verifier)
         {
-            problems.push(format!("the certificate does not verify: {error}"));
+            problems.push(format!(
+                "the certificate does not verify against the set of its height: {error}"
+            ));
         }
         problems
     }
 
-    /// An honest validator reported `evidence`: it must verify and name a Byzantine validator.
-    pub fn record_evidence(&mut self, reporter: usize, evidence: &Evidence) {
+    /// An honest validator reported `evidence`: it must verify against `validators`, the set of
+    /// the evidence's height, and name a Byzantine validator of it.
+    pub fn record_evidence(
+        &mut self,
+        reporter: usize,
+        evidence: &Evidence,
+        validators: &ValidatorSet,
+    ) {
         let accused = evidence.validator();
         let verifies = evidence
-            .verify(&self.chain_id, &self.validators, &*self.verifier)
+            .verify(&self.chain_id, validators, &*self.verifier)
             .is_ok();
-        if !verifies || !self.byzantine.contains(&(accused as usize)) {
+        let accused_node = validators
+            .key(accused)
+            .and_then(|key| self.key_owner.get(&key.to_bytes()));
+        if !verifies || !accused_node.is_some_and(|node| self.byzantine.contains(node)) {
             self.violate(Violation::FalseEvidence { reporter, accused });
         }
+    }
+
+    /// An honest node's core decides `height` with `deciding`, not with `expected`, the set the
+    /// chain gives that height.
+    pub fn record_wrong_set(
+        &mut self,
+        node: usize,
+        height: Height,
+        deciding: &ValidatorSet,
+        expected: &ValidatorSet,
+    ) {
+        let reason = format!(
+            "its core decides with {} validators ({}), the chain's set of this height has {} ({})",
+            deciding.len(),
+            short_hash(&deciding.hash()),
+            expected.len(),
+            short_hash(&expected.hash())
+        );
+        self.record_wrong_set_once(node, height, reason);
+    }
+
+    /// Reports a node's wrong set (or key) once per height: every later step would repeat it.
+    pub fn record_wrong_set_once(&mut self, node: usize, height: Height, reason: String) {
+        if self.wrong_sets.insert((node, height)) {
+            self.violate(Violation::ValidatorSet {
+                node: Some(node),
+                height,
+                reason,
+            });
+        }
+    }
+
+    pub fn record_set_problem(&mut self, node: Option<usize>, height: Height, reason: String) {
+        self.violate(Violation::ValidatorSet {
+            node,
+            height,
+            reason,
+        });
+    }
+
+    pub fn record_light_client_refusal(&mut self, node: usize, reason: String) {
+        self.violate(Violation::LightClient { node, reason });
     }
 
     pub fn record_memory(&mut self, node: usize, buffered: usize, executed: usize) {
@@ -285,4 +399,8 @@ impl Checker {
     pub fn record_event_storm(&mut self, events: u64) {
         self.violate(Violation::EventStorm { events });
     }
+}
+
+fn short_hash(hash: &[u8; 32]) -> String {
+    hash[..4].iter().map(|byte| format!("{byte:02x}")).collect()
 }

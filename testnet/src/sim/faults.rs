@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use varde_consensus::{Decision, Height, Message, SafetyState};
+use varde_consensus::{
+    Decision, Height, Message, SafetyState, SigningKey, ValidatorSet, VerifyingKey,
+};
 use varde_node_core::{Network, SafetyStore};
 use varde_storage::{Column, Entry, MemoryStore, StorageError, Store, WriteBatch};
 
@@ -98,6 +100,15 @@ impl SafetyStore for SimSafety {
 pub enum Outgoing {
     Broadcast(Vec<Message>),
     SyncRequest(Height),
+    /// The node moves to a new set at the coming height boundary: from here on its consensus
+    /// messages go to that set's nodes, and it is reached under its key of that set.
+    ValidatorsChanged(Box<SetChange>),
+}
+
+#[derive(Debug)]
+pub struct SetChange {
+    pub validators: ValidatorSet,
+    pub own_key: VerifyingKey,
 }
 
 pub struct SimNetwork {
@@ -119,6 +130,19 @@ impl Network for SimNetwork {
             self.outbox
                 .borrow_mut()
                 .push(Outgoing::SyncRequest(from_height));
+        }
+    }
+
+    /// Kept in order with the messages around it: those sent before the boundary go to the old
+    /// set, those after to the new one.
+    fn validators_changed(&mut self, validators: &ValidatorSet, own_key: &SigningKey) {
+        if !self.fuse.blown() {
+            self.outbox
+                .borrow_mut()
+                .push(Outgoing::ValidatorsChanged(Box::new(SetChange {
+                    validators: validators.clone(),
+                    own_key: own_key.verifying_key(),
+                })));
         }
     }
 }

@@ -1,16 +1,17 @@
 //! One simulated run: validators running the node's own core ([`NodeCore`]) over virtual time,
 //! the simulated network and the simulated disk, with crashes that keep only what was persisted,
-//! crashes inside a step, failed writes and skewed clocks.
+//! crashes inside a step, failed writes and skewed clocks; in governance runs, validator sets that
+//! change across heights, nodes that follow by sync, and crashes timed by height across changes.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use varde_consensus::{
     BlockId, Decision, EngineConfig, Evidence, FUTURE_MESSAGES_PER_VALIDATOR, Height, Message,
-    ROUND_WINDOW, SigningKey, ValidatorSet,
+    ROUND_WINDOW, SigningKey, ValidatorIndex, ValidatorSet, VerifyingKey,
 };
 use varde_node_core::{Clock, CoreError, CoreSettings, NodeCore};
 
@@ -31,6 +32,9 @@ const SYNC_RETRY_MS: u64 = 400;
 const EMPTY_BLOCK_WAIT_MS: u64 = 200;
 /// A run that needs more events than this is stuck in a storm of messages: a failure in itself.
 const MAX_EVENTS: u64 = 3_000_000;
+/// How often a node that the network's validators no longer (or not yet) send consensus
+/// messages to asks a peer for the blocks after its own, as an observer follows the chain.
+const FOLLOWER_SYNC_MS: u64 = 1_000;
 
 #[derive(Clone, Debug)]
 pub(super) enum Packet {
@@ -68,6 +72,10 @@ pub(super) enum Event {
         incarnation: u32,
         height: Height,
     },
+    /// A node outside the set the network decides with asks a peer for blocks (governance runs).
+    FollowerSync {
+        node: usize,
+    },
     IntruderActs,
     Stabilised,
 }
@@ -91,6 +99,12 @@ pub(super) struct Node<A: SimApp> {
     pub sync_check_pending: bool,
     /// Restart time of a crash inside a step, once the fuse is armed.
     restart_after_fuse_ms: Option<u64>,
+    /// Every consensus key the node holds (a rotated validator holds two).
+    pub keys: Vec<SigningKey>,
+    /// The set its consensus messages go to (the set of its core's height; an honest node's
+    /// network follows its core), and the key it is reached under.
+    pub sends_to: ValidatorSet,
+    pub identity: VerifyingKey,
 }
 
 impl<A: SimApp> Node<A> {
@@ -112,6 +126,17 @@ pub struct RunStats {
     pub evidence_reported: usize,
     pub rejected_messages: usize,
     pub invalid_synced_blocks: usize,
+    /// How many times the committed chain's validator set changed.
+    pub set_changes: usize,
+    /// Committed heights whose certificate holds a precommit signed with a key outside the
+    /// genesis set (an added validator's, or a rotated key).
+    pub heights_signed_by_new_keys: usize,
+    /// Votes and proposals that removed validators signed for heights after their removal.
+    pub lingering_messages: usize,
+    /// Crashes across set changes that happened.
+    pub boundary_crashes: usize,
+    /// Misbehaviour of validators added by governance that the ledger recorded.
+    pub added_validator_misbehaviour_recorded: usize,
     /// Every violation found, including those beyond the ones kept for the report.
     pub violations: usize,
 }
@@ -124,14 +149,17 @@ pub(super) struct World<A: SimApp> {
     sequence: u64,
     pub network: Network,
     pub nodes: Vec<Node<A>>,
+    /// Each node's first consensus key (the only one, but for a rotated validator's).
     pub keys: Vec<SigningKey>,
     pub intruder_key: SigningKey,
+    /// The validators of the genesis, in the order of their keys' bytes (the order the ledger
+    /// gives them): node `i` is validator `i` of the genesis.
     pub validators: ValidatorSet,
     config: EngineConfig,
     byzantine_config: EngineConfig,
     verifier: Arc<CachingVerifier>,
     pub shared: A::Shared,
-    referee: A::Referee,
+    pub referee: A::Referee,
     pub checker: Checker,
     /// Block ids proposed per height, which Byzantine validators draw on for conflicting votes.
     pub blocks_seen: BTreeMap<Height, Vec<BlockId>>,
@@ -141,11 +169,20 @@ pub(super) struct World<A: SimApp> {
     pub forged_for_sync: BTreeMap<Height, varde_consensus::Block>,
     /// Each validator's committed height when the network stabilised (set at that moment).
     heights_at_stabilisation: Option<Vec<Height>>,
+    /// The highest height an honest node has committed.
+    highest_honest_committed: Height,
+    /// The highest height of a vote each node signed and sent.
+    highest_signed_vote: Vec<Height>,
+    /// Which of the scenario's boundary crashes have happened.
+    boundary_crashes_fired: Vec<bool>,
+    /// Nodes down across a boundary, each to restart once an honest node commits this height.
+    restarts_at_height: Vec<(usize, Height)>,
     pub stats: RunStats,
     trace_sends: bool,
     /// Broken rules that live outside the engine.
     forget_safety_state: bool,
     skip_time_check: bool,
+    keep_old_validator_set: bool,
 }
 
 fn describe_message(message: &Message) -> String {
@@ -176,13 +213,37 @@ fn key_for(seed: u64, index: u64) -> SigningKey {
 impl<A: SimApp> World<A> {
     pub fn new(scenario: Scenario, broken_rule: Option<BrokenRule>) -> Self {
         let mut rng = SimRng::new(scenario.seed ^ 0x005E_ED0F_5EED);
-        let count = scenario.validator_count;
-        let keys: Vec<SigningKey> = (0..count as u64)
+        let count = scenario.node_count();
+        // The genesis validators in the order of their keys, as the ledger orders a set.
+        let mut genesis_keys: Vec<SigningKey> = (0..scenario.validator_count as u64)
             .map(|i| key_for(scenario.seed, i))
             .collect();
+        genesis_keys.sort_by_key(|key| key.verifying_key().to_bytes());
+        let mut node_keys: Vec<Vec<SigningKey>> =
+            genesis_keys.into_iter().map(|key| vec![key]).collect();
+        for spare in scenario.validator_count..count {
+            node_keys.push(vec![key_for(scenario.seed, spare as u64)]);
+        }
+        if let Some(rotated) = scenario.governance.as_ref().and_then(|plan| plan.rotated()) {
+            node_keys[rotated].push(key_for(scenario.seed, 1_000_000 + rotated as u64));
+        }
+        let keys: Vec<SigningKey> = node_keys.iter().map(|held| held[0].clone()).collect();
+        let key_owner: HashMap<[u8; 32], usize> = node_keys
+            .iter()
+            .enumerate()
+            .flat_map(|(node, held)| {
+                held.iter()
+                    .map(move |key| (key.verifying_key().to_bytes(), node))
+            })
+            .collect();
         let intruder_key = key_for(scenario.seed, u64::MAX);
-        let validators = ValidatorSet::new(keys.iter().map(SigningKey::verifying_key).collect())
-            .expect("distinct keys");
+        let validators = ValidatorSet::new(
+            keys[..scenario.validator_count]
+                .iter()
+                .map(SigningKey::verifying_key)
+                .collect(),
+        )
+        .expect("distinct keys");
         let mut config = EngineConfig::new(CHAIN_ID, scenario.timeouts)
             .expect("the simulator's chain id is valid");
         config.broken_rule = broken_rule.and_then(BrokenRule::in_engine);
@@ -201,21 +262,17 @@ impl<A: SimApp> World<A> {
             .map(|(index, _)| *index as usize)
             .collect();
         let verifier = CachingVerifier::new();
-        let checker = Checker::new(
-            CHAIN_ID.to_owned(),
-            validators.clone(),
-            verifier.clone(),
-            byzantine,
-        );
+        let checker = Checker::new(CHAIN_ID.to_owned(), verifier.clone(), byzantine, key_owner);
         let disks: Vec<SharedDisk> = (0..count)
             .map(|_| Rc::new(RefCell::new(Disk::default())))
             .collect();
-        let shared = A::shared(CHAIN_ID, scenario.seed, &keys, &disks);
+        let shared = A::shared(CHAIN_ID, &scenario, &node_keys, &validators, &disks);
         let referee = A::referee(&shared);
         let nodes = disks
             .into_iter()
+            .zip(node_keys)
             .enumerate()
-            .map(|(index, disk)| Node {
+            .map(|(index, (disk, held))| Node {
                 strategy: scenario.strategy_of(index),
                 core: None,
                 incarnation: 0,
@@ -228,8 +285,15 @@ impl<A: SimApp> World<A> {
                 clock_skew_ms: scenario.clock_skew_ms[index],
                 sync_check_pending: false,
                 restart_after_fuse_ms: None,
+                identity: held[0].verifying_key(),
+                keys: held,
+                sends_to: validators.clone(),
             })
             .collect();
+        let boundary_crashes = scenario
+            .governance
+            .as_ref()
+            .map_or(0, |plan| plan.boundary_crashes.len());
         let mut world = Self {
             now_ms: 0,
             rng,
@@ -250,10 +314,15 @@ impl<A: SimApp> World<A> {
             byzantine_proposals: BTreeSet::new(),
             forged_for_sync: BTreeMap::new(),
             heights_at_stabilisation: None,
+            highest_honest_committed: 0,
+            highest_signed_vote: vec![0; count],
+            boundary_crashes_fired: vec![false; boundary_crashes],
+            restarts_at_height: Vec::new(),
             stats: RunStats::default(),
             trace_sends: std::env::var("VARDE_SIM_TRACE").is_ok_and(|value| value == "2"),
             forget_safety_state: broken_rule == Some(BrokenRule::ForgetSafetyState),
             skip_time_check: broken_rule == Some(BrokenRule::SkipTimeCheck),
+            keep_old_validator_set: broken_rule == Some(BrokenRule::KeepOldValidatorSet),
             scenario,
         };
         for crash in world.scenario.crashes.clone() {
@@ -275,7 +344,61 @@ impl<A: SimApp> World<A> {
             let first_ms = world.rng.below(500);
             world.schedule_at(first_ms, Event::IntruderActs);
         }
+        if world.scenario.governance.is_some() {
+            for node in 0..count {
+                world.schedule_at(FOLLOWER_SYNC_MS, Event::FollowerSync { node });
+            }
+        }
         world
+    }
+
+    /// The validator set that the committed chain gives `height` (the latest known for a height
+    /// beyond it).
+    pub fn set_at(&self, height: Height) -> &ValidatorSet {
+        let history = self.referee.set_history();
+        &history
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= height)
+            .unwrap_or(&history[0])
+            .1
+    }
+
+    /// Node `node`'s index in the set of `height`, if it is in it.
+    pub fn validator_index(&self, node: usize, height: Height) -> Option<ValidatorIndex> {
+        let set = self.set_at(height);
+        self.nodes[node]
+            .keys
+            .iter()
+            .find_map(|key| set.index_of(&key.verifying_key()))
+    }
+
+    /// The index a removed validator had in the last set it was in, for the heights after it.
+    pub fn former_index(&self, node: usize) -> Option<ValidatorIndex> {
+        let keys: Vec<VerifyingKey> = self.nodes[node]
+            .keys
+            .iter()
+            .map(SigningKey::verifying_key)
+            .collect();
+        self.referee
+            .set_history()
+            .iter()
+            .rev()
+            .find_map(|(_, set)| keys.iter().find_map(|key| set.index_of(key)))
+    }
+
+    /// The height from which the committed chain's sets leave `node` out, if they do.
+    pub fn removed_from(&self, node: usize) -> Option<Height> {
+        let keys: Vec<VerifyingKey> = self.nodes[node]
+            .keys
+            .iter()
+            .map(SigningKey::verifying_key)
+            .collect();
+        let history = self.referee.set_history();
+        let last_in = history
+            .iter()
+            .rposition(|(_, set)| keys.iter().any(|key| set.index_of(key).is_some()))?;
+        history.get(last_in + 1).map(|(from, _)| *from)
     }
 
     pub fn schedule_at(&mut self, at_ms: u64, event: Event) {
@@ -342,6 +465,12 @@ impl<A: SimApp> World<A> {
                 break;
             }
         }
+        if !self.checker.agreement_broken() {
+            self.check_at_the_end();
+        }
+        self.stats.set_changes = self.referee.set_history().len() - 1;
+        self.stats.added_validator_misbehaviour_recorded =
+            self.referee.added_validator_misbehaviour_recorded();
         self.stats.virtual_ms = self.now_ms;
         self.stats.highest_committed = self
             .nodes
@@ -359,12 +488,10 @@ impl<A: SimApp> World<A> {
         let Some(heights) = &self.heights_at_stabilisation else {
             return false;
         };
-        let wanted = self.scenario.liveness_heights;
-        let all_reached =
-            self.nodes.iter().zip(heights).all(|(node, height)| {
-                !node.is_honest() || node.committed_height() >= height + wanted
-            });
-        if all_reached {
+        let all_reached = self.nodes.iter().zip(heights).all(|(node, height)| {
+            !node.is_honest() || node.committed_height() >= self.liveness_target(*height)
+        });
+        if all_reached && self.not_participating().is_empty() {
             return true;
         }
         let deadline_ms = self.network.stabilisation_ms() + self.scenario.liveness_bound_ms;
@@ -373,6 +500,28 @@ impl<A: SimApp> World<A> {
             return true;
         }
         false
+    }
+
+    /// The height an honest node at `height_at_stabilisation` must reach: a few more, and past
+    /// the last planned set change.
+    fn liveness_target(&self, height_at_stabilisation: Height) -> Height {
+        (height_at_stabilisation + self.scenario.liveness_heights)
+            .max(self.scenario.liveness_floor_height)
+    }
+
+    /// What holds only of a whole run: the changes the plan made were enacted, and a light
+    /// client from the genesis follows every honest node's chain to its head.
+    fn check_at_the_end(&mut self) {
+        for (height, reason) in self.referee.plan_problems() {
+            self.checker.record_set_problem(None, height, reason);
+        }
+        for node in 0..self.nodes.len() {
+            if self.nodes[node].is_honest() {
+                for reason in A::light_client_problems(&self.shared, node) {
+                    self.checker.record_light_client_refusal(node, reason);
+                }
+            }
+        }
     }
 
     /// One line per node: where it stands (printed with `VARDE_SIM_TRACE=1` when liveness fails).
@@ -405,17 +554,36 @@ impl<A: SimApp> World<A> {
             .collect()
     }
 
+    /// The honest validators of the last planned set that have signed no vote of a height from
+    /// the last set change on, with that height: every one must take part once its set holds.
+    fn not_participating(&self) -> Vec<(usize, Height)> {
+        let Some(plan) = &self.scenario.governance else {
+            return Vec::new();
+        };
+        let since = plan.last_effective_height();
+        let sets = plan.node_sets(self.scenario.validator_count);
+        let last = &sets.last().expect("the genesis set comes first").1;
+        last.iter()
+            .copied()
+            .filter(|node| self.nodes[*node].is_honest() && self.highest_signed_vote[*node] < since)
+            .map(|node| (node, since))
+            .collect()
+    }
+
     fn fail_liveness(&mut self) {
         if std::env::var_os("VARDE_SIM_TRACE").is_some() {
             for line in self.describe_nodes() {
                 eprintln!("  {line}");
             }
         }
+        for (node, since_height) in self.not_participating() {
+            self.checker
+                .record_liveness_failure(Violation::Participation { node, since_height });
+        }
         let heights = self.heights_at_stabilisation.clone().unwrap_or_default();
-        let wanted = self.scenario.liveness_heights;
         for (node, height) in heights.into_iter().enumerate() {
             let state = &self.nodes[node];
-            let target = height + wanted;
+            let target = self.liveness_target(height);
             if state.is_honest() && state.committed_height() < target {
                 self.checker.record_liveness_failure(Violation::Liveness {
                     node,
@@ -460,6 +628,7 @@ impl<A: SimApp> World<A> {
                 incarnation,
                 height,
             } => self.sync_check(node, incarnation, height),
+            Event::FollowerSync { node } => self.follower_sync(node),
             Event::IntruderActs => self.intruder_acts(),
             Event::Stabilised => {
                 self.heights_at_stabilisation =
@@ -501,19 +670,23 @@ impl<A: SimApp> World<A> {
         };
         let application = A::open(Setup {
             index: node,
-            key: &self.keys[node],
+            keys: &state.keys,
             disk: state.disk.clone(),
             fuse: state.fuse.clone(),
             shared: &self.shared,
             reports: state.reports.clone(),
             skip_time_check: self.skip_time_check && state.is_honest(),
+            keep_old_validator_set: self.keep_old_validator_set && state.is_honest(),
         });
+        // The set of the height after its committed head, as its own state says; it signs
+        // with the key of it that it holds (the core picks it), as the node does.
+        let validators = application.validators(&self.validators);
         let settings = CoreSettings {
             engine: config,
-            signing_keys: vec![self.keys[node].clone()],
+            signing_keys: state.keys.clone(),
             verifier: self.verifier.clone(),
             height: state.committed_height() + 1,
-            validators: self.validators.clone(),
+            validators,
             restored,
             empty_block_wait_ms: EMPTY_BLOCK_WAIT_MS,
             heartbeat_ms: 0,
@@ -526,9 +699,22 @@ impl<A: SimApp> World<A> {
             outbox: state.outbox.clone(),
             fuse: state.fuse.clone(),
         };
-        let core = NodeCore::new(settings, application, safety, network)
-            .expect("the persisted state of a simulated node is never ahead of its chain");
-        self.nodes[node].core = Some(core);
+        let core = match NodeCore::new(settings, application, safety, network) {
+            Ok(core) => core,
+            // A persisted state that does not hold against the set the node restarts with: the
+            // node refuses to start, as `varde-node` does, and stays down.
+            Err(error) => {
+                if self.nodes[node].is_honest() {
+                    self.checker.record_core_failure(node, error.to_string());
+                }
+                self.nodes[node].up = false;
+                return;
+            }
+        };
+        let state = &mut self.nodes[node];
+        state.sends_to = core.validators().clone();
+        state.identity = core.engine().verifying_key();
+        state.core = Some(core);
         self.step(node, |core, clock| core.start(clock));
     }
 
@@ -606,6 +792,28 @@ impl<A: SimApp> World<A> {
         );
     }
 
+    /// An honest node that the validators of the height the network decides do not send
+    /// consensus messages to (it is not, or no longer, or not yet under this key, one of them)
+    /// asks a random peer for the blocks after its own, as an observer does.
+    fn follower_sync(&mut self, node: usize) {
+        self.schedule_in(FOLLOWER_SYNC_MS, Event::FollowerSync { node });
+        let state = &self.nodes[node];
+        if !state.up || !state.is_honest() {
+            return;
+        }
+        let Some(core) = state.core.as_ref() else {
+            return;
+        };
+        let height = core.engine().height();
+        let deciding = self.set_at(self.highest_honest_committed + 1);
+        if deciding.index_of(&state.identity).is_some() {
+            return; // Its peers' consensus messages tell it when it falls behind.
+        }
+        let count = self.nodes.len() as u64;
+        let peer = (node as u64 + 1 + self.rng.below(count - 1)) % count;
+        self.transmit(node, peer as usize, Packet::SyncRequest { height });
+    }
+
     /// Runs one input through a node's core, then carries what it handed the network into the
     /// world, records commits and evidence, and schedules its next wake-up. A node whose fuse
     /// blew, or whose core stopped on a failed effect, has crashed.
@@ -635,13 +843,19 @@ impl<A: SimApp> World<A> {
                     }
                 }
                 Outgoing::SyncRequest(height) => self.schedule_sync_check(node, height),
+                Outgoing::ValidatorsChanged(change) => {
+                    let state = &mut self.nodes[node];
+                    state.sends_to = change.validators;
+                    state.identity = change.own_key;
+                }
             }
         }
         let reports = std::mem::take(&mut *self.nodes[node].reports.borrow_mut());
         for evidence in &reports {
             self.stats.evidence_reported += 1;
             if self.nodes[node].is_honest() {
-                self.checker.record_evidence(node, evidence);
+                let validators = self.set_at(evidence.height()).clone();
+                self.checker.record_evidence(node, evidence, &validators);
             }
         }
         self.record_commits(node, committed_before);
@@ -659,8 +873,113 @@ impl<A: SimApp> World<A> {
             self.crash(node);
             return;
         }
+        self.check_validator_set(node);
+        self.check_signing_key(node);
         self.check_memory(node);
         self.schedule_wake(node);
+        self.crash_at_boundary(node);
+    }
+
+    /// An honest core decides its height with the set the committed chain gives that height,
+    /// and verifies synced certificates against it too.
+    fn check_validator_set(&mut self, node: usize) {
+        if !self.nodes[node].is_honest() {
+            return;
+        }
+        let Some(core) = self.nodes[node].core.as_ref() else {
+            return;
+        };
+        let height = core.engine().height();
+        let expected = self.set_at(height);
+        let deciding = if core.engine().validators() != expected {
+            core.engine().validators()
+        } else if core.validators() != expected {
+            core.validators()
+        } else {
+            return;
+        };
+        let (deciding, expected) = (deciding.clone(), expected.clone());
+        self.checker
+            .record_wrong_set(node, height, &deciding, &expected);
+    }
+
+    /// A node that holds a key of its height's set signs with that key: a rotated key takes
+    /// over at the height of the rotation, never before, and never both.
+    fn check_signing_key(&mut self, node: usize) {
+        let state = &self.nodes[node];
+        let Some(core) = state.core.as_ref().filter(|_| state.is_honest()) else {
+            return;
+        };
+        let height = core.engine().height();
+        let expected = self.set_at(height);
+        let in_set = state
+            .keys
+            .iter()
+            .map(SigningKey::verifying_key)
+            .find(|key| expected.index_of(key).is_some());
+        if let Some(key) = in_set
+            && core.engine().verifying_key() != key
+        {
+            self.checker.record_wrong_set_once(
+                node,
+                height,
+                "it signs with a key other than the one of its height's set that it holds"
+                    .to_owned(),
+            );
+        }
+    }
+
+    /// The scenario's crashes across set changes: a node that has just reached the height of
+    /// one dies now, or at an effect of its core from now on.
+    fn crash_at_boundary(&mut self, node: usize) {
+        let Some(plan) = self.scenario.governance.as_ref() else {
+            return;
+        };
+        let committed = self.nodes[node].committed_height();
+        let due = plan
+            .boundary_crashes
+            .iter()
+            .enumerate()
+            .find(|(index, crash)| {
+                crash.node == node
+                    && !self.boundary_crashes_fired[*index]
+                    && committed >= crash.at_height
+            })
+            .map(|(index, crash)| (index, *crash));
+        let Some((index, crash)) = due else {
+            return;
+        };
+        if !self.nodes[node].up || self.nodes[node].core.is_none() {
+            return;
+        }
+        self.boundary_crashes_fired[index] = true;
+        self.stats.boundary_crashes += 1;
+        let restart_ms = self.now_ms + crash.restart_within_ms;
+        self.restarts_at_height.push((node, crash.restart_height));
+        match crash.effects {
+            None => {
+                self.crash(node);
+                self.schedule_at(restart_ms, Event::Restart { node });
+            }
+            Some(effects) => {
+                let state = &mut self.nodes[node];
+                state.fuse.arm(effects);
+                state.restart_after_fuse_ms = Some(restart_ms);
+            }
+        }
+        self.release_restarts();
+    }
+
+    /// Restarts the nodes down across a boundary whose restart height an honest node reached.
+    fn release_restarts(&mut self) {
+        let highest = self.highest_honest_committed;
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.restarts_at_height)
+            .into_iter()
+            .partition(|(_, height)| *height <= highest);
+        self.restarts_at_height = waiting;
+        for (node, _) in due {
+            self.schedule_in(1, Event::Restart { node });
+        }
     }
 
     fn record_commits(&mut self, node: usize, committed_before: Height) {
@@ -676,13 +995,64 @@ impl<A: SimApp> World<A> {
             return;
         }
         let latest = self.latest_honest_unix_ms();
+        let any = !new.is_empty();
         for decision in new {
+            let validators = self.set_at(decision.height).clone();
             let problems = if self.checker.is_new_height(decision.height) {
+                let signed_by_new_key = decision.certificate.signatures.iter().any(|signature| {
+                    validators
+                        .key(signature.validator)
+                        .is_some_and(|key| self.validators.index_of(key).is_none())
+                });
+                self.stats.heights_signed_by_new_keys += usize::from(signed_by_new_key);
                 self.referee.problems(&decision, latest)
             } else {
                 Vec::new()
             };
-            self.checker.record_commit(node, &decision, problems);
+            self.checker
+                .record_commit(node, &decision, problems, &validators);
+            self.highest_honest_committed = self.highest_honest_committed.max(decision.height);
+        }
+        if any {
+            self.check_set_history(node);
+            self.release_restarts();
+        }
+    }
+
+    /// An honest node's ledger holds the validator-set history of the committed chain, up to
+    /// the set of the height after its head.
+    fn check_set_history(&mut self, node: usize) {
+        let Some(held) = A::set_history_of(&self.shared, node) else {
+            return;
+        };
+        let next = self.nodes[node].committed_height() + 1;
+        let chain: Vec<(Height, Vec<[u8; 32]>)> = self
+            .referee
+            .set_history()
+            .iter()
+            .filter(|(from, _)| *from <= next)
+            .map(|(from, set)| {
+                (
+                    *from,
+                    set.keys().iter().map(VerifyingKey::to_bytes).collect(),
+                )
+            })
+            .collect();
+        let held: Vec<(Height, Vec<[u8; 32]>)> =
+            held.into_iter().filter(|(from, _)| *from <= next).collect();
+        if held != chain {
+            let froms = |history: &[(Height, Vec<[u8; 32]>)]| -> Vec<Height> {
+                history.iter().map(|(from, _)| *from).collect()
+            };
+            self.checker.record_set_problem(
+                Some(node),
+                next - 1,
+                format!(
+                    "its ledger's validator-set history (sets from heights {:?}) is not the committed chain's (from {:?})",
+                    froms(&held),
+                    froms(&chain)
+                ),
+            );
         }
     }
 
@@ -697,7 +1067,7 @@ impl<A: SimApp> World<A> {
         };
         let engine = core.engine();
         let buffered = engine.buffered_future_messages();
-        let buffered_bound = self.validators.len() * FUTURE_MESSAGES_PER_VALIDATOR;
+        let buffered_bound = engine.validators().len() * FUTURE_MESSAGES_PER_VALIDATOR;
         let executed = core.executed_blocks();
         // One proposal per round from its proposer, the rounds ahead the engine admits, and one
         // block by sync.
@@ -747,16 +1117,23 @@ impl<A: SimApp> World<A> {
         }
         match self.nodes[node].strategy {
             None => {
-                if self.trace_sends && message.sender() as usize == node {
+                let own = self.signed_by(node, &message);
+                if own && matches!(message, Message::Vote(_)) {
+                    let highest = &mut self.highest_signed_vote[node];
+                    *highest = (*highest).max(message.height());
+                }
+                if self.trace_sends && own {
                     eprintln!(
                         "{:>7} node {node} sends {}",
                         self.now_ms,
                         describe_message(&message)
                     );
                 }
-                self.checker.record_sent(node, &message);
+                self.checker.record_sent(node, &message, own);
+                // To the validators of the set the node decides with, as its network does.
                 for peer in 0..self.nodes.len() {
-                    if peer != node {
+                    let identity = self.nodes[peer].identity;
+                    if peer != node && self.nodes[node].sends_to.index_of(&identity).is_some() {
                         self.transmit(node, peer, Packet::Consensus(message.clone()));
                     }
                 }
@@ -764,6 +1141,16 @@ impl<A: SimApp> World<A> {
             }
             Some(strategy) => self.byzantine_send(node, strategy, message),
         }
+    }
+
+    /// Whether `node` signed `message` (rather than relays another's vote): its sender is, in the
+    /// set the node decides with, a key the node holds.
+    pub fn signed_by(&self, node: usize, message: &Message) -> bool {
+        let state = &self.nodes[node];
+        state
+            .sends_to
+            .key(message.sender())
+            .is_some_and(|key| state.keys.iter().any(|held| held.verifying_key() == *key))
     }
 
     /// A valid-looking block for `height` by `proposer`, built on the chain of a node at
