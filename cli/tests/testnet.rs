@@ -450,3 +450,87 @@ async fn bench_measures_and_checks_exactly_once() {
         "{last:?}"
     );
 }
+
+// A node outside the validator set, named as an observer by validator 0, gets no consensus
+// messages: it asks for blocks every second and follows the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_follows_the_chain() {
+    let _serial = serial().await;
+    let network = Testnet::up(&["--no-demo-data"]);
+    let observer_dir = network.root.join("observer");
+    std::fs::create_dir_all(&observer_dir).unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[43; 32]);
+    varde_ledger::keyfile::write_signing_key(&observer_dir.join("validator.pem"), &key).unwrap();
+    let config_path = network.root.join("node-0").join("node.toml");
+    let mut config = varde_ledger::node_config::NodeConfig::from_toml_unvalidated(
+        &std::fs::read_to_string(&config_path).unwrap(),
+    )
+    .unwrap();
+    config
+        .network
+        .as_mut()
+        .unwrap()
+        .observers
+        .push(varde_ledger::hex::encode(&key.verifying_key().to_bytes()));
+    std::fs::write(&config_path, config.to_toml()).unwrap();
+    let before = network.height(1).await;
+    network.run(&["restart", "0"]);
+    network.wait_for_height(&[0], before).await;
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(network.root.join("testnet.json")).unwrap())
+            .unwrap();
+    let node_zero = &state["nodes"][0];
+    let free = |_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let [grpc, peer]: [std::net::SocketAddr; 2] = std::array::from_fn(free);
+    let observer_config = format!(
+        "data_dir = \"db\"\ngenesis_path = \"../genesis.json\"\nvalidator_key_path = \"validator.pem\"\n\
+         grpc_listen_address = \"{grpc}\"\ngrpc_tls = {{ plaintext = true }}\n[network]\nlisten_address = \"{peer}\"\n\
+         [[network.peers]]\npublic_key = \"{}\"\naddress = \"{}\"\n",
+        node_zero["public_key"].as_str().unwrap(),
+        node_zero["peer"].as_str().unwrap(),
+    );
+    std::fs::write(observer_dir.join("node.toml"), observer_config).unwrap();
+    let mut observer = Command::new(env!("CARGO_BIN_EXE_varde"))
+        .args(["node", "--config"])
+        .arg(observer_dir.join("node.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for index in 0..3 {
+        network
+            .commit(index, network.anchor(&format!("observed-{index}")))
+            .await;
+    }
+    let target = network.height(0).await;
+    let observer_height = || async {
+        let channel = Endpoint::from_shared(format!("http://{grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .ok()?;
+        v1::node_client::NodeClient::new(channel)
+            .status(v1::StatusRequest {})
+            .await
+            .ok()
+            .map(|status| status.into_inner().height)
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let mut reached = 0;
+    while reached < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        reached = observer_height().await.unwrap_or(0);
+    }
+    let _ = observer.kill();
+    let _ = observer.wait();
+    assert!(
+        reached >= target,
+        "the observer reached height {reached} of {target}"
+    );
+}

@@ -40,6 +40,8 @@ use crate::driver::{DriverHandle, Inbound};
 
 /// An unanswered sync request is given up after this long, and another peer asked.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a node outside the validator set asks for newer blocks.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
 struct SyncInFlight {
     request: OutboundRequestId,
@@ -73,6 +75,10 @@ pub struct NetworkTask<S: Store + 'static> {
     validator_changes: watch::Receiver<Option<ValidatorChange>>,
     /// How to build the swarm again under a rotated key.
     recipe: SwarmRecipe,
+    /// This node is outside the validator set (an observer, or a validator not yet added or
+    /// removed): nobody sends it consensus messages, so it asks for blocks now and then.
+    follows: bool,
+    follow_due: Instant,
     /// Each peer's share of the driver's inbox.
     budgets: PeerBudgets,
     /// Where to dial validators.
@@ -125,6 +131,8 @@ impl<S: Store + 'static> NetworkTask<S> {
             observers,
             validator_changes,
             recipe,
+            follows: false,
+            follow_due: Instant::now(),
             budgets: PeerBudgets::default(),
             addresses,
             connected: BTreeSet::new(),
@@ -148,6 +156,18 @@ impl<S: Store + 'static> NetworkTask<S> {
         self
     }
 
+    /// Whether this node is outside the set of the next height, as its ledger says.
+    fn outside_the_set(&self) -> bool {
+        let own = *self.swarm.local_peer_id();
+        !self
+            .context
+            .ledger
+            .membership()
+            .validator_keys()
+            .iter()
+            .any(|key| super::peer_id_of(key).is_ok_and(|peer| peer == own))
+    }
+
     /// Runs until `shutdown` completes.
     pub async fn run(mut self, driver: DriverHandle, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
@@ -163,6 +183,7 @@ impl<S: Store + 'static> NetworkTask<S> {
             .as_ref()
             .is_some_and(|attacks| attacks.has(Attack::VoteFlood));
         let far_future = now + Duration::from_secs(86_400 * 365);
+        self.follows = self.outside_the_set();
         let mut flood_tick = tokio::time::interval(Duration::from_millis(5));
         flood_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -234,6 +255,7 @@ impl<S: Store + 'static> NetworkTask<S> {
         if own_peer != *self.swarm.local_peer_id() {
             self.rebuild_swarm(&change.own_key);
         }
+        self.follows = !members.contains(&own_peer);
     }
 
     /// Replaces the swarm with one under `key`, listening where the old one did, and dials every
@@ -296,6 +318,11 @@ impl<S: Store + 'static> NetworkTask<S> {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if self.follows && now >= self.follow_due && self.sync.is_none() {
+            self.follow_due = now + FOLLOW_INTERVAL;
+            self.sync_wanted = Some(self.context.ledger.height() + 1);
+            self.send_sync_request();
+        }
         for peer in self.redials.due(now) {
             if !self.connected.contains(&peer) {
                 self.dial(peer, now);
