@@ -614,7 +614,7 @@ mod tests {
         let genesis = keys.genesis(demo::CHAIN_ID, 0);
         let block = BlockConfig {
             empty_block_wait_ms: 10,
-            heartbeat_ms: 600,
+            heartbeat_ms: 2_000,
             ..BlockConfig::default()
         };
         let driver = driver_of(genesis, keys.of(demo::VALIDATOR), block);
@@ -640,7 +640,7 @@ mod tests {
             };
             // Height 1 starts at once: the first block comes after the empty-block wait.
             wait_for(1).await;
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
             let idle_height = context.ledger.height();
             // The heartbeat brings the next, empty, block.
             let heartbeat = wait_for(2).await;
