@@ -6,17 +6,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::testnet::{PATIENCE, Testnet, dump_logs, serial};
+use common::testnet::{OutsideNode, PATIENCE, Testnet, dump_logs, serial};
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use v1::membership_change::Change;
 use varde_ledger::membership::Genesis;
 use varde_node::demo;
@@ -47,10 +46,6 @@ fn operator(net: &Testnet, node: usize) -> String {
         .unwrap()
         .org_number
         .to_string()
-}
-
-fn state(net: &Testnet) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(net.root.join("testnet.json")).unwrap()).unwrap()
 }
 
 /// A governance transaction signed with `node`'s consensus key, for its institution.
@@ -222,97 +217,6 @@ impl Load {
     }
 }
 
-/// A node outside the testnet's four: its own key, plaintext gRPC on loopback, dialling every
-/// validator's peer address directly.
-struct ExtraNode {
-    dir: PathBuf,
-    grpc: std::net::SocketAddr,
-    child: Child,
-}
-
-impl ExtraNode {
-    fn start(net: &Testnet, key: &SigningKey) -> Self {
-        let dir = net.root.join("node-extra");
-        std::fs::create_dir_all(&dir).unwrap();
-        varde_ledger::keyfile::write_signing_key(&dir.join("validator.pem"), key).unwrap();
-        let free = |_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        };
-        let [grpc, peer]: [std::net::SocketAddr; 2] = std::array::from_fn(free);
-        let mut config = format!(
-            "data_dir = \"db\"\ngenesis_path = \"../genesis.json\"\nvalidator_key_path = \"validator.pem\"\n\
-             grpc_listen_address = \"{grpc}\"\ngrpc_tls = {{ plaintext = true }}\n\
-             [block]\nempty_block_wait_ms = 500\n[consensus]\npropose_timeout_ms = 1000\n\
-             [network]\nlisten_address = \"{peer}\"\n"
-        );
-        for node in state(net)["nodes"].as_array().unwrap() {
-            config.push_str(&format!(
-                "[[network.peers]]\npublic_key = \"{}\"\naddress = \"{}\"\n",
-                node["public_key"].as_str().unwrap(),
-                node["peer"].as_str().unwrap(),
-            ));
-        }
-        std::fs::write(dir.join("node.toml"), config).unwrap();
-        let log = std::fs::File::create(net.root.join("logs").join("node-extra.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_varde"))
-            .args(["node", "--config"])
-            .arg(dir.join("node.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Self { dir, grpc, child }
-    }
-
-    async fn channel(&self) -> Option<Channel> {
-        Endpoint::from_shared(format!("http://{}", self.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .ok()
-    }
-
-    async fn height(&self) -> u64 {
-        let Some(channel) = self.channel().await else {
-            return 0;
-        };
-        v1::node_client::NodeClient::new(channel)
-            .status(v1::StatusRequest {})
-            .await
-            .map_or(0, |status| status.into_inner().height)
-    }
-
-    /// The block hash chain up to `height` (signed by `net`'s auditor).
-    async fn headers(&self, net: &Testnet, height: u64) -> Vec<v1::BlockHeader> {
-        let mut client = v1::ledger_client::LedgerClient::new(self.channel().await.unwrap());
-        let mut headers = Vec::new();
-        for at in 1..=height {
-            let block = client
-                .get_block(net.signed(v1::GetBlockRequest {
-                    auth: None,
-                    height: at,
-                }))
-                .await
-                .unwrap()
-                .into_inner();
-            headers.push(block.header.unwrap());
-        }
-        headers
-    }
-}
-
-impl Drop for ExtraNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(self.dir.join("db"));
-    }
-}
-
 /// Waits until `check` holds, or fails the test after [`PATIENCE`] with the network's logs.
 async fn eventually<F, Fut>(net: &Testnet, what: &str, mut check: F)
 where
@@ -375,7 +279,7 @@ async fn the_set_grows_to_five_and_shrinks_to_four_under_load() {
     let load = Load::start(&net, &[0, 1, 2, 3]);
     let newcomer_key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
     let newcomer_public = newcomer_key.verifying_key().to_bytes();
-    let extra = ExtraNode::start(&net, &newcomer_key);
+    let extra = OutsideNode::start(&net, "node-extra", &newcomer_key, &[0, 1, 2, 3]);
 
     let joins = pass(
         &net,

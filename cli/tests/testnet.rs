@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::testnet::{PATIENCE, Testnet, dump_logs, serial, varde};
+use common::testnet::{OutsideNode, PATIENCE, Testnet, dump_logs, serial, varde};
 use serde_json::Value;
 use tokio::time::Instant;
 use tonic::transport::Endpoint;
@@ -327,37 +326,8 @@ async fn equivocation_is_survived_and_recorded() {
 async fn outsider_cannot_connect() {
     let _serial = serial().await;
     let network = Testnet::up(&["--no-demo-data"]);
-    let outsider_dir = network.root.join("outsider");
-    std::fs::create_dir_all(&outsider_dir).unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
-    varde_ledger::keyfile::write_signing_key(&outsider_dir.join("validator.pem"), &key).unwrap();
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(network.root.join("testnet.json")).unwrap())
-            .unwrap();
-    let node_zero = &state["nodes"][0];
-    let free = |_| {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let [grpc, peer]: [std::net::SocketAddr; 2] = std::array::from_fn(free);
-    let config = format!(
-        "data_dir = \"db\"\ngenesis_path = \"../genesis.json\"\nvalidator_key_path = \"validator.pem\"\n\
-         grpc_listen_address = \"{grpc}\"\ngrpc_tls = {{ plaintext = true }}\n[network]\nlisten_address = \"{peer}\"\n\
-         [[network.peers]]\npublic_key = \"{}\"\naddress = \"{}\"\n",
-        node_zero["public_key"].as_str().unwrap(),
-        node_zero["peer"].as_str().unwrap(),
-    );
-    std::fs::write(outsider_dir.join("node.toml"), config).unwrap();
-    let mut outsider = Command::new(env!("CARGO_BIN_EXE_varde"))
-        .args(["node", "--config"])
-        .arg(outsider_dir.join("node.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let outsider = OutsideNode::start(&network, "outsider", &key, &[0]);
     let deadline = Instant::now() + PATIENCE;
     let refused = loop {
         let refused = network
@@ -369,16 +339,8 @@ async fn outsider_cannot_connect() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let outsider_status = async {
-        let mut client = v1::node_client::NodeClient::connect(format!("http://{grpc}"))
-            .await
-            .ok()?;
-        client.status(v1::StatusRequest {}).await.ok()
-    }
-    .await
-    .map(tonic::Response::into_inner);
-    let _ = outsider.kill();
-    let _ = outsider.wait();
+    let outsider_status = outsider.status().await;
+    drop(outsider);
     assert!(refused > 0, "validator 0 did not refuse the outsider");
     let outsider_status = outsider_status.expect("the outsider node serves its status");
     assert_eq!(outsider_status.height, 0, "the outsider got blocks");
@@ -457,10 +419,7 @@ async fn bench_measures_and_checks_exactly_once() {
 async fn an_observer_follows_the_chain() {
     let _serial = serial().await;
     let network = Testnet::up(&["--no-demo-data"]);
-    let observer_dir = network.root.join("observer");
-    std::fs::create_dir_all(&observer_dir).unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[43; 32]);
-    varde_ledger::keyfile::write_signing_key(&observer_dir.join("validator.pem"), &key).unwrap();
     let config_path = network.root.join("node-0").join("node.toml");
     let mut config = varde_ledger::node_config::NodeConfig::from_toml_unvalidated(
         &std::fs::read_to_string(&config_path).unwrap(),
@@ -476,59 +435,19 @@ async fn an_observer_follows_the_chain() {
     let before = network.height(1).await;
     network.run(&["restart", "0"]);
     network.wait_for_height(&[0], before).await;
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(network.root.join("testnet.json")).unwrap())
-            .unwrap();
-    let node_zero = &state["nodes"][0];
-    let free = |_| {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let [grpc, peer]: [std::net::SocketAddr; 2] = std::array::from_fn(free);
-    let observer_config = format!(
-        "data_dir = \"db\"\ngenesis_path = \"../genesis.json\"\nvalidator_key_path = \"validator.pem\"\n\
-         grpc_listen_address = \"{grpc}\"\ngrpc_tls = {{ plaintext = true }}\n[network]\nlisten_address = \"{peer}\"\n\
-         [[network.peers]]\npublic_key = \"{}\"\naddress = \"{}\"\n",
-        node_zero["public_key"].as_str().unwrap(),
-        node_zero["peer"].as_str().unwrap(),
-    );
-    std::fs::write(observer_dir.join("node.toml"), observer_config).unwrap();
-    let mut observer = Command::new(env!("CARGO_BIN_EXE_varde"))
-        .args(["node", "--config"])
-        .arg(observer_dir.join("node.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let observer = OutsideNode::start(&network, "observer", &key, &[0]);
     for index in 0..3 {
         network
             .commit(index, network.anchor(&format!("observed-{index}")))
             .await;
     }
     let target = network.height(0).await;
-    let observer_height = || async {
-        let channel = Endpoint::from_shared(format!("http://{grpc}"))
-            .unwrap()
-            .connect()
-            .await
-            .ok()?;
-        v1::node_client::NodeClient::new(channel)
-            .status(v1::StatusRequest {})
-            .await
-            .ok()
-            .map(|status| status.into_inner().height)
-    };
     let deadline = Instant::now() + PATIENCE;
     let mut reached = 0;
     while reached < target && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        reached = observer_height().await.unwrap_or(0);
+        reached = observer.height().await;
     }
-    let _ = observer.kill();
-    let _ = observer.wait();
     assert!(
         reached >= target,
         "the observer reached height {reached} of {target}"

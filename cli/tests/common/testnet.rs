@@ -3,9 +3,10 @@
 //! that `varde testnet up` made.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
 use serde_json::Value;
 use tokio::time::Instant;
 use tonic::transport::{Certificate, Channel, Endpoint};
@@ -270,4 +271,103 @@ pub fn dump_logs(root: &Path) {
 
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
+}
+
+/// A node outside the testnet's validators: its own key, plaintext gRPC on loopback, dialling
+/// the peer addresses of `peers` (validator indexes) directly; killed on drop.
+pub struct OutsideNode {
+    dir: PathBuf,
+    pub grpc: std::net::SocketAddr,
+    child: Child,
+}
+
+impl OutsideNode {
+    pub fn start(net: &Testnet, name: &str, key: &SigningKey, peers: &[usize]) -> Self {
+        let dir = net.root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        varde_ledger::keyfile::write_signing_key(&dir.join("validator.pem"), key).unwrap();
+        let free = |_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        let [grpc, peer]: [std::net::SocketAddr; 2] = std::array::from_fn(free);
+        let mut config = format!(
+            "data_dir = \"db\"\ngenesis_path = \"../genesis.json\"\nvalidator_key_path = \"validator.pem\"\n\
+             grpc_listen_address = \"{grpc}\"\ngrpc_tls = {{ plaintext = true }}\n\
+             [block]\nempty_block_wait_ms = 500\n[consensus]\npropose_timeout_ms = 1000\n\
+             [network]\nlisten_address = \"{peer}\"\n"
+        );
+        let state: Value =
+            serde_json::from_str(&std::fs::read_to_string(net.root.join("testnet.json")).unwrap())
+                .unwrap();
+        for node in peers.iter().map(|index| &state["nodes"][index]) {
+            config.push_str(&format!(
+                "[[network.peers]]\npublic_key = \"{}\"\naddress = \"{}\"\n",
+                node["public_key"].as_str().unwrap(),
+                node["peer"].as_str().unwrap(),
+            ));
+        }
+        std::fs::write(dir.join("node.toml"), config).unwrap();
+        let log = std::fs::File::create(net.root.join("logs").join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_varde"))
+            .args(["node", "--config"])
+            .arg(dir.join("node.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self { dir, grpc, child }
+    }
+
+    pub async fn channel(&self) -> Option<Channel> {
+        Endpoint::from_shared(format!("http://{}", self.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .ok()
+    }
+
+    /// Its Status, when it answers.
+    pub async fn status(&self) -> Option<v1::StatusResponse> {
+        let channel = self.channel().await?;
+        v1::node_client::NodeClient::new(channel)
+            .status(v1::StatusRequest {})
+            .await
+            .ok()
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Its committed height (0 while it does not answer).
+    pub async fn height(&self) -> u64 {
+        self.status().await.map_or(0, |status| status.height)
+    }
+
+    /// The block hash chain up to `height` (signed by `net`'s auditor).
+    pub async fn headers(&self, net: &Testnet, height: u64) -> Vec<v1::BlockHeader> {
+        let mut client = v1::ledger_client::LedgerClient::new(self.channel().await.unwrap());
+        let mut headers = Vec::new();
+        for at in 1..=height {
+            let block = client
+                .get_block(net.signed(v1::GetBlockRequest {
+                    auth: None,
+                    height: at,
+                }))
+                .await
+                .unwrap()
+                .into_inner();
+            headers.push(block.header.unwrap());
+        }
+        headers
+    }
+}
+
+impl Drop for OutsideNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(self.dir.join("db"));
+    }
 }
