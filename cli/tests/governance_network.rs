@@ -455,6 +455,11 @@ async fn a_key_rotates_while_another_validator_is_down() {
     let keys = keys_of(&sets[1]);
     assert!(keys.contains(&new_key.verifying_key().to_bytes()));
     assert!(!keys.contains(&old_key), "the old key still counts");
+    assert_eq!(
+        net.status(1).await.unwrap().node_public_key,
+        new_key.verifying_key().to_bytes().to_vec(),
+        "validator 1's status names the key it signs with"
+    );
     // Three of four are up, so every certificate since the rotation holds the new key's vote.
     let rotated_index = index_of(&sets[1], &new_key.verifying_key().to_bytes());
     for height in rotates..=rotates + 4 {

@@ -61,6 +61,9 @@ pub trait LedgerHost {
 
     /// A misbehaviour report signed by this validator, to admit and send to the others.
     fn submit_report(&mut self, report: v1::SignedTransaction);
+
+    /// This validator signs with a rotated consensus key from the next height on.
+    fn signing_key_changed(&mut self, _public_key: [u8; 32]) {}
 }
 
 /// A block as committed, for [`LedgerHost::committed`].
@@ -331,6 +334,7 @@ impl<H: LedgerHost> Application for LedgerApplication<H> {
     fn signing_key_changed(&mut self, key: &varde_consensus::SigningKey) {
         self.proposer_key = key.verifying_key().to_bytes();
         self.report_key = key.clone();
+        self.host.signing_key_changed(self.proposer_key);
     }
 
     /// Several honest validators report the same misbehaviour; the ledger records it once.

@@ -31,8 +31,8 @@ pub struct NodeContext<S: Store> {
     /// SubmitAndWait's callers by transaction id; woken by the driver after each commit.
     pub commit_waiters: CommitWaiters,
     pub metrics: std::sync::Arc<Metrics>,
-    /// This node's validator public key.
-    pub node_public_key: [u8; 32],
+    /// The consensus key this node signs with (a rotation by governance changes it).
+    node_public_key: Mutex<[u8; 32]>,
     /// Admitted transactions to gossip to the other validators; set once by the network, absent
     /// for a single validator.
     pub transaction_gossip: OnceLock<mpsc::Sender<v1::SignedTransaction>>,
@@ -78,9 +78,24 @@ impl<S: Store> NodeContext<S> {
             committed,
             commit_waiters: CommitWaiters::default(),
             metrics: std::sync::Arc::new(Metrics::new()),
-            node_public_key,
+            node_public_key: Mutex::new(node_public_key),
             transaction_gossip: OnceLock::new(),
         }
+    }
+
+    /// The consensus key this node signs with now.
+    pub fn node_public_key(&self) -> [u8; 32] {
+        *self
+            .node_public_key
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_node_public_key(&self, key: [u8; 32]) {
+        *self
+            .node_public_key
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = key;
     }
 }
 

@@ -204,6 +204,10 @@ impl<S: Store> LedgerHost for NodeHost<S> {
             tracing::warn!(%error, "the misbehaviour report was not admitted");
         }
     }
+
+    fn signing_key_changed(&mut self, public_key: [u8; 32]) {
+        self.context.set_node_public_key(public_key);
+    }
 }
 
 /// The safety state in the node's database (one synced write each time).

@@ -22,7 +22,7 @@ impl<S: Store + 'static> v1::node_server::Node for Api<S> {
         let mempool_transactions = self.context.mempool.lock().expect("mempool lock").len() as u64;
         Ok(Response::new(v1::StatusResponse {
             chain_id: self.context.ledger.chain_id().to_owned(),
-            node_public_key: self.context.node_public_key.to_vec(),
+            node_public_key: self.context.node_public_key().to_vec(),
             height: head.as_ref().map_or(0, |head| head.height),
             latest_block_hash: head
                 .as_ref()
