@@ -2,7 +2,7 @@
 //! view's pending layer (committed later as one batch per block); nothing is written directly.
 
 use prost::Message;
-use varde_consensus::{Ed25519Verifier, ValidatorSet, VerifyingKey};
+use varde_consensus::{Ed25519Verifier, ValidatorSet};
 use varde_storage::{Column, Store};
 
 use crate::access::{self, AccessRequest};
@@ -483,22 +483,9 @@ fn evidence_validator_set<S: Store + ?Sized>(
         Some(record) => record.keys,
         None => membership.validator_keys(),
     };
-    let keys = keys
-        .iter()
-        .map(VerifyingKey::from_bytes)
-        .collect::<Result<Vec<_>, _>>();
-    match keys.map(ValidatorSet::new) {
-        Ok(Ok(validators)) => Ok(validators),
-        // The node refuses to start with such a genesis; no evidence can verify against it.
-        Ok(Err(error)) => reject(
-            RejectionReason::InvalidEvidence,
-            format!("the chain's validator set is unusable: {error}"),
-        ),
-        Err(error) => reject(
-            RejectionReason::InvalidEvidence,
-            format!("a validator key of the chain is not an Ed25519 point: {error}"),
-        ),
-    }
+    // The node refuses to start with an unusable set; no evidence can verify against one.
+    crate::governance::consensus_set(&keys)
+        .or_else(|detail| reject(RejectionReason::InvalidEvidence, detail))
 }
 
 /// A logged read must lie in `[block time − 24 h, block time + 5 min]` (both ends included). Only

@@ -19,6 +19,7 @@
 
 use prost::Message;
 use sha2::{Digest, Sha256};
+use varde_consensus::{ValidatorSet, VerifyingKey};
 use varde_proto::v1;
 use varde_storage::{Column, Store};
 
@@ -197,6 +198,17 @@ impl ValidatorSetRecord {
             set_hash: self.hash().to_vec(),
         }
     }
+}
+
+/// The consensus engine's validator set of `keys` (ascending byte order, so that validator
+/// indexes mean the same validators everywhere), or why they make none.
+pub fn consensus_set(keys: &[[u8; 32]]) -> Result<ValidatorSet, String> {
+    let verifying = keys
+        .iter()
+        .map(VerifyingKey::from_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("a validator key is not an Ed25519 point: {error}"))?;
+    ValidatorSet::new(verifying).map_err(|error| format!("the validator set is unusable: {error}"))
 }
 
 /// SHA-256("varde-validators-v1" || 0x00 || each key in ascending byte order).

@@ -254,12 +254,7 @@ impl Membership {
 
     /// SHA-256("varde-validators-v1" || 0x00 || each validator key in ascending byte order).
     pub fn validator_set_hash(&self) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(b"varde-validators-v1\x00");
-        for key in self.validator_keys() {
-            hasher.update(key);
-        }
-        hasher.finalize().into()
+        crate::governance::set_hash(&self.validator_keys())
     }
 }
 

@@ -14,7 +14,6 @@ mod state_entry;
 
 pub use state_entry::{StateEntryKey, state_entry_bundle};
 
-use ed25519_dalek::VerifyingKey;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use varde_consensus::{CertificateError, Ed25519Verifier, ValidatorSet};
@@ -239,13 +238,7 @@ impl LightClient {
     pub fn from_genesis(genesis: &Genesis) -> Result<Self, ProofError> {
         let membership = Membership::from_genesis(genesis)?;
         let keys = membership.validator_keys();
-        let verifying = keys
-            .iter()
-            .map(VerifyingKey::from_bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
-        let set = ValidatorSet::new(verifying)
-            .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
+        let set = crate::governance::consensus_set(&keys).map_err(ProofError::ValidatorKeys)?;
         Ok(Self {
             chain_id: genesis.chain_id.clone(),
             sets: vec![SetInForce {
@@ -337,13 +330,7 @@ impl LightClient {
         if entry.set_hash != hash || announced != Some(hash.as_slice()) {
             return Err(ProofError::SetChangeNotCertified { from_height });
         }
-        let verifying = keys
-            .iter()
-            .map(VerifyingKey::from_bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
-        let set = ValidatorSet::new(verifying)
-            .map_err(|error| ProofError::ValidatorKeys(error.to_string()))?;
+        let set = crate::governance::consensus_set(&keys).map_err(ProofError::ValidatorKeys)?;
         self.sets.push(SetInForce {
             from_height,
             set,

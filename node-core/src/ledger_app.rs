@@ -3,9 +3,7 @@
 //! time, every header field).
 
 use prost::Message as _;
-use varde_consensus::{
-    Block, BlockId, Decision, Evidence, Height, ValidatorSet, ValidatorSetError, VerifyingKey,
-};
+use varde_consensus::{Block, BlockId, Decision, Evidence, Height, ValidatorSet};
 use varde_ledger::domain::Receipt;
 use varde_ledger::membership::Membership;
 use varde_ledger::signing::TransactionId;
@@ -87,19 +85,13 @@ pub enum LedgerAppError {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the genesis validator keys are invalid: {0}")]
+#[error("the validator keys are invalid: {0}")]
 pub struct ValidatorKeysError(String);
 
 /// The validator set that a ledger's membership names (consensus keys only).
 pub fn validators_of(membership: &Membership) -> Result<ValidatorSet, ValidatorKeysError> {
-    let keys = membership
-        .validator_keys()
-        .iter()
-        .map(VerifyingKey::from_bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| ValidatorKeysError(error.to_string()))?;
-    ValidatorSet::new(keys)
-        .map_err(|error: ValidatorSetError| ValidatorKeysError(error.to_string()))
+    varde_ledger::governance::consensus_set(&membership.validator_keys())
+        .map_err(ValidatorKeysError)
 }
 
 /// A block that passed [`Application::check_block`]: its proposer and decoded contents.

@@ -7,7 +7,7 @@
 //! verifies it when it reaches that height, and each peer's share of the driver's inbox bounds
 //! what it can cost), and one of a finished height is dropped.
 
-use varde_consensus::{Height, ValidatorSet, VerifyingKey};
+use varde_consensus::{Height, ValidatorSet};
 use varde_ledger::Ledger;
 use varde_storage::Store;
 
@@ -55,13 +55,8 @@ impl SetHistory {
             self.sets = records
                 .iter()
                 .filter_map(|record| {
-                    let keys = record
-                        .keys
-                        .iter()
-                        .map(VerifyingKey::from_bytes)
-                        .collect::<Result<Vec<_>, _>>()
-                        .ok()?;
-                    Some((record.from_height, ValidatorSet::new(keys).ok()?))
+                    let set = varde_ledger::governance::consensus_set(&record.keys).ok()?;
+                    Some((record.from_height, set))
                 })
                 .collect();
         }
