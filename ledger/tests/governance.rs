@@ -164,6 +164,23 @@ fn signed(signer: u8, action: v1::transaction_body::Action) -> v1::SignedTransac
     sign_transaction(CHAIN, &key(signer), &body(action, 1_000)).unwrap()
 }
 
+/// An anchor of the submitter's record `record`, signed with key `signer`.
+fn anchor(signer: u8, record: &str) -> v1::SignedTransaction {
+    signed(
+        signer,
+        v1::transaction_body::Action::AnchorRecord(v1::AnchorRecord {
+            custodian_org_number: SUBMITTER.to_owned(),
+            record_id: record.to_owned(),
+            subject_pseudonym: vec![5; 32],
+            category_code: "journal".to_owned(),
+            location_uri: "https://example.invalid/r".to_owned(),
+            content_sha256: vec![6; 32],
+            confidentiality: v1::Confidentiality::Normal as i32,
+            created_at_unix_ms: T0,
+        }),
+    )
+}
+
 fn propose(
     signer: u8,
     proposer: &str,
@@ -299,21 +316,6 @@ fn more_than_two_thirds_of_the_validators_are_needed() {
 #[test]
 fn submitting_keys_are_added_and_revoked_at_their_effective_height() {
     let mut chain = Chain::new();
-    let anchor = |signer: u8, record: &str| {
-        signed(
-            signer,
-            v1::transaction_body::Action::AnchorRecord(v1::AnchorRecord {
-                custodian_org_number: SUBMITTER.to_owned(),
-                record_id: record.to_owned(),
-                subject_pseudonym: vec![5; 32],
-                category_code: "journal".to_owned(),
-                location_uri: "https://example.invalid/r".to_owned(),
-                content_sha256: vec![6; 32],
-                confidentiality: v1::Confidentiality::Normal as i32,
-                created_at_unix_ms: T0,
-            }),
-        )
-    };
     let added = pass(
         &mut chain,
         v1::membership_change::Change::AddSubmittingKey(v1::InstitutionKey {
@@ -519,19 +521,7 @@ fn the_validator_set_changes_at_height_boundaries_and_the_light_client_follows()
     );
     chain.advance_to(19);
     assert_eq!(status(&chain, &left), ProposalStatus::Enacted);
-    let tx = chain.commit(vec![signed(
-        20,
-        v1::transaction_body::Action::AnchorRecord(v1::AnchorRecord {
-            custodian_org_number: SUBMITTER.to_owned(),
-            record_id: "after-two-changes".to_owned(),
-            subject_pseudonym: vec![5; 32],
-            category_code: "journal".to_owned(),
-            location_uri: "https://example.invalid/r".to_owned(),
-            content_sha256: vec![6; 32],
-            confidentiality: v1::Confidentiality::Normal as i32,
-            created_at_unix_ms: T0,
-        }),
-    )]);
+    let tx = chain.commit(vec![anchor(20, "after-two-changes")]);
     let committed = receipt_id(tx[0].clone());
     chain.advance_to(21);
 
@@ -623,21 +613,7 @@ fn a_check_access_proof_judges_the_asker_by_the_membership_of_its_height() {
         2,
     );
     chain.advance_to(4);
-    applied(
-        &chain.commit(vec![signed(
-            21,
-            v1::transaction_body::Action::AnchorRecord(v1::AnchorRecord {
-                custodian_org_number: SUBMITTER.to_owned(),
-                record_id: "own-record".to_owned(),
-                subject_pseudonym: vec![5; 32],
-                category_code: "journal".to_owned(),
-                location_uri: "https://example.invalid/r".to_owned(),
-                content_sha256: vec![6; 32],
-                confidentiality: v1::Confidentiality::Normal as i32,
-                created_at_unix_ms: T0,
-            }),
-        )])[0],
-    );
+    applied(&chain.commit(vec![anchor(21, "own-record")])[0]);
     // The custodian asks, with its new key, whether it may read its own record.
     let mut question = v1::CheckAccessRequest {
         auth: None,
